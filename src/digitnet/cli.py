@@ -1,0 +1,49 @@
+"""The ``digitnet`` command: a thin dispatcher over ``digitnet.commands.<name>``.
+
+Each command module has ``register(subparsers)``, which adds its parser and sets ``run``
+(args -> exit code). A ``DigitnetError`` anywhere becomes one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from digitnet import __version__
+from digitnet.errors import DigitnetError
+
+COMMANDS = ("data", "summary", "train", "evaluate")
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a bad option is one line (no usage dump) and exit code 2."""
+
+    def error(self, message: str):
+        raise DigitnetError(f"{self.prog}: {message} (see --help)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="digitnet", description="Train, evaluate and use a network that reads handwritten digits.")
+    parser.add_argument("--version", action="version", version=f"digitnet {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                parser_class=Parser)
+    for name in COMMANDS:
+        importlib.import_module(f"digitnet.commands.{name}").register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return int(args.run(args) or 0)
+    except DigitnetError as e:
+        print(f"digitnet: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("digitnet: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

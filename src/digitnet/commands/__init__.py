@@ -1,0 +1,1 @@
+"""One module per ``digitnet`` subcommand; each parses its options and calls the library."""

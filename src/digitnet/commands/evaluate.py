@@ -1,0 +1,43 @@
+"""``digitnet evaluate``: measure a saved model on the test set; write evaluation.json."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from rich.table import Table
+
+from digitnet import atomic, runs
+from digitnet.commands.common import console
+from digitnet.datasets import SPECS, load
+from digitnet.evaluate import evaluate
+from digitnet.preprocess import to_tensor
+
+
+def register(sub) -> None:
+    p = sub.add_parser("evaluate", help="measure a trained model on a test set")
+    p.add_argument("run_dir", type=Path, metavar="RUN_DIR", nargs="?",
+                   help="a run directory (default: the latest under runs/)")
+    p.add_argument("--dataset", choices=sorted(SPECS), help="default: the one it was trained on")
+    p.add_argument("--data-dir", default=None, help="folder with the IDX files")
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    args.run_dir = runs.resolve_run_dir(args.run_dir)
+    model, config = runs.load_model(args.run_dir)
+    ds = load(args.dataset or config.dataset, args.data_dir)
+    result = evaluate(model, to_tensor(ds.x_test), torch.from_numpy(ds.y_test).long())
+    report = {"dataset": ds.name, **result.to_dict(ds.classes)}
+    atomic.write_json(args.run_dir / "evaluation.json", report)
+
+    out = console()
+    out.print(f"{args.run_dir}: {ds.name} test set, {result.images} images")
+    out.print(f"test loss {result.loss:.4f}  test accuracy {result.accuracy:.4f}")
+    table = Table("class", "name", "images", "accuracy")
+    totals = result.confusion.sum(axis=1)
+    for c, name in enumerate(ds.classes):
+        table.add_row(str(c), name, str(totals[c]), f"{result.per_class_accuracy[c]:.4f}")
+    out.print(table)
+    out.print(f"wrote {args.run_dir / 'evaluation.json'}")
+    return 0

@@ -24,7 +24,8 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = Parser(prog="digitnet", description="Train, evaluate and use a network that reads handwritten digits.")
+    parser = Parser(prog="digitnet",
+                    description="Train, evaluate and use a network that reads handwritten digits.")
     parser.add_argument("--version", action="version", version=f"digitnet {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
                                 parser_class=Parser)

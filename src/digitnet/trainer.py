@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import signal
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -102,10 +102,8 @@ def stop_on_signals(flags: _Flags):
 
     previous = {}
     for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
+        with suppress(ValueError):  # not the main thread: signals stay as they are
             previous[sig] = signal.signal(sig, handler)
-        except ValueError:  # not the main thread: signals stay as they are
-            pass
     try:
         yield flags
     finally:

@@ -1,0 +1,48 @@
+"""Shared fixtures: the real MNIST files, a tiny fast config, and one small trained run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from digitnet.config import TrainConfig
+from digitnet.datasets import Dataset, load
+from digitnet.errors import DigitnetError
+from digitnet.trainer import fit
+
+
+@pytest.fixture(scope="session")
+def mnist() -> Dataset:
+    """MNIST from $DIGITNET_DATA (or the system folder / cache); never downloaded by tests."""
+    try:
+        return load("mnist")
+    except DigitnetError as e:
+        pytest.skip(f"MNIST files not available: {e}")
+
+
+@pytest.fixture
+def tiny_config() -> TrainConfig:
+    """A config that trains in a second or two: 1,000 images, one epoch, fp32."""
+    return TrainConfig(limit=1000, epochs=1, batch_size=50, precision="fp32", eval_batch_size=2000)
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory, mnist) -> Path:
+    """A tutorial model trained on 12,000 images for 2 epochs (about 97% on the test set)."""
+    run_dir = tmp_path_factory.mktemp("runs") / "small"
+    fit(TrainConfig(limit=12_000, epochs=2, precision="fp32"), run_dir, dataset=mnist)
+    return run_dir
+
+
+@pytest.fixture
+def cli(capsys):
+    """Run ``digitnet`` in-process: cli(*argv) -> (exit code, stdout, stderr)."""
+    from digitnet.cli import main
+
+    def run(*argv: str | Path) -> tuple[int, str, str]:
+        code = main([str(a) for a in argv])
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    return run

@@ -222,7 +222,8 @@ def load_checkpoint(run_dir: Path) -> tuple[Checkpoint, TrainConfig]:
             epoch=meta["epoch"], step=meta["step"], model=groups["model"], ema=groups["ema"],
             rng=groups["rng"], history=meta["history"], train_seconds=meta["train_seconds"],
             world_size=meta["world_size"],
-            optimizer={"state": opt_state, "param_groups": meta["param_groups"]},
+            optimizer={"state": dict(sorted(opt_state.items())),
+                       "param_groups": meta["param_groups"]},
         )
         config = TrainConfig.from_dict(meta["config"])
     except (KeyError, ValueError, TypeError) as e:

@@ -184,7 +184,7 @@ def fit(config: TrainConfig, run_dir: Path | None = None, *,
             ), config)
 
     flags = _Flags()
-    final_model = model
+    final_model = ema.module if ema is not None else model  # what is measured and saved
     with stop_on_signals(flags):
         for epoch in range(start_epoch, config.epochs):
             first = start_step if epoch == start_epoch else 0
@@ -222,7 +222,6 @@ def fit(config: TrainConfig, run_dir: Path | None = None, *,
                 save(epoch, first + result.steps)
                 raise Interrupted(run_dir, epoch, first + result.steps)
 
-            final_model = ema.module if ema is not None else model
             sums = torch.tensor([result.loss * result.images, result.accuracy * result.images,
                                  result.images], dtype=torch.float64, device=device)
             distributed.all_reduce_sum(sums, ctx)

@@ -68,17 +68,19 @@ def find_files(folder: Path) -> dict[str, Path] | None:
     return found
 
 
-def load_file(path: Path, spec: DatasetSpec, stem: str, ndim: int) -> np.ndarray:
-    """Read one file, check its header and checksum, and return a writable uint8 array."""
+def read_file(path: Path, ndim: int) -> tuple[np.ndarray, str]:
+    """One file's array (a writable native uint8 copy, as Keras returns) and payload SHA-256."""
     payload = idx.read_payload(path)
     array = idx.parse(payload, path, ndim=ndim)
-    digest = idx.sha256(payload)
+    return array.astype(np.uint8), idx.sha256(payload)
+
+
+def check_checksum(path: Path, digest: str, spec: DatasetSpec, stem: str) -> None:
     if digest != spec.sha256[stem]:
         raise DigitnetError(
             f"{path}: checksum mismatch (SHA-256 {digest[:12]}..., expected "
             f"{spec.sha256[stem][:12]}...); it is not the original {spec.name} file, replace it"
         )
-    return array.astype(np.uint8)  # a native, writable copy, as Keras returns
 
 
 def load_folder(folder: Path, spec: DatasetSpec, origin: str) -> Dataset:
@@ -86,16 +88,21 @@ def load_folder(folder: Path, spec: DatasetSpec, origin: str) -> Dataset:
     if files is None:
         stems = ", ".join(f"{stem}(.gz)" for _, stem, _ in FILES)
         raise DigitnetError(f"{folder}: {spec.name} files missing; it should hold {stems}")
-    arrays = {role: load_file(files[stem], spec, stem, ndim) for role, stem, ndim in FILES}
+    arrays, digests = {}, {}
+    for role, stem, ndim in FILES:
+        arrays[role], digests[stem] = read_file(files[stem], ndim)
+    # Structure first (its message says more than a checksum would), then identity.
     for split in ("train", "test"):
         x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
         if len(x) != len(y):
             raise DigitnetError(
                 f"{folder}: {len(x)} {split} images but {len(y)} labels; replace the files"
             )
+    for _, stem, _ in FILES:
+        check_checksum(files[stem], digests[stem], spec, stem)
     return Dataset(
         name=spec.name, folder=folder, origin=origin, classes=spec.classes,
-        sha256={stem: spec.sha256[stem] for _, stem, _ in FILES}, **arrays,
+        sha256=digests, **arrays,
     )
 
 
@@ -125,7 +132,7 @@ def load_cached(spec: DatasetSpec, folder: Path) -> Dataset:
         for path in (folder / f"{stem}.gz", folder / stem):
             if path.is_file():
                 try:
-                    load_file(path, spec, stem, ndim)
+                    check_checksum(path, read_file(path, ndim)[1], spec, stem)
                 except DigitnetError:
                     path.unlink()
     if find_files(folder) is None:

@@ -1,0 +1,23 @@
+"""The tutorial's own Keras code runs on digitnet's data (Keras 3, torch backend)."""
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "keras_tutorial.py"
+
+
+def test_keras_tutorial_runs_on_a_subset(mnist, monkeypatch):
+    monkeypatch.setenv("KERAS_BACKEND", "torch")  # Keras reads it once, at import
+    pytest.importorskip("keras", reason="the optional extra digitnet[keras] is not installed")
+    env = dict(os.environ, KERAS_BACKEND="torch")
+    result = subprocess.run([sys.executable, str(EXAMPLE), "--limit", "2000"],
+                            capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "600,810" in result.stdout.replace("600810", "600,810")  # the summary's total
+    accuracy = float(re.search(r"test accuracy ([0-9.]+)", result.stdout).group(1))
+    assert accuracy > 0.85

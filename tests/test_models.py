@@ -1,0 +1,43 @@
+"""Tutorial step 5: the network's layers, output shapes and parameter count."""
+
+import torch
+
+from digitnet.models import TutorialCNN, build_model, count_parameters, layer_summary, probabilities
+
+
+def test_tutorial_cnn_has_600810_parameters():
+    assert count_parameters(TutorialCNN()) == 600_810
+
+
+def test_each_layer_output_shape():
+    rows = layer_summary(TutorialCNN())
+    assert [(name, shape, params) for name, _, shape, params in rows] == [
+        ("conv1", (None, 32, 26, 26), 320),
+        ("conv2", (None, 32, 24, 24), 9_248),
+        ("pool", (None, 32, 12, 12), 0),
+        ("dropout1", (None, 32, 12, 12), 0),
+        ("flatten", (None, 4608), 0),
+        ("dense1", (None, 128), 589_952),
+        ("dropout2", (None, 128), 0),
+        ("dense2", (None, 10), 1_290),
+    ]
+
+
+def test_dropout_rate_is_the_fraction_dropped():
+    model = TutorialCNN().train()
+    x = torch.ones(200, 32, 12, 12)
+    dropped = (model.dropout1(x) == 0).float().mean().item()
+    assert abs(dropped - 0.25) < 0.01
+    assert abs((model.dropout2(torch.ones(2000, 128)) == 0).float().mean().item() - 0.5) < 0.01
+
+
+def test_softmax_at_inference_sums_to_one():
+    model = build_model("tutorial_cnn").eval()
+    p = probabilities(model(torch.rand(5, 1, 28, 28)))
+    assert p.shape == (5, 10)
+    torch.testing.assert_close(p.sum(1), torch.ones(5))
+
+
+def test_speedrun_net_shapes():
+    model = build_model("speedrun_net")
+    assert model(torch.rand(3, 1, 28, 28)).shape == (3, 10)

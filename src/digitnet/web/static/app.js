@@ -150,6 +150,7 @@
     pad.height = h;
     document.body.classList.toggle("number-mode", mode === "number");
     $("placeholder").textContent = mode === "digit" ? "Draw here" : "Write a number here";
+    $("input-title").textContent = mode === "digit" ? "Your digit" : "Your number";
     $("bars").hidden = mode === "number";
     items = items.filter((item) => item.image).map((item) => ({ ...item, fit: fit(item.image) }));
     redraw();
@@ -159,7 +160,7 @@
   // ---- images from outside ----------------------------------------------------------------
 
   function fit(image) {
-    const scale = Math.min(pad.width / image.width, pad.height / image.height, 1);
+    const scale = Math.min(pad.width / image.width, pad.height / image.height);
     return { scale, x: (pad.width - image.width * scale) / 2, y: (pad.height - image.height * scale) / 2 };
   }
 
@@ -218,12 +219,12 @@
     if (inFlight) inFlight.abort();
     const controller = new AbortController();
     inFlight = controller;
+    $("result").setAttribute("aria-busy", "true");
     const blob = file || await currentImage();
     if (!blob) return showEmpty();
     const body = new FormData();
     body.append("file", blob, blob.name || "drawing.png");
     setStatus("Reading…");
-    $("result").setAttribute("aria-busy", "true");
     try {
       const response = await fetch(mode === "digit" ? "/api/predict" : "/api/read",
         { method: "POST", body, signal: controller.signal });

@@ -225,19 +225,65 @@ def is_dark_on_light(gray: np.ndarray) -> bool:
     return bool(-diff[diff <= low].mean() > diff[diff >= high].mean())
 
 
+def local_linear(values: np.ndarray, weight: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian-weighted local linear regression: at each pixel the value a + b*dx + c*dy that
+    best fits the weighted neighbours. Unlike a weighted mean it is exact for a linear ramp
+    of light, also at the picture's edges, where a mean only sees one side.
+
+    float (H, W) values and weights (0 = unknown) -> float64 (H, W).
+    """
+    h, w = values.shape
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
+    ys, xs = (ys - h / 2) / sigma, (xs - w / 2) / sigma  # scaled to keep the sums well conditioned
+
+    def smooth(a: np.ndarray) -> np.ndarray:  # zero outside the picture: no invented data
+        return cv2.GaussianBlur(a, (0, 0), sigma, borderType=cv2.BORDER_CONSTANT)
+
+    wt = weight.astype(np.float64)
+    f = values.astype(np.float64)
+    # moments of the weights and data about each pixel (coordinates relative to the pixel)
+    s0, sx, sy = smooth(wt), smooth(wt * xs), smooth(wt * ys)
+    sxx, sxy, syy = smooth(wt * xs * xs), smooth(wt * xs * ys), smooth(wt * ys * ys)
+    f0, fx, fy = smooth(wt * f), smooth(wt * f * xs), smooth(wt * f * ys)
+    m = np.empty((h, w, 3, 3))
+    m[..., 0, 0] = s0
+    m[..., 0, 1] = m[..., 1, 0] = sx - xs * s0
+    m[..., 0, 2] = m[..., 2, 0] = sy - ys * s0
+    m[..., 1, 1] = sxx - 2 * xs * sx + xs * xs * s0
+    m[..., 1, 2] = m[..., 2, 1] = sxy - xs * sy - ys * sx + xs * ys * s0
+    m[..., 2, 2] = syy - 2 * ys * sy + ys * ys * s0
+    rhs = np.stack([f0, fx - xs * f0, fy - ys * f0], axis=-1)
+    ridge = 1e-3 * (s0 + 1e-9)  # slopes fall back towards zero where data is one-sided or scarce
+    m[..., 1, 1] += ridge
+    m[..., 2, 2] += ridge
+    m[..., 0, 0] += 1e-9
+    return np.linalg.solve(m, rhs[..., None])[..., 0, 0]
+
+
 def background(ink: np.ndarray) -> np.ndarray:
     """Estimate of the (white-on-black) image without its ink: the paper under uneven light.
 
-    A grey-level opening with a square several stroke widths across removes the strokes and
-    keeps slow changes of light. It runs on a copy at most 64 px long (light varies slowly;
-    a big kernel at full resolution would be slow), smoothed and scaled back up.
+    Runs on a copy at most 128 px long (light varies slowly). A grey-level opening with a
+    square wider than any stroke finds the ink (what rises above it by more than the noise);
+    the paper is then a local linear fit to the pixels that are not ink. The opening alone
+    lags behind light that falls off across the page and leaves bright rims along the
+    picture's edges that look like strokes.
     """
     h, w = ink.shape
-    small = _small(ink, 64)
-    k = max(3, max(small.shape) // 3)
+    small = _small(ink, 128).astype(np.float32)
+    # wider than any stroke: a digit is at most as tall as the short side, its strokes about
+    # a tenth of its height
+    k = max(3, round(0.3 * min(small.shape)))
     opened = cv2.morphologyEx(small, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (k, k)))
-    opened = cv2.blur(opened, (max(1, k // 2),) * 2)
-    return cv2.resize(opened, (w, h), interpolation=cv2.INTER_LINEAR)
+    rise = small - opened
+    noise = 1.4826 * float(np.median(np.abs(rise - np.median(rise))))
+    paper = (rise <= max(8.0, 3.0 * noise)).astype(np.uint8)
+    paper = cv2.erode(paper, np.ones((3, 3), np.uint8))  # keep clear of the strokes' soft edges
+    if paper.sum() < 0.05 * paper.size:  # (almost) all ink: nothing better than the opening
+        estimate = opened
+    else:
+        estimate = local_linear(small, paper, max(1.5, k / 2)).astype(np.float32)
+    return cv2.resize(estimate, (w, h), interpolation=cv2.INTER_LINEAR).clip(0, 255).astype(np.uint8)
 
 
 def to_white_on_black(image: np.ndarray) -> np.ndarray:
@@ -355,8 +401,33 @@ def mnist_from_ink(ink: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return centre_in_field(fit_box(crop))
 
 
+def main_cluster(mask: np.ndarray) -> np.ndarray:
+    """The largest piece of ink and the pieces near it (a digit's broken strokes); drops
+    marks elsewhere on the page, which would stretch the digit's box.
+
+    A piece joins when its box is within a quarter of the cluster's size of the cluster's box.
+    """
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    if count <= 2:
+        return mask
+    boxes = stats[1:, :4].astype(np.int64)  # x, y, w, h
+    inside = np.zeros(count - 1, bool)
+    inside[np.argmax(stats[1:, cv2.CC_STAT_AREA])] = True
+    changed = True
+    while changed:
+        x0, y0 = boxes[inside, 0].min(), boxes[inside, 1].min()
+        x1, y1 = (boxes[inside, 0] + boxes[inside, 2]).max(), (boxes[inside, 1] + boxes[inside, 3]).max()
+        reach = max(x1 - x0, y1 - y0) / 4
+        gap_x = np.maximum(0, np.maximum(x0 - (boxes[:, 0] + boxes[:, 2]), boxes[:, 0] - x1))
+        gap_y = np.maximum(0, np.maximum(y0 - (boxes[:, 1] + boxes[:, 3]), boxes[:, 1] - y1))
+        near = ~inside & (np.maximum(gap_x, gap_y) <= reach)
+        inside |= near
+        changed = bool(near.any())
+    return np.concatenate([[False], inside])[labels]
+
+
 def to_mnist(image: np.ndarray) -> np.ndarray:
     """Any decoded image (gray, BGR or BGRA, any size) of one digit -> uint8 (28, 28),
     white digit on black as in MNIST. Raises ImageError("blank") if there is no ink."""
     ink = to_white_on_black(image)
-    return mnist_from_ink(ink, ink_mask(ink))
+    return mnist_from_ink(ink, main_cluster(ink_mask(ink)))

@@ -42,7 +42,7 @@ class ModelInfo(BaseModel):
     dataset: str
     classes: list[str]
     architecture: str
-    parameters: int
+    parameters: int | None = Field(description="trainable weights, as recorded in config.json")
     test_accuracy: float | None = Field(description="accuracy on the test set when trained")
     precision: str | None = Field(description="the precision it was trained in")
     backend: str = Field(description="the runtime executing the network")

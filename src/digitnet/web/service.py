@@ -43,8 +43,7 @@ def load_model(run_dir: Path, backend: str) -> LoadedModel:
         dataset=config.dataset,
         classes=list(predictor.classes),
         architecture=config.model,
-        parameters=int(config_file.get("model", {}).get("parameters", 0))
-        or sum(p.numel() for p in predictor.model.parameters()),
+        parameters=config_file.get("model", {}).get("parameters"),
         test_accuracy=metrics.get("test_accuracy"),
         precision=metrics.get("precision"),
         backend=backend,

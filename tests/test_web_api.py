@@ -76,7 +76,7 @@ def test_predict_reads_small_digits_anywhere_on_the_page(client, mnist):
         assert answer["digit"] == int(np.argmax(answer["probabilities"]))
         assert answer["probability"] == max(answer["probabilities"])
         right += answer["digit"] == mnist.y_test[i]
-    assert right >= 36  # the fixture's model reads ~97% of MNIST; measured 39/40 here
+    assert right >= 36  # measured 40/40 with the fixture's model (97%), 39/40 with a 93% one
 
 
 def test_preprocessed_is_the_28x28_white_on_black_input(client, mnist):
@@ -113,7 +113,7 @@ def test_read_gives_each_digit_left_to_right_with_its_box(client, mnist):
             assert decode_png(d["preprocessed"]).shape == (28, 28)
         assert answer["text"] == "".join(str(d["digit"]) for d in answer["digits"])
         exact += answer["text"] == "".join(str(mnist.y_test[i]) for i in group)
-    assert exact >= 4
+    assert exact >= 4  # measured 5/5
 
 
 def test_body_over_the_limit_is_413_by_declared_length(client):
@@ -194,7 +194,7 @@ def test_garbage_never_gives_a_server_error(client, mnist):
 
 
 def test_concurrent_requests_each_get_their_own_answer(client, mnist):
-    images = [png(on_paper(mnist.x_test[i], size=90, at=(10 * i, 15 * i))) for i in range(12)]
+    images = [png(on_paper(mnist.x_test[i], size=90, at=(20 * i, 25 * i))) for i in range(8)]
     alone = [client.post("/api/predict", **upload(d)).json() for d in images]
     with ThreadPoolExecutor(max_workers=8) as pool:
         together = list(pool.map(lambda d: client.post("/api/predict", **upload(d)).json(), images * 3))

@@ -17,8 +17,10 @@ gigabytes is refused without expanding it).
 
 from __future__ import annotations
 
+import contextlib
 import io
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -34,6 +36,7 @@ FIELD = 28  # MNIST: the image side; the centre of mass sits at (14, 14) on aver
 # OpenCV cannot decode is damaged; any other recognised format is simply not supported.
 DECODABLE = {"PNG", "JPEG", "MPO", "BMP", "DIB", "TIFF", "WEBP", "PPM", "JPEG2000", "SUN"}
 FORMATS_HINT = "use a PNG, JPEG, BMP, TIFF or WebP file"
+MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"BM", b"II*\x00", b"MM\x00*", b"GIF8")
 # EXIF orientation tag -> how to turn the stored pixels upright (phones store photos sideways).
 EXIF_ORIENTATION = 0x0112
 _UPRIGHT = {
@@ -73,48 +76,85 @@ class ImageError(DigitnetError):
 # Reading files
 
 
-def _header(data: bytes, source: str) -> tuple[str, int, int, int]:
-    """(format, width, height, EXIF orientation) from the file header, without decoding pixels.
+def _looks_like_image(data: bytes) -> bool:
+    """True if the bytes start like a PNG, JPEG, BMP, TIFF, WebP or GIF file."""
+    return data.startswith(MAGIC) or (data[:4] == b"RIFF" and data[8:12] == b"WEBP")
+
+
+def _header(data: bytes, source: str) -> tuple[str, int, int]:
+    """(format, width, height) from the file header, without decoding any pixels.
 
     Pillow's ``Image.open`` is lazy: it parses only the header. Its own decompression-bomb
     check fires for huge sizes; both it and ours are reported as ``too_large``.
     """
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            warnings.simplefilter("ignore")  # bomb warnings (checked below), odd EXIF
             with Image.open(io.BytesIO(data)) as im:
                 width, height = im.size
                 fmt = im.format or "?"
-                orientation = int(im.getexif().get(EXIF_ORIENTATION, 1) or 1)
     except Image.DecompressionBombError as e:
         raise ImageError(f"{source}: image too large ({e}); the limit is "
                          f"{MAX_PIXELS // 1_000_000} megapixels, scale it down first", "too_large") from e
     except UnidentifiedImageError as e:
+        if _looks_like_image(data):  # e.g. a TIFF cut short: its directory is at the end
+            raise ImageError(f"{source}: damaged or truncated image (its header cannot be read); "
+                             f"copy or export it again", "corrupt") from e
         raise ImageError(f"{source}: not an image file; {FORMATS_HINT}", "not_image") from e
     except (OSError, SyntaxError, ValueError, EOFError) as e:
-        raise ImageError(f"{source}: damaged image header ({e}); re-save or re-export the image",
+        raise ImageError(f"{source}: damaged image header ({e}); copy or export it again",
                          "corrupt") from e
     if width * height > MAX_PIXELS:
         raise ImageError(f"{source}: image too large ({width}x{height} = {width * height / 1e6:.1f} "
                          f"megapixels); the limit is {MAX_PIXELS // 1_000_000} megapixels, "
                          f"scale it down first", "too_large")
-    return fmt, width, height, orientation
+    return fmt, width, height
 
 
-def _is_truncated(data: bytes) -> bool:
-    """True if Pillow runs out of data while decoding (OpenCV's decoders pad silently).
+def _is_complete(data: bytes, fmt: str) -> bool:
+    """False if a PNG or JPEG ends early or fails its checks (OpenCV's libpng would print
+    its complaint on stderr; its JPEG reader may pad a cut-off photo with grey).
 
-    JPEGs are decoded in draft mode (DCT scaling to 1/8), which still reads every entropy-coded
-    byte but costs a fraction of a full decode.
+    PNGs: ``verify`` walks the chunks and their CRCs without inflating pixels. JPEGs are
+    decoded in draft mode (DCT scaling to 1/8), which reads every entropy-coded byte at a
+    fraction of a full decode's cost. Other formats are left to OpenCV, which fails cleanly.
     """
     try:
-        with Image.open(io.BytesIO(data)) as im:
-            if im.format in ("JPEG", "MPO"):
-                im.draft("L", (max(1, im.width // 8), max(1, im.height // 8)))
-            im.load()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(io.BytesIO(data)) as im:
+                if fmt == "PNG":
+                    im.verify()
+                elif fmt in ("JPEG", "MPO"):
+                    im.draft("L", (max(1, im.width // 8), max(1, im.height // 8)))
+                    im.load()
     except (OSError, SyntaxError, ValueError, EOFError):
-        return True
-    return False
+        return False
+    return True
+
+
+def _orientation(data: bytes, fmt: str) -> int:
+    """The EXIF orientation (1-8; 1 = upright) of a photo; 1 when absent or unreadable."""
+    if fmt not in ("JPEG", "MPO", "TIFF", "WEBP"):
+        return 1
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(io.BytesIO(data)) as im:
+                return int(im.getexif().get(EXIF_ORIENTATION, 1) or 1)
+    except (OSError, SyntaxError, ValueError, EOFError, TypeError):
+        return 1
+
+
+@contextlib.contextmanager
+def _quiet_opencv() -> Iterator[None]:
+    """Keep OpenCV's decoder warnings off stderr (each failure is reported as one line)."""
+    level = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    try:
+        yield
+    finally:
+        cv2.utils.logging.setLogLevel(level)
 
 
 def to_uint8(image: np.ndarray) -> np.ndarray:
@@ -139,20 +179,21 @@ def decode(data: bytes, source: str = "image") -> np.ndarray:
     """
     if not data:
         raise ImageError(f"{source}: empty file; {FORMATS_HINT}", "not_image")
-    fmt, width, height, orientation = _header(data, source)
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    fmt, _, _ = _header(data, source)
+    if not _is_complete(data, fmt):
+        raise ImageError(f"{source}: truncated or damaged {fmt} image; copy or export it again",
+                         "corrupt")
+    with _quiet_opencv():
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if image is None:
         if fmt in DECODABLE:
-            raise ImageError(f"{source}: damaged {fmt} image (it could not be decoded); "
-                             f"re-save or re-export it", "corrupt")
+            raise ImageError(f"{source}: truncated or damaged {fmt} image (it cannot be decoded); "
+                             f"copy or export it again", "corrupt")
         raise ImageError(f"{source}: {fmt} images are not supported; {FORMATS_HINT}", "not_image")
-    if _is_truncated(data):
-        raise ImageError(f"{source}: truncated {fmt} image (the file ends early); "
-                         f"copy or download it again", "corrupt")
     image = to_uint8(image)
     if image.ndim == 3 and image.shape[2] == 1:
         image = image[:, :, 0]
-    return _UPRIGHT.get(orientation, lambda a: a)(image)
+    return _UPRIGHT.get(_orientation(data, fmt), lambda a: a)(image)
 
 
 def load(path: str | Path) -> np.ndarray:
@@ -212,14 +253,15 @@ def _small(gray: np.ndarray, side: int) -> np.ndarray:
 def is_dark_on_light(gray: np.ndarray) -> bool:
     """True if the ink is darker than the paper around it.
 
-    The paper is the local median (ink covers less than half of any large window), so a
-    light gradient across the page does not matter. The ink is whichever side of it reaches
+    The paper is the local median over a window wider than the digit (ink covers less than
+    half of it), so a light gradient across the page does not matter. The ink is whichever side of it reaches
     further: the mean of the darkest 0.1% below the paper against the brightest 0.1% above
     it. A thin digit may cover only a fraction of a percent of a photo, and paper texture
     spreads wide but shallow, so only the extremes tell them apart.
     """
     small = _small(gray, 256)
-    k = max(3, max(small.shape) // 3) | 1
+    # as wide as the short side, hence wider than the digit: ink never fills half the window
+    k = max(3, min(small.shape) - 1) | 1
     diff = (small.astype(np.float32) - cv2.medianBlur(small, k)).ravel()
     low, high = np.percentile(diff, [0.1, 99.9])
     return bool(-diff[diff <= low].mean() > diff[diff >= high].mean())

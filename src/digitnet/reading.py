@@ -4,7 +4,8 @@ each one as ``predict`` does.
 Digits are the connected pieces of ink, with pieces that overlap horizontally merged (the
 two strokes of a broken 5, the dot-free bar of a 4). A piece much wider than a digit of its
 height is several touching digits: it is cut where the ink is thinnest (the minimum of the
-vertical projection) near the positions an expected digit width predicts.
+vertical projection) near the positions an expected digit width predicts; when the
+width leaves the count open, the model's confidence in each candidate split decides.
 """
 
 from __future__ import annotations
@@ -18,10 +19,13 @@ import numpy as np
 from digitnet import imaging
 from digitnet.predicting import Model
 
-# MNIST digits are on average 0.78 times as wide as tall; a piece wider than this many
-# heights holds more than one digit (the widest single digits, a wide 0 or 2, stay below).
-MAX_DIGIT_ASPECT = 1.2
-EXPECTED_ASPECT = 0.75  # width of a typical digit, in heights, used to count touching digits
+# Width / height of MNIST test digits: median 0.8, 95% below 1.11, 99% below 1.43. A piece
+# up to SINGLE_ASPECT is one digit; past MAX_DIGIT_ASPECT it is several; in between the
+# model decides. A digit is taken to be NARROW_ASPECT to WIDE_ASPECT wide when counting.
+SINGLE_ASPECT = 0.9
+MAX_DIGIT_ASPECT = 1.45
+NARROW_ASPECT = 0.55
+WIDE_ASPECT = 1.0
 # Pieces overlapping horizontally by this fraction of the narrower one are one digit.
 MERGE_OVERLAP = 0.5
 # Pieces lower than this fraction of the tallest are dots, dashes or dirt, not digits.
@@ -99,12 +103,11 @@ def cut_columns(profile: np.ndarray, n: int) -> list[int]:
     return cuts
 
 
-def split_touching(piece: _Piece) -> list[_Piece]:
-    """One piece -> the digits in it, cut at the thinnest columns if it is too wide for one."""
-    x, y, w, h = piece.box()
-    if w <= MAX_DIGIT_ASPECT * h:
+def split_at(piece: _Piece, n: int) -> list[_Piece]:
+    """Cut one piece into ``n`` side by side at its thinnest columns (``n`` = 1: itself)."""
+    if n == 1:
         return [piece]
-    n = max(2, round(w / (EXPECTED_ASPECT * h)))
+    x, _, w, _ = piece.box()
     profile = piece.mask[:, x : x + w].sum(axis=0)
     edges = [x, *(x + c for c in cut_columns(profile, n)), x + w]
     parts = []
@@ -116,14 +119,30 @@ def split_touching(piece: _Piece) -> list[_Piece]:
     return parts
 
 
-def segment(mask: np.ndarray) -> list[_Piece]:
-    """Ink mask -> the digits, left to right."""
-    pieces = merge_overlapping(_components(mask))
-    digits = [d for p in pieces for d in split_touching(p)]
-    if not digits:
+def digit_counts(piece: _Piece) -> list[int]:
+    """How many touching digits a piece may hold, judged by its width in heights.
+
+    Up to ``SINGLE_ASPECT`` it is surely one digit; past ``MAX_DIGIT_ASPECT`` surely more; the
+    counts from a wide digit's width (``WIDE_ASPECT``) up to a narrow one's (``NARROW_ASPECT``)
+    are all tried, and the model's confidence decides (see ``read_number``).
+    """
+    _, _, w, h = piece.box()
+    aspect = w / h
+    if aspect <= SINGLE_ASPECT:
+        return [1]
+    low = max(1 if aspect <= MAX_DIGIT_ASPECT else 2, int(aspect / WIDE_ASPECT))
+    high = max(low, 2, round(aspect / NARROW_ASPECT))
+    return list(range(low, high + 1))
+
+
+def segment(mask: np.ndarray) -> list[list[list[_Piece]]]:
+    """Ink mask -> per group of touching ink (left to right), the candidate ways to split it."""
+    groups = merge_overlapping(_components(mask))
+    if not groups:
         return []
-    tallest = max(d.box()[3] for d in digits)
-    return [d for d in digits if d.box()[3] >= MIN_HEIGHT * tallest]
+    tallest = max(g.box()[3] for g in groups)
+    groups = [g for g in groups if g.box()[3] >= MIN_HEIGHT * tallest]
+    return [[split_at(g, n) for n in digit_counts(g)] for g in groups]
 
 
 def digit_crop(ink: np.ndarray, piece: _Piece) -> tuple[np.ndarray, np.ndarray]:
@@ -140,17 +159,30 @@ def read_number(image: np.ndarray, predictor: Model) -> NumberReading:
     """A decoded image of a number on one line -> its digits, left to right.
 
     Each digit is cropped from the white-on-black ink image and given the same crop, 20 px
-    box and centring as ``imaging.to_mnist``; all digits go to the model in one batch.
+    box and centring as ``imaging.to_mnist``. Where a piece of ink may hold several touching
+    digits, every candidate split goes to the model and the one with the highest product of
+    digit probabilities wins (one confident digit beats two halves unless both halves are
+    more convincing together). All candidates go to the model in one batch.
     Raises ImageError("blank") when there is no ink.
     """
     ink = imaging.to_white_on_black(image)
     mask = imaging.ink_mask(ink)
-    pieces = segment(mask)
+    candidates = segment(mask)
+    pieces = [p for group in candidates for split in group for p in split]
     if not pieces:
         raise imaging.ImageError("blank image: no digits found; photograph the number darker or closer",
                                  "blank")
     images = np.stack([imaging.mnist_from_ink(*digit_crop(ink, p)) for p in pieces])  # (N, 28, 28)
     probs = predictor.probabilities(images)  # (N, 10)
-    digits = [DigitReading(int(p.argmax()), round(float(p.max()), 6), piece.box(), img)
-              for piece, img, p in zip(pieces, images, probs, strict=True)]
+    digits, i = [], 0
+    for group in candidates:
+        best, best_score = [], -np.inf
+        for split in group:
+            found = [DigitReading(int(probs[i + k].argmax()), round(float(probs[i + k].max()), 6),
+                                  p.box(), images[i + k]) for k, p in enumerate(split)]
+            i += len(split)
+            score = float(np.sum(np.log([max(d.probability, 1e-9) for d in found])))
+            if score > best_score:
+                best, best_score = found, score
+        digits.extend(best)
     return NumberReading("".join(str(d.digit) for d in digits), digits)

@@ -1,0 +1,135 @@
+"""Benchmark: accuracy on MNIST test digits rendered as phone photos (``digitnet.synth``).
+
+    python bench/photos.py [RUN_DIR] [--photos 1000] [--numbers 200] [--seed 0]
+
+Without RUN_DIR it first trains the tutorial model for 3 epochs on the full training set.
+Each photo is written to a file and read back through exactly the path of ``digitnet
+predict`` (``predicting.predict_files``); each number through that of ``digitnet read``.
+Prints a table, then one JSON line with every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from digitnet import imaging, synth
+from digitnet.config import TrainConfig
+from digitnet.datasets import load
+from digitnet.inference import Predictor
+from digitnet.predicting import predict_files
+from digitnet.reading import read_number
+from digitnet.trainer import fit
+
+
+def edit_distance(a: str, b: str) -> int:
+    row = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        prev, row[0] = row[0], i
+        for j, cb in enumerate(b, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (ca != cb))
+    return row[-1]
+
+
+def write_photo(folder: Path, i: int, image: np.ndarray, info: dict) -> Path:
+    """PNG, or JPEG when the renderer compressed it (as the phone would have saved it)."""
+    ext = ".jpg" if "jpeg" in info else ".png"
+    params = [cv2.IMWRITE_JPEG_QUALITY, 95] if ext == ".jpg" else []
+    path = folder / f"photo-{i:05d}{ext}"
+    ok, data = cv2.imencode(ext, image, params)
+    path.write_bytes(data.tobytes())
+    return path
+
+
+def bench_photos(predictor: Predictor, ds, n: int, rng: np.random.Generator, folder: Path) -> dict:
+    idx = rng.choice(len(ds.x_test), n, replace=False)
+    paths, infos = [], []
+    for k, i in enumerate(idx):
+        image, info = synth.render_photo(ds.x_test[i], rng)
+        paths.append(write_photo(folder, k, image, info))
+        infos.append(info)
+    start = time.perf_counter()
+    predictions, errors = predict_files(predictor, paths, top_k=1)
+    seconds = time.perf_counter() - start
+    by_path = {p.path: p.digit for p in predictions}
+    correct = np.array([by_path.get(str(p), -1) == ds.y_test[i] for p, i in zip(paths, idx, strict=True)])
+    kinds: dict[str, list[bool]] = defaultdict(list)
+    for ok, info in zip(correct, infos, strict=True):
+        applied = [e for e in synth.EFFECTS if e in info] or ["none"]
+        for e in applied:
+            kinds[e].append(bool(ok))
+        h, w = info["canvas"]
+        kinds["small digit (<50 px)" if info["box"][2] * 20 / 28 < 50 else "large digit"].append(bool(ok))
+    per_kind = sorted(((k, float(np.mean(v)), len(v)) for k, v in kinds.items()), key=lambda t: t[1])
+    clean = predictor.probabilities(ds.x_test[idx]).argmax(1) == ds.y_test[idx]
+    return {"photos": n, "photo_accuracy": float(correct.mean()), "clean_accuracy_same_digits":
+            float(clean.mean()), "failed_files": len(errors), "predict_seconds": round(seconds, 2),
+            "per_kind": [{"kind": k, "accuracy": a, "images": c} for k, a, c in per_kind]}
+
+
+def bench_numbers(predictor: Predictor, ds, n: int, rng: np.random.Generator, folder: Path) -> dict:
+    exact, digit_scores, touching_exact = [], [], []
+    for k in range(n):
+        length = int(rng.integers(3, 7))
+        idx = rng.choice(len(ds.x_test), length, replace=False)
+        touching = k % 4 == 3  # every fourth number has its digits written touching
+        image = synth.render_number(list(ds.x_test[idx]), rng, gap=-1.0 if touching else None)
+        path = folder / f"number-{k:04d}.png"
+        path.write_bytes(cv2.imencode(".png", image)[1].tobytes())
+        truth = "".join(str(int(d)) for d in ds.y_test[idx])
+        try:
+            text = read_number(imaging.load(path), predictor).text
+        except imaging.ImageError:
+            text = ""
+        exact.append(text == truth)
+        digit_scores.append(max(0.0, 1 - edit_distance(text, truth) / len(truth)))
+        if touching:
+            touching_exact.append(text == truth)
+    return {"numbers": n, "number_exact_accuracy": float(np.mean(exact)),
+            "number_digit_accuracy": float(np.mean(digit_scores)),
+            "touching_numbers": len(touching_exact),
+            "touching_exact_accuracy": float(np.mean(touching_exact)) if touching_exact else None}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run_dir", nargs="?", type=Path, help="a trained run (default: train one)")
+    parser.add_argument("--photos", type=int, default=1000)
+    parser.add_argument("--numbers", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--epochs", type=int, default=3, help="epochs when training (3)")
+    args = parser.parse_args()
+    ds = load("mnist")
+    with tempfile.TemporaryDirectory(prefix="digitnet-bench-") as tmp:
+        folder = Path(tmp)
+        run_dir = args.run_dir
+        if run_dir is None:
+            run_dir = folder / "run"
+            print(f"training {args.epochs} epochs into {run_dir} ...", file=sys.stderr)
+            fit(TrainConfig(epochs=args.epochs), run_dir, dataset=ds)
+        predictor = Predictor.from_run(run_dir)
+        rng = np.random.default_rng(args.seed)
+        result = {"run_dir": str(args.run_dir or "trained"), "seed": args.seed,
+                  **bench_photos(predictor, ds, args.photos, rng, folder),
+                  **bench_numbers(predictor, ds, args.numbers, rng, folder)}
+    print(f"photos: {result['photo_accuracy']:.4f} on {result['photos']} "
+          f"(same digits clean: {result['clean_accuracy_same_digits']:.4f})")
+    for row in result["per_kind"]:
+        print(f"  {row['kind']:<22} {row['accuracy']:.4f}  ({row['images']} images)")
+    print(f"numbers: exact {result['number_exact_accuracy']:.4f}, per digit "
+          f"{result['number_digit_accuracy']:.4f} on {result['numbers']} "
+          f"(touching: exact {result['touching_exact_accuracy']})")
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

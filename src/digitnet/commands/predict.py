@@ -1,0 +1,58 @@
+"""``digitnet predict``: the digit in each image file, with its probability and the runners-up."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from digitnet import inference
+from digitnet.predicting import predict_files
+
+
+def add_backend_option(parser) -> None:
+    parser.add_argument("--backend", choices=inference.BACKENDS, default=inference.BACKENDS[0],
+                        help=f"which runtime runs the model (default {inference.BACKENDS[0]})")
+
+
+def top_k(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 10:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 1 to 10, not {text!r}")
+    return value
+
+
+def register(sub) -> None:
+    p = sub.add_parser("predict", help="read the digit in each of your own images",
+                       description="Read one handwritten digit per image file (PNG, JPEG, BMP, TIFF, "
+                                   "WebP; photos, scans or drawings, any size, dark on light or "
+                                   "light on dark).")
+    p.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a trained run directory")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files, one digit each")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.add_argument("--top-k", type=top_k, default=3, metavar="K",
+                   help="how many most likely digits to list (default 3)")
+    p.add_argument("--debug-dir", type=Path, metavar="DIR",
+                   help="write the 28x28 image the model saw for each input here")
+    add_backend_option(p)
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    predictor = inference.Predictor.from_run(args.run_dir, backend=args.backend)
+    predictions, errors = predict_files(predictor, args.images, args.top_k, args.debug_dir)
+    for p in predictions:
+        if args.json:
+            print(json.dumps(p.to_dict()))
+        else:
+            others = ", ".join(f"{d} {q:.3f}" for d, q in p.top_k)
+            print(f"{p.path}: {p.digit} (probability {p.probability:.3f}; top {len(p.top_k)}: {others})")
+    for e in errors:
+        print(f"digitnet: error: {e.message}", file=sys.stderr)
+    if args.debug_dir is not None and predictions:
+        print(f"wrote {len(predictions)} debug images to {args.debug_dir}", file=sys.stderr)
+    return 2 if errors else 0

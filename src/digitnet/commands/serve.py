@@ -1,0 +1,60 @@
+"""``digitnet serve``: the drawing page and the JSON API for a trained run."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+from digitnet import runs
+from digitnet.commands.common import console
+from digitnet.errors import DigitnetError
+from digitnet.inference import BACKENDS
+
+
+def register(sub) -> None:
+    p = sub.add_parser("serve", help="serve a page to draw or upload digits, and a JSON API")
+    p.add_argument("run_dir", type=Path, metavar="RUN_DIR", nargs="?",
+                   help="a run directory (default: the latest under runs/)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
+    p.add_argument("--backend", choices=BACKENDS, default=BACKENDS[0],
+                   help=f"runtime executing the network (default {BACKENDS[0]})")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch threads per inference (default 1; requests run in parallel)")
+    p.set_defaults(run=run)
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """Bind before starting, so a port in use is one clear line rather than a server log."""
+    try:
+        return socket.create_server((host, port), family=socket.AF_INET6 if ":" in host else socket.AF_INET)
+    except OSError as e:
+        reason = os.strerror(e.errno) if e.errno else str(e)
+        raise DigitnetError(f"cannot listen on {host}:{port} ({reason}); choose another --port "
+                            "or stop what uses it") from e
+
+
+def run(args) -> int:
+    import uvicorn
+
+    from digitnet.web.app import Settings, create_app
+    from digitnet.web.service import load_model
+
+    if args.threads < 1:
+        raise DigitnetError(f"--threads must be at least 1, got {args.threads}")
+    settings = Settings(run_dir=runs.resolve_run_dir(args.run_dir), backend=args.backend,
+                        torch_threads=args.threads)
+    loaded = load_model(settings.run_dir, settings.backend)  # a bad run stops here, before serving
+    sock = listen(args.host, args.port)
+    shown_host = f"[{args.host}]" if ":" in args.host else args.host
+    out = console()
+    out.print(f"serving {settings.run_dir} ({loaded.info.architecture}, {settings.backend}) "
+              f"at http://{shown_host}:{args.port}/  (API docs at /docs; Ctrl+C stops)")
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        out.print(f"note: listening on {args.host} makes the page reachable from other machines")
+    server = uvicorn.Server(uvicorn.Config(create_app(settings, loaded), log_level="warning",
+                                           limit_concurrency=64, timeout_keep_alive=5))
+    server.run(sockets=[sock])
+    return 0

@@ -1,0 +1,122 @@
+"""The FastAPI application, assembled in one place from a ``Settings``.
+
+Handlers are thin: they take the image bytes out of the request (``inputs``) and hand them
+to ``service`` in a worker thread, so the event loop keeps serving while the CPU works. A
+capacity limiter bounds how many images are decoded and classified at once (memory and CPU
+stay bounded however many clients connect) and torch runs each of them on few threads.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import TypeVar
+
+import anyio
+import torch
+from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from digitnet.errors import DigitnetError
+from digitnet.imaging import ImageError
+from digitnet.web import inputs, service
+from digitnet.web.limits import BodySizeLimit
+from digitnet.web.schemas import ErrorOut, Health, ModelInfo, Prediction, Reading
+
+STATIC = Path(__file__).parent / "static"
+T = TypeVar("T")
+
+# The page's own policy: everything from this server, images also from data: and blob: URLs.
+PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; object-src 'none'; "
+                               "base-uri 'none'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+ERRORS = {
+    413: {"model": ErrorOut, "description": "the request body is over the size limit"},
+    415: {"model": ErrorOut, "description": "the body is not an image (or not multipart/JSON)"},
+    422: {"model": ErrorOut, "description": "a corrupt, empty or too large image, or a JSON body "
+                                            "of the wrong shape"},
+}
+
+
+def default_concurrency() -> int:
+    return os.cpu_count() or 1
+
+
+@dataclass(frozen=True)
+class Settings:
+    run_dir: Path  # the run whose model is served
+    backend: str = "torch"  # a key of digitnet.inference.BACKENDS
+    max_body_bytes: int = 5 * 1024 * 1024  # larger requests get 413 before they are read
+    torch_threads: int = 1  # torch intra-op threads per inference; concurrency comes from requests
+    max_concurrent: int = field(default_factory=default_concurrency)  # images processed at once
+
+
+def status_for(error: DigitnetError) -> int:
+    """415 for what is not an image at all, 422 for everything else the client sent wrong."""
+    return 415 if isinstance(error, ImageError) and error.kind == "not_image" else 422
+
+
+async def client_error(_request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, DigitnetError)
+    return JSONResponse({"detail": str(error)}, status_code=status_for(error))
+
+
+def create_app(settings: Settings, loaded: service.LoadedModel | None = None) -> FastAPI:
+    """The whole server. ``loaded`` lets ``digitnet serve`` load (and check) the model before
+    uvicorn starts; without it the model is loaded in the lifespan, once."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.model = loaded or service.load_model(settings.run_dir, settings.backend)
+        app.state.limiter = anyio.CapacityLimiter(settings.max_concurrent)
+        previous_threads = torch.get_num_threads()
+        torch.set_num_threads(settings.torch_threads)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(previous_threads)
+
+    app = FastAPI(title="digitnet", summary="Read handwritten digits with a trained digitnet model.",
+                  lifespan=lifespan)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_exception_handler(DigitnetError, client_error)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    async def in_worker(request: Request, fn: Callable[..., T], *args) -> T:
+        return await anyio.to_thread.run_sync(partial(fn, *args), limiter=request.app.state.limiter)
+
+    @app.get("/", include_in_schema=False)
+    async def page() -> FileResponse:
+        return FileResponse(STATIC / "index.html", headers=PAGE_HEADERS)
+
+    @app.post("/api/predict", response_model=Prediction, responses=ERRORS,
+              openapi_extra=inputs.OPENAPI_BODY, summary="Classify one digit")
+    async def predict(request: Request) -> Prediction:
+        data, source = await inputs.image_bytes(request)
+        return await in_worker(request, service.predict_image, data, source,
+                               request.app.state.model.predictor)
+
+    @app.post("/api/read", response_model=Reading, responses=ERRORS,
+              openapi_extra=inputs.OPENAPI_BODY, summary="Read a number of several digits")
+    async def read(request: Request) -> Reading:
+        data, source = await inputs.image_bytes(request)
+        return await in_worker(request, service.read_image, data, source,
+                               request.app.state.model.predictor)
+
+    @app.get("/api/health", response_model=Health)
+    async def health() -> Health:
+        return Health(status="ok")
+
+    @app.get("/api/model", response_model=ModelInfo)
+    async def model(request: Request) -> ModelInfo:
+        return request.app.state.model.info
+
+    return app

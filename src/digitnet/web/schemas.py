@@ -1,0 +1,52 @@
+"""The JSON shapes the API accepts and returns; FastAPI turns them into the /docs page."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+
+class ImageIn(BaseModel):
+    """A JSON request body: one image as base64 or as a data URL (``data:image/png;base64,...``)."""
+
+    image: str = Field(description="base64 of the image file (PNG, JPEG, ...) or a data URL")
+
+
+class Prediction(BaseModel):
+    digit: int = Field(description="the most probable class")
+    probability: float = Field(description="its probability, in [0, 1]")
+    probabilities: list[float] = Field(min_length=10, max_length=10,
+                                       description="the probability of each class 0..9")
+    preprocessed: str = Field(description="base64 PNG of the 28x28 image the model was given")
+
+
+class DigitOut(BaseModel):
+    digit: int
+    probability: float
+    box: tuple[int, int, int, int] = Field(description="x, y, width, height in the input image")
+    preprocessed: str = Field(description="base64 PNG of the 28x28 image the model was given")
+
+
+class Reading(BaseModel):
+    text: str = Field(description="the digits read, left to right")
+    digits: list[DigitOut]
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class ModelInfo(BaseModel):
+    run: str = Field(description="the run directory's name")
+    dataset: str
+    classes: list[str]
+    architecture: str
+    parameters: int | None = Field(description="trainable weights, as recorded in config.json")
+    test_accuracy: float | None = Field(description="accuracy on the test set when trained")
+    precision: str | None = Field(description="the precision it was trained in")
+    backend: str = Field(description="the runtime executing the network")
+
+
+class ErrorOut(BaseModel):
+    detail: str = Field(description="one line naming the problem and the fix")

@@ -1,0 +1,75 @@
+"""What the server does with an image, free of HTTP: bytes in, API results out.
+
+The same preprocessing as ``digitnet predict`` (``digitnet.imaging``) turns any photo or
+drawing into the 28x28 white-on-black input; the PNG of that input goes back to the client
+so a person can see what the model was actually given.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from digitnet import imaging, runs
+from digitnet.errors import DigitnetError
+from digitnet.inference import Predictor
+from digitnet.reading import read_number
+from digitnet.web.schemas import DigitOut, ModelInfo, Prediction, Reading
+
+
+@dataclass
+class LoadedModel:
+    """A run's predictor with the facts /api/model reports, loaded once at start."""
+
+    predictor: Predictor
+    info: ModelInfo
+
+
+def load_model(run_dir: Path, backend: str) -> LoadedModel:
+    """Load a run for serving; any problem is a DigitnetError, so a bad run stops the start."""
+    predictor = Predictor.from_run(run_dir, backend=backend)
+    _, config_file = runs.read_config(run_dir)
+    try:
+        metrics = runs.read_metrics(run_dir)
+    except DigitnetError:
+        metrics = {}  # a model without metrics (e.g. copied by hand) still serves
+    config = predictor.config
+    info = ModelInfo(
+        run=Path(run_dir).resolve().name,
+        dataset=config.dataset,
+        classes=list(predictor.classes),
+        architecture=config.model,
+        parameters=config_file.get("model", {}).get("parameters"),
+        test_accuracy=metrics.get("test_accuracy"),
+        precision=metrics.get("precision"),
+        backend=backend,
+    )
+    return LoadedModel(predictor, info)
+
+
+def png_base64(image28: np.ndarray) -> str:
+    ok, png = cv2.imencode(".png", image28)
+    if not ok:  # cv2 cannot fail on a uint8 (28, 28) array, but never return garbage
+        raise DigitnetError("could not encode the preprocessed image as PNG")
+    return base64.b64encode(png.tobytes()).decode("ascii")
+
+
+def predict_image(data: bytes, source: str, predictor: Predictor) -> Prediction:
+    """One digit: decode, preprocess to 28x28, classify."""
+    x = imaging.to_mnist(imaging.decode(data, source))  # (28, 28) uint8
+    p = predictor.probabilities(x[None])[0]  # (10,)
+    best = int(p.argmax())
+    return Prediction(digit=best, probability=float(p[best]),
+                      probabilities=[float(v) for v in p], preprocessed=png_base64(x))
+
+
+def read_image(data: bytes, source: str, predictor: Predictor) -> Reading:
+    """Several digits, left to right."""
+    reading = read_number(imaging.decode(data, source), predictor)
+    digits = [DigitOut(digit=d.digit, probability=d.probability, box=tuple(int(v) for v in d.box),
+                       preprocessed=png_base64(d.image28)) for d in reading.digits]
+    return Reading(text=reading.text, digits=digits)

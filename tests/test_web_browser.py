@@ -1,0 +1,142 @@
+"""The page in a real browser: Debian's Chromium driven by Playwright against a live server."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from web_helpers import number_on_paper, on_paper, png
+
+from digitnet.web.app import Settings, create_app
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run"]
+
+
+@pytest.fixture(scope="module")
+def server_url(trained_run):
+    """uvicorn on 127.0.0.1, a free port, in a thread; stopped after the module."""
+    import uvicorn
+
+    sock = socket.create_server(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(Settings(run_dir=trained_run)), log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}/"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} not installed; 'apt-get install chromium' (make test does it as root)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, server_url):
+    context = browser.new_context(viewport={"width": 1000, "height": 800})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(server_url)
+    yield page
+    context.close()
+    assert not errors, errors
+
+
+def draw(page, strokes: list[list[tuple[float, float]]]) -> None:
+    """Each stroke is a list of points as fractions of the canvas's width and height."""
+    box = page.locator("canvas").bounding_box()
+    for stroke in strokes:
+        points = [(box["x"] + fx * box["width"], box["y"] + fy * box["height"]) for fx, fy in stroke]
+        page.mouse.move(*points[0])
+        page.mouse.down()
+        for point in points[1:]:
+            page.mouse.move(*point, steps=20)
+        page.mouse.up()
+
+
+def settled(page):
+    """Wait until the answer to the last change is on the page."""
+    from playwright.sync_api import expect
+
+    expect(page.locator("#result")).to_have_attribute("aria-busy", "false", timeout=15_000)
+    return expect
+
+
+SEVEN = [[(0.25, 0.22), (0.72, 0.22), (0.45, 0.82)]]
+ONE = [[(0.5, 0.15), (0.5, 0.85)]]
+
+
+def test_a_drawn_digit_is_read_and_undo_clears_it(page):
+    draw(page, SEVEN)
+    expect = settled(page)
+    expect(page.locator("#status")).to_have_text("It is a 7.")
+    expect(page.locator("#digit")).to_have_text("7")
+    assert page.locator("#seen").get_attribute("src").startswith("data:image/png;base64,")
+    assert page.locator("#bars li.best").inner_text().startswith("7")
+
+    page.get_by_role("button", name="Undo").click()
+    expect(page.locator("#status")).to_have_text("Draw a digit to begin.")
+    draw(page, ONE)
+    settled(page)
+    expect(page.locator("#digit")).to_have_text("1")
+
+
+def test_an_uploaded_photo_is_read(page, mnist, tmp_path):
+    path = tmp_path / "digit.png"
+    path.write_bytes(png(on_paper(mnist.x_test[0], size=90, at=(150, 40))))  # a 7, off centre
+    page.set_input_files("#file", path)
+    expect = settled(page)
+    expect(page.locator("#digit")).to_have_text(str(mnist.y_test[0]))
+
+
+def test_number_mode_reads_several_digits(page, mnist, tmp_path):
+    page.get_by_role("radio", name="A number").check()
+    path = tmp_path / "number.png"
+    path.write_bytes(png(number_on_paper([mnist.x_test[i] for i in (0, 1, 2)])))
+    page.set_input_files("#file", path)
+    expect = settled(page)
+    expect(page.locator("#number")).to_have_text("".join(str(mnist.y_test[i]) for i in (0, 1, 2)))
+    expect(page.locator("#boxes span")).to_have_count(3)
+
+
+def test_a_file_that_is_no_image_shows_the_servers_message(page, tmp_path):
+    path = tmp_path / "notes.txt"
+    path.write_text("not a picture")
+    page.set_input_files("#file", path)
+    expect = settled(page)
+    expect(page.locator("#status")).to_contain_text("not an image")
+
+
+def test_phone_width_fits_and_controls_are_labelled(browser, server_url):
+    context = browser.new_context(viewport={"width": 360, "height": 740}, has_touch=True)
+    page = context.new_page()
+    page.goto(server_url)
+    for name in ("Undo", "Clear", "Upload an image…"):
+        assert page.get_by_role("button", name=name).count() == 1
+    assert page.get_by_role("radio", name="One digit").is_checked()
+    assert page.get_by_role("img", name="Drawing area").count() == 1
+    box = page.locator("canvas").bounding_box()
+    assert box["x"] >= 0 and box["x"] + box["width"] <= 360
+    page.keyboard.press("Tab")
+    assert page.locator(":focus").count() == 1  # something takes the keyboard focus
+    context.close()

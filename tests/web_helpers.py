@@ -1,0 +1,36 @@
+"""Digit images as people send them: MNIST test digits as dark ink on white paper, PNG-encoded."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+
+def on_paper(digit28: np.ndarray, size: int = 120, canvas: tuple[int, int] = (300, 300),
+             at: tuple[int, int] = (20, 30)) -> np.ndarray:
+    """A white-on-black MNIST digit drawn dark-on-white, ``size`` px tall at ``at`` (x, y)."""
+    paper = np.full(canvas, 255, np.uint8)  # (H, W)
+    x, y = at
+    paper[y : y + size, x : x + size] = ink(digit28, size)
+    return paper
+
+
+def ink(digit28: np.ndarray, size: int) -> np.ndarray:
+    """uint8 (size, size): the digit scaled up, dark on white."""
+    return 255 - cv2.resize(digit28, (size, size), interpolation=cv2.INTER_CUBIC)
+
+
+def png(image: np.ndarray) -> bytes:
+    ok, data = cv2.imencode(".png", image)
+    assert ok
+    return data.tobytes()
+
+
+def number_on_paper(digits28: list[np.ndarray], size: int = 80, gap: int = 30) -> np.ndarray:
+    """Several digits side by side on white paper, with room between them."""
+    width = gap + len(digits28) * (size + gap)
+    paper = np.full((size + 2 * gap, width), 255, np.uint8)
+    for i, d in enumerate(digits28):
+        x = gap + i * (size + gap)
+        paper[gap : gap + size, x : x + size] = ink(d, size)
+    return paper

@@ -12,17 +12,24 @@ endif
 
 .PHONY: run test lint bench clean chromium
 
-$(VENV)/.installed: pyproject.toml
-	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e ".[test]"
+
+# torch is pinned to the CPU build in pyproject.toml; the stamps re-install when it changes.
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e .
 	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e ".[test]"
+	touch $(VENV)/.installed $@
 
 run: $(VENV)/.installed
 	$(BIN)/digitnet train
 	$(BIN)/digitnet evaluate
 
-test: $(VENV)/.installed chromium
+test: $(VENV)/.installed-test chromium
 	$(BIN)/ruff check .
 	$(BIN)/pytest
 
@@ -33,7 +40,7 @@ chromium:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
 	fi
 
-lint: $(VENV)/.installed
+lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 
 bench: $(VENV)/.installed

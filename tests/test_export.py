@@ -83,6 +83,7 @@ def test_check_catches_an_altered_onnx_model(run_copy, mnist):
         check_onnx(run_copy, mnist.x_test, mnist.y_test)
     assert "\n" not in str(e.value)
     assert not path.exists()
+    assert runs.read_config(run_copy)[1]["export"] is None
 
 
 def test_check_refuses_an_export_of_other_weights(run_copy, mnist):

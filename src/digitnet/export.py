@@ -99,6 +99,12 @@ def export_onnx(run_dir: str | Path) -> Path:
     return path
 
 
+def discard(run_dir: Path) -> None:
+    """Remove a model.onnx that failed its check, and its record in config.json."""
+    (run_dir / onnx_model.ONNX_FILE).unlink(missing_ok=True)
+    runs.update_config(run_dir, export=None)
+
+
 @dataclass
 class ParityReport:
     """How model.onnx compares with the PyTorch model on the same images."""
@@ -141,16 +147,16 @@ def check_onnx(run_dir: str | Path, images: np.ndarray, labels: np.ndarray,
     try:
         p_onnx = Predictor.from_run(run_dir, "onnx").probabilities(images)
     except DigitnetError as e:
-        path.unlink(missing_ok=True)
+        discard(run_dir)
         raise DigitnetError(f"{e} (removed it)") from e
     report = compare(p_onnx, Predictor.from_run(run_dir, "torch").probabilities(images), labels)
     if not report.passed():
-        path.unlink(missing_ok=True)
+        discard(run_dir)
         raise DigitnetError(
             f"{path}: does not match the PyTorch model on {report.images} images (classes agree on "
             f"{report.agreement:.1%}, max probability difference {report.max_abs_diff:.1e} > "
             f"{PARITY_TOLERANCE:.0e}); removed it, run 'digitnet export {run_dir}' again"
         )
     _, data = runs.read_config(run_dir)
-    runs.update_config(run_dir, export={**data.get("export", {}), "check": report.to_dict()})
+    runs.update_config(run_dir, export={**(data.get("export") or {}), "check": report.to_dict()})
     return report

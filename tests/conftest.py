@@ -46,3 +46,24 @@ def cli(capsys):
         return code, out.out, out.err
 
     return run
+
+
+@pytest.fixture(scope="session")
+def exported_run(tmp_path_factory, trained_run) -> tuple[Path, int, str, str]:
+    """A copy of ``trained_run`` exported to ONNX once through ``digitnet export``.
+
+    Returns (run_dir, exit code, stdout, stderr); the export takes seconds, so tests that alter
+    the run copy this directory instead of exporting again.
+    """
+    import contextlib
+    import io
+    import shutil
+
+    from digitnet.cli import main
+
+    run_dir = tmp_path_factory.mktemp("exported") / "small"
+    shutil.copytree(trained_run, run_dir)
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(["export", str(run_dir), "--format", "onnx"])
+    return run_dir, code, out.getvalue(), err.getvalue()

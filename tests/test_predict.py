@@ -48,8 +48,10 @@ def photos(mnist, tmp_path_factory):
     paths = []
     for k, i in enumerate(idx):
         image, info = synth.render_photo(mnist.x_test[i], rng)
-        ext = ".jpg" if "jpeg" in info else ".png"
-        paths.append(write(folder / f"p{k:03d}{ext}", image, *([cv2.IMWRITE_JPEG_QUALITY, 95] * (ext == ".jpg"))))
+        if "jpeg" in info:
+            paths.append(write(folder / f"p{k:03d}.jpg", image, cv2.IMWRITE_JPEG_QUALITY, 95))
+        else:
+            paths.append(write(folder / f"p{k:03d}.png", image))
     return paths, mnist.y_test[idx]
 
 
@@ -101,7 +103,7 @@ def test_predict_every_format_and_one_line_per_bad_file(cli, trained_run, mixed_
     assert all(set(r) == {"path", "digit", "probability", "top_k"} and len(r["top_k"]) == 3 for r in lines)
     errors = err.splitlines()
     assert len(errors) == len(bad)
-    for (name, path), line in zip(bad.items(), errors, strict=True):
+    for path, line in zip(bad.values(), errors, strict=True):
         assert line.startswith(f"digitnet: error: {path}: "), line
     reasons = dict(zip(bad, errors, strict=True))
     assert "blank" in reasons["blank.png"]

@@ -26,7 +26,7 @@ def test_photos_are_dark_ink_on_light_paper_within_the_stated_ranges(mnist):
         assert photo.dtype == np.uint8 and photo.shape[2] == 3
         assert 100 <= h <= 400 and 100 <= w <= 400 and info["canvas"] == (h, w)
         x, y, size, _ = info["box"]
-        assert 0 <= x and x + size <= w and 0 <= y and y + size <= h
+        assert x >= 0 and y >= 0 and x + size <= w and y + size <= h
         gray = cv2.cvtColor(photo, cv2.COLOR_BGR2GRAY)
         inside = gray[y : y + size, x : x + size]
         assert np.percentile(inside, 1) + 40 < np.median(gray)  # the ink is darker than the paper

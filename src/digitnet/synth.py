@@ -10,6 +10,7 @@ benchmark can say which kinds of picture the model gets wrong.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import cv2
@@ -36,19 +37,19 @@ def _resize(piece: np.ndarray, scale: float) -> np.ndarray:
     return np.clip(big, 0.0, 1.0)
 
 
-def _strokes(ink: np.ndarray, scale: float, rng: np.random.Generator, info: dict[str, Any]) -> np.ndarray:
-    """Thicker (felt pen) or thinner (fine pen) strokes: grey dilation or erosion by about one
-    MNIST pixel (``scale`` canvas pixels per MNIST pixel)."""
+def _pen(scale: float, rng: np.random.Generator, info: dict[str, Any]) -> Callable[[np.ndarray], np.ndarray]:
+    """The pen, chosen once per picture: thicker (felt pen) or thinner (fine pen) strokes by
+    grey dilation or erosion of about one MNIST pixel (``scale`` canvas px per MNIST px)."""
     choice = rng.random()
     if choice < EFFECTS["thick"]:
         k = max(2, round(scale * rng.uniform(0.8, 1.6)))
         info["thick"] = k
-        return cv2.dilate(ink, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+        return lambda ink: cv2.dilate(ink, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
     if choice < EFFECTS["thick"] + EFFECTS["thin"]:
         k = max(2, round(scale * rng.uniform(0.5, 0.9)))
         info["thin"] = k
-        return cv2.erode(ink, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
-    return ink
+        return lambda ink: cv2.erode(ink, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+    return lambda ink: ink
 
 
 def _rotate(ink: np.ndarray, rng: np.random.Generator, info: dict[str, Any], limit: float) -> np.ndarray:
@@ -147,7 +148,7 @@ def render_photo(digit28: np.ndarray, rng: np.random.Generator) -> tuple[np.ndar
     scale = size / 28
     size = round(28 * scale)
     info: dict[str, Any] = {"canvas": (h, w)}
-    ink = _rotate(_strokes(_resize(digit28, scale), scale, rng, info), rng, info, 15.0)
+    ink = _rotate(_pen(scale, rng, info)(_resize(digit28, scale)), rng, info, 15.0)
     x, y = int(rng.integers(0, w - size + 1)), int(rng.integers(0, h - size + 1))
     info["box"] = (x, y, size, size)
     coverage = np.zeros((h, w), np.float32)
@@ -181,8 +182,9 @@ def render_number(digits: list[np.ndarray], rng: np.random.Generator, gap: float
     width = round(x * scale)
     margin = int(rng.uniform(0.3, 1.0) * height)
     line = np.zeros((height, width + 1), np.float32)
+    pen = _pen(scale, rng, info)
     for piece, px in zip(pieces, positions, strict=True):
-        ink = _strokes(_resize(piece, scale), scale, rng, info)
+        ink = pen(_resize(piece, scale))
         left = round(px * scale)
         right = min(line.shape[1], left + ink.shape[1])
         line[:, left:right] = np.maximum(line[:, left:right], ink[:, : right - left])

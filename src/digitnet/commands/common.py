@@ -17,6 +17,15 @@ def add_data_options(parser: argparse.ArgumentParser) -> None:
                         help="folder with the IDX files (default: $DIGITNET_DATA, system, cache)")
 
 
+def add_backend_option(parser: argparse.ArgumentParser) -> None:
+    from digitnet.inference import BACKENDS, DEFAULT_BACKEND
+
+    parser.add_argument(
+        "--backend", choices=BACKENDS, default=DEFAULT_BACKEND,
+        help=f"runtime executing the network (default {DEFAULT_BACKEND}: onnxruntime when the "
+             "run has a current model.onnx from 'digitnet export', else torch)")
+
+
 def console() -> Console:
     """Where commands print results: stdout, with colour only on a terminal."""
     return Console(file=sys.stdout, highlight=False)

@@ -8,12 +8,8 @@ import sys
 from pathlib import Path
 
 from digitnet import inference
+from digitnet.commands.common import add_backend_option
 from digitnet.predicting import predict_files
-
-
-def add_backend_option(parser) -> None:
-    parser.add_argument("--backend", choices=inference.BACKENDS, default=inference.BACKENDS[0],
-                        help=f"which runtime runs the model (default {inference.BACKENDS[0]})")
 
 
 def top_k(text: str) -> int:

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from digitnet import imaging, inference
-from digitnet.commands.predict import add_backend_option
+from digitnet.commands.common import add_backend_option
 from digitnet.reading import read_number
 
 

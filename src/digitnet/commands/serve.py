@@ -7,9 +7,8 @@ import socket
 from pathlib import Path
 
 from digitnet import runs
-from digitnet.commands.common import console
+from digitnet.commands.common import add_backend_option, console
 from digitnet.errors import DigitnetError
-from digitnet.inference import BACKENDS
 
 
 def register(sub) -> None:
@@ -19,8 +18,7 @@ def register(sub) -> None:
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
-    p.add_argument("--backend", choices=BACKENDS, default=BACKENDS[0],
-                   help=f"runtime executing the network (default {BACKENDS[0]})")
+    add_backend_option(p)
     p.add_argument("--threads", type=int, default=1,
                    help="torch threads per inference (default 1; requests run in parallel)")
     p.set_defaults(run=run)

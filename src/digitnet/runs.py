@@ -71,6 +71,8 @@ def environment() -> dict[str, str]:
         "numpy": numpy.__version__,
         "python": platform.python_version(),
         "platform": platform.platform(),
+        "cuda": torch.version.cuda or "none",
+        "cudnn": str(torch.backends.cudnn.version() or "none"),
     }
 
 
@@ -173,11 +175,15 @@ class Checkpoint:
     step: int  # steps of that epoch already taken
     model: dict[str, torch.Tensor]
     optimizer: dict[str, Any]
-    rng: dict[str, torch.Tensor]
+    rng: dict[str, torch.Tensor]  # "<stream>.<rank>": every process's random state
     ema: dict[str, torch.Tensor] = field(default_factory=dict)
     history: dict[str, Any] = field(default_factory=dict)
     train_seconds: float = 0.0
     world_size: int = 1
+    # [loss sum, correct, images] of the epoch so far over all processes, and the same sums at
+    # the last point of the per-step loss curve: the epoch's record comes out as if never stopped.
+    epoch_sums: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
+    trace_from: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
 
 
 def save_checkpoint(run_dir: Path, ckpt: Checkpoint, config: TrainConfig) -> None:
@@ -194,6 +200,7 @@ def save_checkpoint(run_dir: Path, ckpt: Checkpoint, config: TrainConfig) -> Non
     meta = {
         "epoch": ckpt.epoch, "step": ckpt.step, "history": ckpt.history,
         "train_seconds": ckpt.train_seconds, "world_size": ckpt.world_size,
+        "epoch_sums": ckpt.epoch_sums, "trace_from": ckpt.trace_from,
         "param_groups": ckpt.optimizer["param_groups"], "optimizer_scalars": scalars,
         "config": config.to_dict(),
     }
@@ -221,7 +228,8 @@ def load_checkpoint(run_dir: Path) -> tuple[Checkpoint, TrainConfig]:
         ckpt = Checkpoint(
             epoch=meta["epoch"], step=meta["step"], model=groups["model"], ema=groups["ema"],
             rng=groups["rng"], history=meta["history"], train_seconds=meta["train_seconds"],
-            world_size=meta["world_size"],
+            world_size=meta["world_size"], epoch_sums=meta["epoch_sums"],
+            trace_from=meta["trace_from"],
             optimizer={"state": opt_state, "param_groups": meta["param_groups"]},
         )
         config = TrainConfig.from_dict(meta["config"])

@@ -131,9 +131,23 @@ def state_for_saving(module: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().contiguous().clone() for k, v in module.state_dict().items()}
 
 
+def safetensors_bytes(tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> bytes:
+    """``safetensors.torch.save`` with its JSON header's keys sorted.
+
+    safetensors writes the metadata in hash-map order, which changes from one process to the next;
+    sorting it makes equal weights and metadata give byte-identical files (for checksums).
+    """
+    raw = st_save(tensors, metadata)
+    n = int.from_bytes(raw[:8], "little")
+    header = json.dumps(json.loads(raw[8 : 8 + n]), sort_keys=True, separators=(",", ":")).encode()
+    if len(header) > n:  # escaping differs from serde's: keep the file as safetensors wrote it
+        return raw
+    return raw[:8] + header.ljust(n) + raw[8 + n :]
+
+
 def save_model(run_dir: Path, model: nn.Module, config: TrainConfig) -> None:
     metadata = {"format": "digitnet", "config": json.dumps(config.to_dict())}
-    atomic.write_bytes(run_dir / MODEL_FILE, st_save(state_for_saving(model), metadata))
+    atomic.write_bytes(run_dir / MODEL_FILE, safetensors_bytes(state_for_saving(model), metadata))
 
 
 def read_safetensors(path: Path, what: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -205,7 +219,7 @@ def save_checkpoint(run_dir: Path, ckpt: Checkpoint, config: TrainConfig) -> Non
         "config": config.to_dict(),
     }
     metadata = {"format": "digitnet-checkpoint", "state": json.dumps(meta)}
-    atomic.write_bytes(run_dir / CHECKPOINT_FILE, st_save(tensors, metadata))
+    atomic.write_bytes(run_dir / CHECKPOINT_FILE, safetensors_bytes(tensors, metadata))
 
 
 def load_checkpoint(run_dir: Path) -> tuple[Checkpoint, TrainConfig]:

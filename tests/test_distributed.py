@@ -195,3 +195,17 @@ def test_cuda_run_uses_bf16_and_channels_last(tmp_path, small_mnist):
     assert metrics["device"] == "cuda"
     assert saved["channels_last"] == (metrics["precision"] == "bf16")
     assert metrics["test_accuracy"] > 0.5
+
+
+def test_resume_hint_names_the_launcher_in_use(monkeypatch):
+    from digitnet.commands.train import resume_command
+
+    for name in ("LOCAL_WORLD_SIZE", "WORLD_SIZE"):
+        monkeypatch.delenv(name, raising=False)
+    assert resume_command(Path("runs/x")) == "digitnet train --resume runs/x"
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert resume_command(Path("runs/x")) == (
+        "torchrun --standalone --nproc-per-node 2 -m digitnet train --resume runs/x")
+    monkeypatch.setenv("WORLD_SIZE", "4")  # two machines
+    assert resume_command(Path("runs/x")).startswith("torchrun <the same torchrun options")

@@ -76,11 +76,13 @@ def build_config(args) -> tuple[TrainConfig, Path | None]:
 
 
 def resume_command(run_dir: Path) -> str:
-    """How to continue: the same launcher as now (torchrun keeps its own options)."""
-    if "LOCAL_WORLD_SIZE" in os.environ:
-        return (f"torchrun --nproc-per-node {os.environ['LOCAL_WORLD_SIZE']} -m digitnet train "
-                f"--resume {run_dir}")
-    return f"digitnet train --resume {run_dir}"
+    """How to continue, with the launcher used now (under torchrun, on one or several machines)."""
+    local, world = os.environ.get("LOCAL_WORLD_SIZE"), os.environ.get("WORLD_SIZE")
+    if local is None:
+        return f"digitnet train --resume {run_dir}"
+    launcher = (f"torchrun --standalone --nproc-per-node {local}" if local == world
+                else "torchrun <the same torchrun options on every machine>")
+    return f"{launcher} -m digitnet train --resume {run_dir}"
 
 
 def run(args) -> int:

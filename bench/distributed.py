@@ -91,15 +91,18 @@ def main() -> None:
         worker(args.steps, args.batch, args.threads, args.out)
         return
 
-    layouts = {"1 process x 2 threads": (1, 2), "2 processes x 1 thread": (2, 1)}
-    medians = {}
-    for name, (nproc, threads) in layouts.items():
-        times = [measure(nproc, threads, args.steps, args.batch, args.out / f"{nproc}x{threads}-{i}")
-                 for i in range(args.repeats)]
-        medians[name] = statistics.median(times)
+    layouts = {"1 process x 2 threads": (1, 2), "2 processes x 1 thread": (2, 1),
+               "1 process x 1 thread (reference)": (1, 1)}
+    times: dict[str, list[float]] = {name: [] for name in layouts}
+    for i in range(args.repeats):  # interleaved, so a change in the machine's load hits all alike
+        for name, (nproc, threads) in layouts.items():
+            folder = args.out / f"{nproc}x{threads}-{i}"
+            times[name].append(measure(nproc, threads, args.steps, args.batch, folder))
+    medians = {name: statistics.median(t) for name, t in times.items()}
+    for name, t in times.items():
         print(f"{name}: {medians[name] * 1e3:.1f} ms/step (median of "
-              f"{', '.join(f'{t * 1e3:.1f}' for t in times)}), {args.steps} steps of {args.batch}")
-    best = min(medians, key=medians.get)
+              f"{', '.join(f'{x * 1e3:.1f}' for x in t)}), {args.steps} steps of {args.batch}")
+    best = min(list(medians)[:2], key=medians.get)
     print(f"faster: {best}")
     one = medians["1 process x 2 threads"]
     print(f"\nEstimate for N machines, {args.gbits:g} Gbit/s, gradients {GRADIENT_BYTES / 1e6:.1f} MB"

@@ -34,9 +34,15 @@ def init(device: torch.device) -> Context:
     if world_size == 1:
         return Context()
     if not dist.is_initialized():
-        backend = "nccl" if device.type == "cuda" else "gloo"
-        dist.init_process_group(backend)
+        if device.type == "cuda":
+            torch.cuda.set_device(device)  # nccl talks to the GPU of this process's LOCAL_RANK
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     return Context(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)))
+
+
+def launched_rank() -> int:
+    """This process's rank as torchrun set it (0 outside torchrun); for printing only on rank 0."""
+    return int(os.environ.get("RANK", 0))
 
 
 def shutdown() -> None:
@@ -66,3 +72,12 @@ def broadcast_object(obj, ctx: Context):
     box = [obj]
     dist.broadcast_object_list(box, src=0)
     return box[0]
+
+
+def all_gather_object(obj, ctx: Context) -> list:
+    """Every process's value of a small picklable object, in rank order, on every process."""
+    if not ctx.distributed:
+        return [obj]
+    out = [None] * ctx.world_size
+    dist.all_gather_object(out, obj)
+    return out

@@ -71,6 +71,8 @@ def environment() -> dict[str, str]:
         "numpy": numpy.__version__,
         "python": platform.python_version(),
         "platform": platform.platform(),
+        "cuda": torch.version.cuda or "none",
+        "cudnn": str(torch.backends.cudnn.version() or "none"),
     }
 
 
@@ -129,9 +131,23 @@ def state_for_saving(module: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().contiguous().clone() for k, v in module.state_dict().items()}
 
 
+def safetensors_bytes(tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> bytes:
+    """``safetensors.torch.save`` with its JSON header's keys sorted.
+
+    safetensors writes the metadata in hash-map order, which changes from one process to the next;
+    sorting it makes equal weights and metadata give byte-identical files (for checksums).
+    """
+    raw = st_save(tensors, metadata)
+    n = int.from_bytes(raw[:8], "little")
+    header = json.dumps(json.loads(raw[8 : 8 + n]), sort_keys=True, separators=(",", ":")).encode()
+    if len(header) > n:  # escaping differs from serde's: keep the file as safetensors wrote it
+        return raw
+    return raw[:8] + header.ljust(n) + raw[8 + n :]
+
+
 def save_model(run_dir: Path, model: nn.Module, config: TrainConfig) -> None:
     metadata = {"format": "digitnet", "config": json.dumps(config.to_dict())}
-    atomic.write_bytes(run_dir / MODEL_FILE, st_save(state_for_saving(model), metadata))
+    atomic.write_bytes(run_dir / MODEL_FILE, safetensors_bytes(state_for_saving(model), metadata))
 
 
 def read_safetensors(path: Path, what: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -173,11 +189,15 @@ class Checkpoint:
     step: int  # steps of that epoch already taken
     model: dict[str, torch.Tensor]
     optimizer: dict[str, Any]
-    rng: dict[str, torch.Tensor]
+    rng: dict[str, torch.Tensor]  # "<stream>.<rank>": every process's random state
     ema: dict[str, torch.Tensor] = field(default_factory=dict)
     history: dict[str, Any] = field(default_factory=dict)
     train_seconds: float = 0.0
     world_size: int = 1
+    # [loss sum, correct, images] of the epoch so far over all processes, and the same sums at
+    # the last point of the per-step loss curve: the epoch's record comes out as if never stopped.
+    epoch_sums: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
+    trace_from: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
 
 
 def save_checkpoint(run_dir: Path, ckpt: Checkpoint, config: TrainConfig) -> None:
@@ -194,11 +214,12 @@ def save_checkpoint(run_dir: Path, ckpt: Checkpoint, config: TrainConfig) -> Non
     meta = {
         "epoch": ckpt.epoch, "step": ckpt.step, "history": ckpt.history,
         "train_seconds": ckpt.train_seconds, "world_size": ckpt.world_size,
+        "epoch_sums": ckpt.epoch_sums, "trace_from": ckpt.trace_from,
         "param_groups": ckpt.optimizer["param_groups"], "optimizer_scalars": scalars,
         "config": config.to_dict(),
     }
     metadata = {"format": "digitnet-checkpoint", "state": json.dumps(meta)}
-    atomic.write_bytes(run_dir / CHECKPOINT_FILE, st_save(tensors, metadata))
+    atomic.write_bytes(run_dir / CHECKPOINT_FILE, safetensors_bytes(tensors, metadata))
 
 
 def load_checkpoint(run_dir: Path) -> tuple[Checkpoint, TrainConfig]:
@@ -221,7 +242,8 @@ def load_checkpoint(run_dir: Path) -> tuple[Checkpoint, TrainConfig]:
         ckpt = Checkpoint(
             epoch=meta["epoch"], step=meta["step"], model=groups["model"], ema=groups["ema"],
             rng=groups["rng"], history=meta["history"], train_seconds=meta["train_seconds"],
-            world_size=meta["world_size"],
+            world_size=meta["world_size"], epoch_sums=meta["epoch_sums"],
+            trace_from=meta["trace_from"],
             optimizer={"state": dict(sorted(opt_state.items())),
                        "param_groups": meta["param_groups"]},
         )

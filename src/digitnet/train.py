@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from digitnet.config import TrainConfig
+from digitnet.errors import DigitnetError
 
 
 @dataclass
@@ -56,6 +57,17 @@ def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
 
 def steps_per_epoch(n: int, batch_size: int) -> int:
     return math.ceil(n / batch_size)
+
+
+def check_shards(n: int, batch_size: int, world_size: int) -> None:
+    """Refuse a split that would leave a process an empty share of some batch (its loss is NaN)."""
+    last = n % batch_size or batch_size
+    if min(batch_size, last) < world_size:
+        raise DigitnetError(
+            f"with {world_size} processes every batch needs at least {world_size} images, but "
+            f"{n} images in batches of {batch_size} leave a last batch of {min(batch_size, last)}; "
+            "change --batch-size or --limit"
+        )
 
 
 def learning_rate(config: TrainConfig, step: int, total_steps: int) -> float:
@@ -101,7 +113,8 @@ def train_one_epoch(
     """Train on ``x`` (N, 1, 28, 28) and ``y`` (N,) in ``order``, from step ``start_step``.
 
     ``batch_size`` is the global batch; with ``world_size`` processes each takes its contiguous
-    share of every batch, so the averaged gradient equals one process's on the whole batch.
+    share of every batch (every share must be non-empty, see ``check_shards``), and the averaged
+    gradient equals one process's on the whole batch.
     ``lr_at(step_in_epoch)`` sets the learning rate before each step. ``after_step(steps_done,
     stats)`` runs after every step and returns True to stop early (e.g. on Ctrl-C).
     """
@@ -125,12 +138,16 @@ def train_one_epoch(
                 group["lr"] = lr_at(step)
         with autocast() if autocast else contextlib.nullcontext():
             logits = model(xb)  # (b, 10)
-        loss = F.cross_entropy(logits.float(), yb, label_smoothing=label_smoothing)
+        loss_sum = F.cross_entropy(logits.float(), yb, label_smoothing=label_smoothing,
+                                   reduction="sum")
+        # The shard's sum over the whole batch's size, times world_size because DDP averages
+        # gradients over processes: the gradient is the batch mean however the batch was split.
+        loss = loss_sum * (world_size / (batch.stop - batch.start))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
 
-        stats.loss_sum += loss.detach() * len(yb)
+        stats.loss_sum += loss_sum.detach()
         stats.correct += (logits.detach().argmax(1) == yb).sum()
         stats.images += len(yb)
         step += 1

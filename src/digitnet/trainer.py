@@ -28,6 +28,7 @@ from digitnet.models import build_model, count_parameters
 from digitnet.preprocess import to_tensor
 from digitnet.train import (
     RunningStats,
+    check_shards,
     epoch_order,
     learning_rate,
     make_optimizer,
@@ -111,6 +112,44 @@ def stop_on_signals(flags: _Flags):
             signal.signal(sig, old)
 
 
+class EpochTally:
+    """The epoch's [loss sum, correct, images] over all processes, as if never interrupted.
+
+    ``carried`` came from a checkpoint; ``latest`` is train_one_epoch's running stats since.
+    ``total`` sums over processes, so every process must call it at the same steps.
+    """
+
+    def __init__(self, carried: list[float], trace_from: list[float]) -> None:
+        self.carried, self.trace_from = list(carried), list(trace_from)
+        self.latest: RunningStats | None = None
+
+    def total(self, ctx: distributed.Context, device: torch.device) -> list[float]:
+        local = torch.zeros(3, dtype=torch.float64, device=device)
+        if self.latest is not None:
+            local[0], local[1], local[2] = self.latest.loss_sum, self.latest.correct, self.latest.images
+        distributed.all_reduce_sum(local, ctx)
+        return [a + b for a, b in zip(self.carried, local.tolist(), strict=True)]
+
+
+def restore_streams(ckpt: runs.Checkpoint, ctx: distributed.Context, device: torch.device,
+                    seed: int, global_step: int) -> None:
+    """Continue each process's random streams (dropout) from the checkpoint.
+
+    With the same number of processes each takes back its own state, so the run continues bit
+    for bit. With another number there is no saved state for the new ranks: all restart from
+    (seed, rank, step), which keeps the data order and optimizer exact but draws new masks.
+    """
+    if ckpt.world_size != ctx.world_size:
+        hardware.seed_streams(seed, ctx.rank, global_step)
+        return
+    suffix = f".{ctx.rank}"
+    state = {k.removesuffix(suffix): v for k, v in ckpt.rng.items() if k.endswith(suffix)}
+    if "torch" not in state:
+        raise DigitnetError(f"checkpoint has no random state for process {ctx.rank}; "
+                            "it was not written by this version of digitnet, start a new run")
+    hardware.set_rng_state(state, device)
+
+
 def measure(model: nn.Module, x: torch.Tensor, y: torch.Tensor, config: TrainConfig,
             ctx: distributed.Context, autocast) -> Evaluation:
     """Evaluate on this process's share of (x, y) and add the counts up over all processes."""
@@ -127,42 +166,55 @@ def fit(config: TrainConfig, run_dir: Path | None = None, *,
     Without ``run_dir`` a new ``runs/<timestamp>-<dataset>`` is made (named by process 0).
     The returned metrics carry the run directory as ``run_dir``.
     """
-    reporter = reporter or SilentReporter()
     device = hardware.resolve_device(config.device)
     ctx = distributed.init(device)
+    # Only process 0 shows progress; the others train silently.
+    reporter = (reporter or SilentReporter()) if ctx.is_main else SilentReporter()
     if run_dir is None:
         run_dir = Path(distributed.broadcast_object(str(runs.new_run_dir(config.dataset)), ctx))
     precision = hardware.resolve_precision(config.precision, device)
-    hardware.configure_threads(config.threads, config.deterministic)
-    hardware.seed_everything(config.seed)
+    threads = hardware.configure_threads(config.threads, config.deterministic)
+    hardware.seed_everything(config.seed)  # the same on every process: identical initial weights
     autocast = partial(hardware.autocast, precision, device)
 
     ds = dataset or load(config.dataset, data_dir)
     split = make_split(ds, config, device)
 
     model = build_model(config.model, **config.model_args).to(device)
-    if config.channels_last:
+    channels_last = config.channels_last or hardware.prefers_channels_last(device, precision)
+    if channels_last:
         model = model.to(memory_format=torch.channels_last)
+    hardware.seed_streams(config.seed, ctx.rank)  # each process its own dropout masks
     optimizer = make_optimizer(config, model.parameters(), device)
     ema = (AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema), use_buffers=True)
            if config.ema else None)
 
+    n_train = len(split.x_train)
+    check_shards(n_train, config.batch_size, ctx.world_size)
+    n_steps = steps_per_epoch(n_train, config.batch_size)
+    total_steps = n_steps * config.epochs
+
     start_epoch, start_step, seconds = 0, 0, 0.0
     history: dict[str, Any] = {"epochs": [], "steps": []}
+    tally = EpochTally([0.0] * 3, [0.0] * 3)
     if resume:
         ckpt, _ = runs.load_checkpoint(run_dir)
         model.load_state_dict(ckpt.model)
         optimizer.load_state_dict(ckpt.optimizer)
         if ema is not None:
             ema.load_state_dict(ckpt.ema)
-        torch.set_rng_state(ckpt.rng["torch"])  # dropout continues with the same masks
         start_epoch, start_step, seconds, history = (ckpt.epoch, ckpt.step, ckpt.train_seconds,
                                                      ckpt.history)
+        restore_streams(ckpt, ctx, device, config.seed, start_epoch * n_steps + start_step)
+        tally = EpochTally(ckpt.epoch_sums, ckpt.trace_from)
+        history.setdefault("resumed", []).append(
+            {"epoch": start_epoch, "step": start_step, "world_size": ctx.world_size})
     elif ctx.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         runs.write_config(run_dir, config, dataset_sha256=ds.sha256,
                           parameters=count_parameters(model), world_size=ctx.world_size,
-                          precision=precision)
+                          precision=precision, device=device.type, threads=threads,
+                          channels_last=channels_last)
 
     train_model = model
     if ctx.distributed:
@@ -170,17 +222,17 @@ def fit(config: TrainConfig, run_dir: Path | None = None, *,
             model, device_ids=[device.index] if device.type == "cuda" else None
         )
 
-    n_train = len(split.x_train)
-    n_steps = steps_per_epoch(n_train, config.batch_size)
-    total_steps = n_steps * config.epochs
-
     def save(epoch: int, step: int) -> None:
+        # Collective: every process passes here at the same step.
+        sums = tally.total(ctx, device) if step else [0.0] * 3
+        states = distributed.all_gather_object(hardware.rng_state(device), ctx)
         if ctx.is_main:
             runs.save_checkpoint(run_dir, runs.Checkpoint(
                 epoch=epoch, step=step, model=model.state_dict(),
                 optimizer=optimizer.state_dict(), ema=ema.state_dict() if ema else {},
-                rng={"torch": torch.get_rng_state()}, history=history,
-                train_seconds=seconds, world_size=ctx.world_size,
+                rng={f"{k}.{rank}": v for rank, state in enumerate(states) for k, v in state.items()},
+                history=history, train_seconds=seconds, world_size=ctx.world_size,
+                epoch_sums=sums, trace_from=tally.trace_from if step else [0.0] * 3,
             ), config)
 
     flags = _Flags()
@@ -188,21 +240,22 @@ def fit(config: TrainConfig, run_dir: Path | None = None, *,
     with stop_on_signals(flags):
         for epoch in range(start_epoch, config.epochs):
             first = start_step if epoch == start_epoch else 0
-            trace_from = [0, 0.0, 0]  # images, loss sum, correct at the last trace point
+            if epoch != start_epoch:
+                tally = EpochTally([0.0] * 3, [0.0] * 3)
             reporter.start_epoch(epoch, config.epochs, n_steps, first)
 
-            def after_step(done: int, stats: RunningStats, epoch=epoch, trace_from=trace_from):
+            def after_step(done: int, stats: RunningStats, epoch=epoch, tally=tally):
+                tally.latest = stats
                 if ema is not None:
                     ema.update_parameters(model)
-                if done % STEP_TRACE_EVERY == 0 and ctx.is_main:
-                    loss_sum, correct = stats.loss_sum.item(), stats.correct.item()
-                    images = max(stats.images - trace_from[0], 1)
-                    history["steps"].append({
-                        "step": epoch * n_steps + done,
-                        "loss": (loss_sum - trace_from[1]) / images,
-                        "accuracy": (correct - trace_from[2]) / images,
-                    })
-                    trace_from[:] = [stats.images, loss_sum, correct]
+                if done % STEP_TRACE_EVERY == 0:
+                    now = tally.total(ctx, device)
+                    loss_sum, correct, images = (a - b for a, b in zip(now, tally.trace_from,
+                                                                       strict=True))
+                    history["steps"].append({"step": epoch * n_steps + done,
+                                             "loss": loss_sum / max(images, 1),
+                                             "accuracy": correct / max(images, 1)})
+                    tally.trace_from = now
                 reporter.step(done, stats)
                 if config.checkpoint_every and done % config.checkpoint_every == 0:
                     save(epoch, done)
@@ -222,14 +275,12 @@ def fit(config: TrainConfig, run_dir: Path | None = None, *,
                 save(epoch, first + result.steps)
                 raise Interrupted(run_dir, epoch, first + result.steps)
 
-            sums = torch.tensor([result.loss * result.images, result.accuracy * result.images,
-                                 result.images], dtype=torch.float64, device=device)
-            distributed.all_reduce_sum(sums, ctx)
+            loss_sum, correct, images = tally.total(ctx, device)
             measured = measure(final_model, split.x_eval, split.y_eval, config, ctx, autocast)
             record = {
                 "epoch": epoch + 1,
-                "train_loss": float(sums[0] / sums[2]) if result.images else None,
-                "train_accuracy": float(sums[1] / sums[2]) if result.images else None,
+                "train_loss": loss_sum / images if images else None,
+                "train_accuracy": correct / images if images else None,
                 f"{split.eval_name}_loss": measured.loss,
                 f"{split.eval_name}_accuracy": measured.accuracy,
                 "seconds": seconds,
@@ -254,6 +305,8 @@ def fit(config: TrainConfig, run_dir: Path | None = None, *,
         "train_images": n_train,
         "precision": precision,
         "world_size": ctx.world_size,
+        "device": device.type,
+        "threads": threads,
         "per_class_accuracy": test.to_dict(ds.classes)["per_class_accuracy"],
         "confusion": test.confusion.tolist(),
         "history": history,

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
 from pathlib import Path
 
-from digitnet import runs
+from digitnet import distributed, runs
 from digitnet.commands.common import add_data_options, console
 from digitnet.config import PRECISIONS, TrainConfig
 from digitnet.errors import DigitnetError
@@ -16,8 +17,9 @@ from digitnet.trainer import Interrupted, fit
 # Options that map one-to-one onto TrainConfig fields; None means "keep the config's value".
 OVERRIDES = ("dataset", "epochs", "batch_size", "lr", "seed", "limit", "validation",
              "precision", "threads", "device", "target_accuracy", "checkpoint_every")
+DEVICES = ("auto", "cpu", "cuda", "mps")
 # What may change when resuming: more epochs, and how the machine is used.
-RESUMABLE = {"epochs", "threads", "checkpoint_every"}
+RESUMABLE = {"epochs", "threads", "checkpoint_every", "device"}
 
 
 def register(sub) -> None:
@@ -25,7 +27,9 @@ def register(sub) -> None:
     add_data_options(p)
     p.set_defaults(dataset=None)
     p.add_argument("--epochs", type=int, help="passes over the training set (default 1)")
-    p.add_argument("--batch-size", type=int, help="images per step, over all processes (32)")
+    p.add_argument("--batch-size", type=int,
+                   help="images per step over ALL processes (the global batch), so the learning "
+                        "rate needs no change under torchrun (32)")
     p.add_argument("--lr", type=float, help="learning rate (1e-3)")
     p.add_argument("--seed", type=int, help="seed for weights, data order and dropout (0)")
     p.add_argument("--limit", type=int, help="train on the first N training images only")
@@ -36,9 +40,11 @@ def register(sub) -> None:
     p.add_argument("--precision", choices=PRECISIONS,
                    help="auto: bf16 where the CPU/GPU has it natively, else fp32")
     p.add_argument("--threads", type=int, help="torch threads (default: one per core)")
-    p.add_argument("--device", help="auto, cpu, cuda or mps (auto)")
+    p.add_argument("--device", choices=DEVICES,
+                   help="auto (default): a CUDA or Apple GPU when there is one, else cpu")
     p.add_argument("--deterministic", action="store_true",
-                   help="deterministic kernels and fixed threads: reruns give identical weights")
+                   help="deterministic kernels, every seed and a fixed thread count: a rerun with "
+                        "the same seed, fp32 and number of processes gives identical weights")
     p.add_argument("--checkpoint-every", type=int, help="also checkpoint every N steps")
     p.add_argument("--out", type=Path, help="the run directory (default runs/<time>-<dataset>)")
     p.add_argument("--resume", type=Path, metavar="RUN_DIR",
@@ -69,17 +75,33 @@ def build_config(args) -> tuple[TrainConfig, Path | None]:
         args.resume
 
 
+def resume_command(run_dir: Path) -> str:
+    """How to continue, with the launcher used now (under torchrun, on one or several machines)."""
+    local, world = os.environ.get("LOCAL_WORLD_SIZE"), os.environ.get("WORLD_SIZE")
+    if local is None:
+        return f"digitnet train --resume {run_dir}"
+    launcher = (f"torchrun --standalone --nproc-per-node {local}" if local == world
+                else "torchrun <the same torchrun options on every machine>")
+    return f"{launcher} -m digitnet train --resume {run_dir}"
+
+
 def run(args) -> int:
     config, run_dir = build_config(args)
     reporter = ConsoleReporter()
+    main = distributed.launched_rank() == 0  # under torchrun only process 0 prints
     try:
         metrics = fit(config, run_dir, data_dir=args.data_dir, resume=args.resume is not None,
                       reporter=reporter)
     except Interrupted as stop:
         reporter.close()
-        print(f"digitnet: {stop}; checkpoint saved. Resume with: "
-              f"digitnet train --resume {stop.run_dir}", file=sys.stderr)
+        if main:
+            print(f"digitnet: {stop}; checkpoint saved. Resume with: {resume_command(stop.run_dir)}",
+                  file=sys.stderr)
         return 130
+    finally:
+        distributed.shutdown()
+    if not main:
+        return 0
     out = console()
     out.print(f"test accuracy {metrics['test_accuracy']:.4f}  test loss {metrics['test_loss']:.4f}"
               f"  ({metrics['train_seconds']:.1f} s training, {metrics['precision']})")

@@ -45,7 +45,7 @@ class TrainConfig:
     seed: int = 0  # weights, data order and dropout all follow from it
     precision: str = "auto"  # "auto" (bf16 where the CPU has it natively), "fp32", "bf16"
     channels_last: bool = False  # NHWC memory layout for the convolutions
-    threads: int = 0  # torch intra-op threads; 0 = torch's default (one per core)
+    threads: int = 0  # torch intra-op threads; 0 = one per idle core (hardware.idle_cores)
     device: str = "auto"  # "auto", "cpu", "cuda" or "mps"
     deterministic: bool = False  # deterministic kernels and fixed threads, for bitwise reruns
     target_accuracy: float = 0.0  # stop once validation accuracy reaches this; 0 = off

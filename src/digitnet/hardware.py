@@ -66,12 +66,34 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def configure_threads(threads: int, deterministic: bool) -> None:
-    """Set torch's intra-op threads; deterministic runs pin the count, since sums depend on it."""
-    if deterministic and threads == 0:
-        threads = 1 if "LOCAL_RANK" in os.environ else (os.cpu_count() or 1)
-    if threads:
-        torch.set_num_threads(threads)
+def idle_cores(cores: int | None = None, load: float | None = None) -> int:
+    """Cores not busy with other work: all cores minus the 1-minute load average, at least 1.
+
+    Why this is the default thread count: torch's OpenMP threads meet at a barrier at the end of
+    every operation, so one thread descheduled by another process stalls all the others. On a
+    2-core machine with other jobs running, the tutorial's step took 5-12x longer with 2 threads
+    than with 1 (same losses: the count only reorders float sums). On an idle machine this is
+    one thread per core, torch's own default.
+    """
+    cores = cores or os.cpu_count() or 1
+    load = os.getloadavg()[0] if load is None else load
+    return max(1, min(cores, cores - int(load)))
+
+
+def configure_threads(threads: int, deterministic: bool) -> int:
+    """Set torch's intra-op threads (0 = one per idle core) and return the count used.
+
+    Deterministic runs pin the count to the cores, since float sums depend on it.
+    """
+    if threads == 0:
+        if deterministic:
+            threads = 1 if "LOCAL_RANK" in os.environ else (os.cpu_count() or 1)
+        elif "LOCAL_RANK" in os.environ:
+            threads = max(1, idle_cores() // int(os.environ.get("LOCAL_WORLD_SIZE", 1)))
+        else:
+            threads = idle_cores()
+    torch.set_num_threads(threads)
     torch.use_deterministic_algorithms(deterministic, warn_only=False)
     if deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    return threads

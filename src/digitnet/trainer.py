@@ -20,6 +20,7 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from digitnet import distributed, hardware, runs
+from digitnet.augment import Augmentation
 from digitnet.config import TrainConfig
 from digitnet.datasets import Dataset, load
 from digitnet.errors import DigitnetError
@@ -133,7 +134,7 @@ def fit(config: TrainConfig, run_dir: Path | None = None, *,
     if run_dir is None:
         run_dir = Path(distributed.broadcast_object(str(runs.new_run_dir(config.dataset)), ctx))
     precision = hardware.resolve_precision(config.precision, device)
-    hardware.configure_threads(config.threads, config.deterministic)
+    threads = hardware.configure_threads(config.threads, config.deterministic)
     hardware.seed_everything(config.seed)
     autocast = partial(hardware.autocast, precision, device)
 
@@ -216,6 +217,7 @@ def fit(config: TrainConfig, run_dir: Path | None = None, *,
                 lr_at=lambda s, e=epoch: learning_rate(config, e * n_steps + s, total_steps),
                 autocast=autocast, label_smoothing=config.label_smoothing,
                 rank=ctx.rank, world_size=ctx.world_size, after_step=after_step,
+                transform=Augmentation() if config.augment else None,
             )
             seconds += time.perf_counter() - started
             if result.stopped:
@@ -254,6 +256,7 @@ def fit(config: TrainConfig, run_dir: Path | None = None, *,
         "batch_size": config.batch_size,
         "train_images": n_train,
         "precision": precision,
+        "threads": threads,
         "world_size": ctx.world_size,
         "per_class_accuracy": test.to_dict(ds.classes)["per_class_accuracy"],
         "confusion": test.confusion.tolist(),

@@ -6,9 +6,10 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from digitnet import runs
+from digitnet import recipes, runs
 from digitnet.commands.common import add_data_options, console
 from digitnet.config import PRECISIONS, TrainConfig
+from digitnet.ensemble import fit_ensemble
 from digitnet.errors import DigitnetError
 from digitnet.progress import ConsoleReporter
 from digitnet.trainer import Interrupted, fit
@@ -24,6 +25,12 @@ def register(sub) -> None:
     p = sub.add_parser("train", help="train a model and save it in a run directory")
     add_data_options(p)
     p.set_defaults(dataset=None)
+    p.add_argument("--recipe", choices=tuple(recipes.RECIPES),
+                   help="preset to start from: tutorial (default, the Keras tutorial's settings), "
+                        "fast, speedrun or accurate; the other options override its values")
+    p.add_argument("--ensemble", type=int, metavar="K",
+                   help="train K models (seeds seed..seed+K-1) into RUN_DIR/member-<k>/ and "
+                        "measure their averaged probabilities")
     p.add_argument("--epochs", type=int, help="passes over the training set (default 1)")
     p.add_argument("--batch-size", type=int, help="images per step, over all processes (32)")
     p.add_argument("--lr", type=float, help="learning rate (1e-3)")
@@ -35,7 +42,8 @@ def register(sub) -> None:
                    help="stop once validation accuracy reaches this fraction (needs --validation)")
     p.add_argument("--precision", choices=PRECISIONS,
                    help="auto: bf16 where the CPU/GPU has it natively, else fp32")
-    p.add_argument("--threads", type=int, help="torch threads (default: one per core)")
+    p.add_argument("--threads", type=int,
+                   help="torch threads (default: one per core not busy with other work)")
     p.add_argument("--device", help="auto, cpu, cuda or mps (auto)")
     p.add_argument("--deterministic", action="store_true",
                    help="deterministic kernels and fixed threads: reruns give identical weights")
@@ -56,7 +64,11 @@ def given_overrides(args) -> dict:
 def build_config(args) -> tuple[TrainConfig, Path | None]:
     overrides = given_overrides(args)
     if args.resume is None:
-        return TrainConfig(**overrides), args.out
+        return recipes.resolve(args.recipe or "tutorial", overrides), args.out
+    if args.ensemble is not None:
+        raise DigitnetError("--ensemble cannot be resumed; resume a member run instead")
+    if args.recipe is not None:
+        overrides["recipe"] = args.recipe
     if args.out is not None and args.out != args.resume:
         raise DigitnetError("--resume continues in its own run directory; drop --out")
     _, saved = runs.load_checkpoint(args.resume)
@@ -73,6 +85,8 @@ def run(args) -> int:
     config, run_dir = build_config(args)
     reporter = ConsoleReporter()
     try:
+        if args.ensemble is not None:
+            return run_ensemble(config, run_dir, args, reporter)
         metrics = fit(config, run_dir, data_dir=args.data_dir, resume=args.resume is not None,
                       reporter=reporter)
     except Interrupted as stop:
@@ -83,5 +97,16 @@ def run(args) -> int:
     out = console()
     out.print(f"test accuracy {metrics['test_accuracy']:.4f}  test loss {metrics['test_loss']:.4f}"
               f"  ({metrics['train_seconds']:.1f} s training, {metrics['precision']})")
+    out.print(f"run saved in {metrics['run_dir']}")
+    return 0
+
+
+def run_ensemble(config: TrainConfig, run_dir: Path | None, args, reporter: ConsoleReporter) -> int:
+    metrics = fit_ensemble(config, args.ensemble, run_dir, data_dir=args.data_dir, reporter=reporter)
+    out = console()
+    for member in metrics["members"]:
+        out.print(f"member seed {member['seed']}: test accuracy {member['test_accuracy']:.4f}")
+    out.print(f"ensemble of {metrics['ensemble']}: test accuracy {metrics['test_accuracy']:.4f}"
+              f"  ({metrics['train_seconds']:.1f} s training in all)")
     out.print(f"run saved in {metrics['run_dir']}")
     return 0

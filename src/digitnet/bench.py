@@ -116,20 +116,33 @@ def machine_info() -> dict[str, Any]:
             "load_average_at_start": list(os.getloadavg()), "versions": versions}
 
 
+# Linux keeps a process's peak RSS across exec, so a child started straight from this (large)
+# process would report at least our own size. This small launcher starts the command instead
+# and writes the command's own peak RSS (KiB, from wait4) to the file named by argv[1].
+LAUNCHER = (
+    "import os, subprocess, sys\n"
+    "p = subprocess.Popen(sys.argv[2:])\n"
+    "_, status, usage = os.wait4(p.pid, 0)\n"
+    "open(sys.argv[1], 'w').write(str(usage.ru_maxrss))\n"
+    "sys.exit(os.waitstatus_to_exitcode(status))\n"
+)
+
+
 def run_process(cmd: list[str], env: dict[str, str]) -> tuple[str, float, float]:
     """Run ``cmd``; return its stdout, its own peak RSS in MB and its wall time."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        started = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env)
-        _, status, usage = os.wait4(proc.pid, 0)  # this child's own rusage, unlike getrusage
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        wall = time.perf_counter() - started
-        out.seek(0)
-        err.seek(0)
-        if proc.returncode != 0:
-            tail = err.read().decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
-            raise DigitnetError(f"{' '.join(cmd[:4])} ... failed ({proc.returncode}): {tail[0]}")
-        return out.read().decode(errors="replace"), usage.ru_maxrss / 1024, wall
+    with tempfile.TemporaryDirectory() as tmp:
+        rss_file = Path(tmp) / "maxrss"
+        with open(Path(tmp) / "out", "w+b") as out, open(Path(tmp) / "err", "w+b") as err:
+            started = time.perf_counter()
+            proc = subprocess.run([sys.executable, "-c", LAUNCHER, str(rss_file), *cmd],
+                                  stdout=out, stderr=err, env=env, check=False)
+            wall = time.perf_counter() - started
+            out.seek(0)
+            err.seek(0)
+            if proc.returncode != 0:
+                tail = err.read().decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
+                raise DigitnetError(f"{' '.join(cmd[:4])} ... failed ({proc.returncode}): {tail[0]}")
+            return out.read().decode(errors="replace"), int(rss_file.read_text()) / 1024, wall
 
 
 def child_env(data_dir: str | None) -> dict[str, str]:

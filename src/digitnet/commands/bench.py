@@ -23,6 +23,7 @@ def register(sub) -> None:
                                        "$DIGITNET_REFERENCE or ../shared/bench/reference_torch.py)")
     p.add_argument("--repeats", type=int, help="runs of each measurement, medians reported (3)")
     p.add_argument("--limit", type=int, help="training images for the epoch comparison (all)")
+    p.add_argument("--recipe-limit", type=int, help="training images for the recipe runs (all)")
     p.add_argument("--recipes", help=f"comma-separated recipes to time (default: "
                                      f"{','.join(r for r in RECIPES if r != 'tutorial')})")
     p.add_argument("--data-dir", default=None, help="folder with the MNIST IDX files")
@@ -37,6 +38,8 @@ def options(args) -> BenchOptions:
         changes["repeats"] = args.repeats
     if args.limit is not None:
         changes["limit"] = args.limit
+    if args.recipe_limit is not None:
+        changes["recipe_limit"] = args.recipe_limit
     if args.recipes is not None:
         changes["recipes"] = tuple(r for r in args.recipes.split(",") if r)
     return BenchOptions.quick(**changes) if args.quick else BenchOptions(**changes)

@@ -13,7 +13,8 @@ import sys
 from digitnet import __version__
 from digitnet.errors import DigitnetError
 
-COMMANDS = ("data", "summary", "train", "evaluate", "predict", "read", "serve", "export")
+COMMANDS = ("data", "summary", "train", "evaluate", "predict", "read", "serve", "export",
+            "show", "bench")
 
 
 class Parser(argparse.ArgumentParser):

@@ -20,6 +20,7 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from digitnet import distributed, hardware, runs
+from digitnet.augment import Augmentation
 from digitnet.config import TrainConfig
 from digitnet.datasets import Dataset, load
 from digitnet.errors import DigitnetError
@@ -269,6 +270,7 @@ def fit(config: TrainConfig, run_dir: Path | None = None, *,
                 lr_at=lambda s, e=epoch: learning_rate(config, e * n_steps + s, total_steps),
                 autocast=autocast, label_smoothing=config.label_smoothing,
                 rank=ctx.rank, world_size=ctx.world_size, after_step=after_step,
+                transform=Augmentation() if config.augment else None,
             )
             seconds += time.perf_counter() - started
             if result.stopped:

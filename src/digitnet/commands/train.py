@@ -7,9 +7,10 @@ import os
 import sys
 from pathlib import Path
 
-from digitnet import distributed, runs
+from digitnet import distributed, recipes, runs
 from digitnet.commands.common import add_data_options, console
 from digitnet.config import PRECISIONS, TrainConfig
+from digitnet.ensemble import fit_ensemble
 from digitnet.errors import DigitnetError
 from digitnet.progress import ConsoleReporter
 from digitnet.trainer import Interrupted, fit
@@ -26,6 +27,12 @@ def register(sub) -> None:
     p = sub.add_parser("train", help="train a model and save it in a run directory")
     add_data_options(p)
     p.set_defaults(dataset=None)
+    p.add_argument("--recipe", choices=tuple(recipes.RECIPES),
+                   help="preset to start from: tutorial (default, the Keras tutorial's settings), "
+                        "fast, speedrun or accurate; the other options override its values")
+    p.add_argument("--ensemble", type=int, metavar="K",
+                   help="train K models (seeds seed..seed+K-1) into RUN_DIR/member-<k>/ and "
+                        "measure their averaged probabilities")
     p.add_argument("--epochs", type=int, help="passes over the training set (default 1)")
     p.add_argument("--batch-size", type=int,
                    help="images per step over ALL processes (the global batch), so the learning "
@@ -62,7 +69,11 @@ def given_overrides(args) -> dict:
 def build_config(args) -> tuple[TrainConfig, Path | None]:
     overrides = given_overrides(args)
     if args.resume is None:
-        return TrainConfig(**overrides), args.out
+        return recipes.resolve(args.recipe or "tutorial", overrides), args.out
+    if args.ensemble is not None:
+        raise DigitnetError("--ensemble cannot be resumed; resume a member run instead")
+    if args.recipe is not None:
+        overrides["recipe"] = args.recipe
     if args.out is not None and args.out != args.resume:
         raise DigitnetError("--resume continues in its own run directory; drop --out")
     _, saved = runs.load_checkpoint(args.resume)
@@ -90,6 +101,8 @@ def run(args) -> int:
     reporter = ConsoleReporter()
     main = distributed.launched_rank() == 0  # under torchrun only process 0 prints
     try:
+        if args.ensemble is not None:
+            return run_ensemble(config, run_dir, args, reporter)
         metrics = fit(config, run_dir, data_dir=args.data_dir, resume=args.resume is not None,
                       reporter=reporter)
     except Interrupted as stop:
@@ -105,5 +118,16 @@ def run(args) -> int:
     out = console()
     out.print(f"test accuracy {metrics['test_accuracy']:.4f}  test loss {metrics['test_loss']:.4f}"
               f"  ({metrics['train_seconds']:.1f} s training, {metrics['precision']})")
+    out.print(f"run saved in {metrics['run_dir']}")
+    return 0
+
+
+def run_ensemble(config: TrainConfig, run_dir: Path | None, args, reporter: ConsoleReporter) -> int:
+    metrics = fit_ensemble(config, args.ensemble, run_dir, data_dir=args.data_dir, reporter=reporter)
+    out = console()
+    for member in metrics["members"]:
+        out.print(f"member seed {member['seed']}: test accuracy {member['test_accuracy']:.4f}")
+    out.print(f"ensemble of {metrics['ensemble']}: test accuracy {metrics['test_accuracy']:.4f}"
+              f"  ({metrics['train_seconds']:.1f} s training in all)")
     out.print(f"run saved in {metrics['run_dir']}")
     return 0

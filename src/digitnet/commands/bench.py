@@ -1,0 +1,93 @@
+"""``digitnet bench``: training and inference speed against the plain PyTorch reference loop."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.table import Table
+
+from digitnet import atomic
+from digitnet.bench import BenchOptions, Report, find_reference, run_bench
+from digitnet.commands.common import console
+from digitnet.datasets import load
+from digitnet.errors import DigitnetError
+from digitnet.recipes import RECIPES
+
+
+def register(sub) -> None:
+    p = sub.add_parser("bench", help="measure training and inference speed against the reference")
+    p.add_argument("--quick", action="store_true",
+                   help="tiny subsets and one repeat: checks that everything runs (about 20 s)")
+    p.add_argument("--json", type=Path, metavar="FILE", help="also write the results as JSON")
+    p.add_argument("--reference", help="the plain PyTorch loop to compare with (default "
+                                       "$DIGITNET_REFERENCE or ../shared/bench/reference_torch.py)")
+    p.add_argument("--repeats", type=int, help="runs of each measurement, medians reported (3)")
+    p.add_argument("--limit", type=int, help="training images for the epoch comparison (all)")
+    p.add_argument("--recipe-limit", type=int, help="training images for the recipe runs (all)")
+    p.add_argument("--recipes", help=f"comma-separated recipes to time (default: "
+                                     f"{','.join(r for r in RECIPES if r != 'tutorial')})")
+    p.add_argument("--data-dir", default=None, help="folder with the MNIST IDX files")
+    p.set_defaults(run=run)
+
+
+def options(args) -> BenchOptions:
+    changes = {"reference": find_reference(args.reference), "data_dir": args.data_dir}
+    if args.repeats is not None:
+        if args.repeats < 1:
+            raise DigitnetError(f"--repeats must be at least 1, got {args.repeats}")
+        changes["repeats"] = args.repeats
+    if args.limit is not None:
+        changes["limit"] = args.limit
+    if args.recipe_limit is not None:
+        changes["recipe_limit"] = args.recipe_limit
+    if args.recipes is not None:
+        changes["recipes"] = tuple(r for r in args.recipes.split(",") if r)
+    return BenchOptions.quick(**changes) if args.quick else BenchOptions(**changes)
+
+
+def tables(report: Report) -> list[Table]:
+    epoch = Table(title=f"One epoch ({report.epoch['images']} images), medians")
+    for col in ("loop", "seconds", "test accuracy", "peak MB", "threads"):
+        epoch.add_column(col)
+    for name in ("reference", "digitnet"):
+        row = report.epoch[name]
+        if "skipped" in row:
+            epoch.add_row(name, "skipped", row["skipped"], "", "")
+            continue
+        epoch.add_row(name, f"{row['median_seconds']:.2f}", f"{row['median_accuracy']:.4f}",
+                      f"{row['peak_rss_mb']:.0f}", str(row["threads"]))
+    if "ratio" in report.epoch:
+        epoch.caption = (f"digitnet / reference time: {report.epoch['ratio']:.2f}x; accuracy "
+                         f"difference {report.epoch['accuracy_difference'] * 100:+.2f} points")
+    recipes = Table(title="Recipes, medians")
+    for col in ("recipe", "epochs", "seconds", "x reference epoch", "test accuracy", "goal"):
+        recipes.add_column(col)
+    for name, row in report.recipes.items():
+        ratio = row.get("ratio_to_reference_epoch")
+        recipes.add_row(name, str(row["epochs"]), f"{row['median_seconds']:.2f}",
+                        f"{ratio:.2f}" if ratio else "-", f"{row['median_accuracy']:.4f}",
+                        f"{row['goal']:.3f} {'reached' if row['reached'] else 'NOT reached'}")
+    inference = Table(title="Inference")
+    for col in ("backend", "precision", "images/s", "p50 ms", "p99 ms"):
+        inference.add_column(col)
+    for row in report.inference:
+        inference.add_row(row["backend"], row["precision"], f"{row['images_per_second']:,.0f}",
+                          f"{row['latency_ms_p50']:.2f}", f"{row['latency_ms_p99']:.2f}")
+    return [epoch, recipes, inference]
+
+
+def run(args) -> int:
+    opts = options(args)
+    out = console()
+    if opts.reference is None:
+        out.print("reference loop not found: skipping it (pass --reference PATH)")
+    images = load("mnist", args.data_dir).x_test
+    report = run_bench(opts, images, progress=lambda msg: out.print(f"[dim]measuring {msg} ...[/dim]"))
+    for table in tables(report):
+        out.print(table)
+    machine = report.machine
+    out.print(f"{machine['cpu']}, {machine['cores']} cores, torch {machine['versions']['torch']}")
+    if args.json is not None:
+        atomic.write_json(args.json, report.to_dict())
+        out.print(f"results written to {args.json}")
+    return 0

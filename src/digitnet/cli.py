@@ -13,7 +13,7 @@ import sys
 from digitnet import __version__
 from digitnet.errors import DigitnetError
 
-COMMANDS = ("data", "summary", "train", "evaluate")
+COMMANDS = ("data", "summary", "train", "evaluate", "show")
 
 
 class Parser(argparse.ArgumentParser):

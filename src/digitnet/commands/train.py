@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
 from pathlib import Path
 
-from digitnet import runs
+from digitnet import atomic, plots, runs
 from digitnet.commands.common import add_data_options, console
 from digitnet.config import PRECISIONS, TrainConfig
+from digitnet.datasets import get_spec
 from digitnet.errors import DigitnetError
 from digitnet.progress import ConsoleReporter
 from digitnet.trainer import Interrupted, fit
@@ -80,8 +82,21 @@ def run(args) -> int:
         print(f"digitnet: {stop}; checkpoint saved. Resume with: "
               f"digitnet train --resume {stop.run_dir}", file=sys.stderr)
         return 130
+    run_dir = Path(metrics["run_dir"])
     out = console()
     out.print(f"test accuracy {metrics['test_accuracy']:.4f}  test loss {metrics['test_loss']:.4f}"
               f"  ({metrics['train_seconds']:.1f} s training, {metrics['precision']})")
-    out.print(f"run saved in {metrics['run_dir']}")
+    out.print(f"run saved in {run_dir}")
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun only process 0 writes, as fit does
+        written = write_pictures(run_dir, metrics, get_spec(config.dataset).classes)
+        out.print(f"pictures: {', '.join(map(str, written))}", soft_wrap=True, markup=False)
     return 0
+
+
+def write_pictures(run_dir: Path, metrics: dict, classes: tuple[str, ...]) -> list[Path]:
+    """history.png and confusion.png from the metrics ``fit`` returned; their paths."""
+    written = []
+    for name, fig in plots.training(metrics, classes, run_dir.name).items():
+        atomic.write_bytes(run_dir / name, plots.to_png(fig))
+        written.append(run_dir / name)
+    return written

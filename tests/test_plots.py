@@ -90,7 +90,7 @@ def test_ema_removes_the_start_up_bias():
 
 
 def test_layer_outputs_follow_the_tutorial_network():
-    model = build_model("tutorial_cnn")
+    model = build_model("tutorial_cnn").eval()
     image = np.zeros((28, 28), np.uint8)
     image[6:22, 12:16] = 255
     outputs = inspection.layer_outputs(model, image)

@@ -151,10 +151,10 @@ def history(history: dict[str, Any], steps_per_epoch: int, title: str,
                 markersize=7, linewidth=2, label=f"{eval_label}, end of epoch")
         ax.set_title(name, fontsize=12)
         ax.set_xlabel("epoch")
-        ax.set_xlim(0, max(x_epochs + list(x_steps) + [1]) * 1.03)
+        ax.set_xlim(0, max(x_epochs + list(x_steps) + [1]) * 1.06)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=9, loc="upper right" if key == "loss" else "lower right")
-    acc_ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+        ax.legend(fontsize=9, loc="best")
+    acc_ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
     if not epochs and not steps:
         loss_ax.text(0.5, 0.5, "no history recorded", ha="center", va="center",
                      transform=loss_ax.transAxes)
@@ -167,22 +167,22 @@ def _is_maps(layer: LayerOutput) -> bool:
     return layer.values.ndim == 3 and layer.values.shape[1:] != (1, 1)
 
 
-def _feature_row(fig: Figure, cell, layer: LayerOutput, per_layer: int) -> None:
+def _feature_row(fig: Figure, grid, row: int, layer: LayerOutput, per_layer: int) -> None:
     """One layer: its name, then its first ``per_layer`` maps (C, H, W) or a strip of values."""
     values = layer.values
     shape = "×".join(str(s) for s in values.shape)
     if _is_maps(layer):
-        label, maps = fig.add_subplot(cell[0]), values[:per_layer]
+        label, maps = fig.add_subplot(grid[row, 0]), values[:per_layer]
         vmin, vmax = float(maps.min()), float(maps.max())  # one scale per layer: dead maps look dead
         for j, fmap in enumerate(maps):
-            ax = fig.add_subplot(cell[j + 1])
+            ax = fig.add_subplot(grid[row, j + 1])
             ax.imshow(fmap, cmap="magma", vmin=vmin, vmax=max(vmax, vmin + 1e-6), interpolation="nearest")
             ax.set_axis_off()
         shown = f"first {len(maps)} of {values.shape[0]}" if len(maps) < values.shape[0] else "all"
         label.text(0, 0.5, f"{layer.name}\n{layer.kind} {shape}\n{shown}", va="center", fontsize=8.5)
     else:
-        label = fig.add_subplot(cell[0])
-        ax = fig.add_subplot(cell[1:])
+        label = fig.add_subplot(grid[row, 0])
+        ax = fig.add_subplot(grid[row, 1:])
         flat = values.reshape(-1)
         ax.imshow(flat[None], cmap="magma", aspect="auto", interpolation="nearest")
         ax.set_yticks([])
@@ -222,7 +222,7 @@ def filters(layer_name: str, kernels: np.ndarray, image: np.ndarray, label: str,
     head.text(0, 0.5, f"input\ntrue class {label}", va="center", fontsize=9)
     head.set_axis_off()
     for row, layer in enumerate(outputs, start=1):
-        _feature_row(bottom, grid[row, :], layer, per_layer)
+        _feature_row(bottom, grid, row, layer, per_layer)
     answer = bottom.add_subplot(grid[-1, 1:])
     best = int(np.argmax(probs))
     answer.bar(range(len(probs)), probs, color=[RIGHT if i == best else "#8c959f" for i in range(len(probs))])

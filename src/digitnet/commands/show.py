@@ -35,9 +35,9 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    n = DEFAULT_N.get(args.kind, 0) if args.n is None else args.n
-    if n < 1:
+    if args.n is not None and args.n < 1:
         raise DigitnetError(f"--n {args.n} shows nothing; give a number of at least 1")
+    n = DEFAULT_N.get(args.kind, 1) if args.n is None else args.n
     if args.kind == "samples" and args.run_dir is None:
         dataset = args.dataset or "mnist"
         fig = samples(load(dataset, args.data_dir), n, args.seed)

@@ -7,9 +7,10 @@ import os
 import sys
 from pathlib import Path
 
-from digitnet import distributed, recipes, runs
+from digitnet import atomic, distributed, plots, recipes, runs
 from digitnet.commands.common import add_data_options, console
 from digitnet.config import PRECISIONS, TrainConfig
+from digitnet.datasets import get_spec
 from digitnet.ensemble import fit_ensemble
 from digitnet.errors import DigitnetError
 from digitnet.progress import ConsoleReporter
@@ -115,10 +116,13 @@ def run(args) -> int:
         distributed.shutdown()
     if not main:
         return 0
+    run_dir = Path(metrics["run_dir"])
     out = console()
     out.print(f"test accuracy {metrics['test_accuracy']:.4f}  test loss {metrics['test_loss']:.4f}"
               f"  ({metrics['train_seconds']:.1f} s training, {metrics['precision']})")
-    out.print(f"run saved in {metrics['run_dir']}")
+    out.print(f"run saved in {run_dir}")
+    written = write_pictures(run_dir, metrics, get_spec(config.dataset).classes)
+    out.print(f"pictures: {', '.join(map(str, written))}", soft_wrap=True, markup=False)
     return 0
 
 
@@ -131,3 +135,12 @@ def run_ensemble(config: TrainConfig, run_dir: Path | None, args, reporter: Cons
               f"  ({metrics['train_seconds']:.1f} s training in all)")
     out.print(f"run saved in {metrics['run_dir']}")
     return 0
+
+
+def write_pictures(run_dir: Path, metrics: dict, classes: tuple[str, ...]) -> list[Path]:
+    """history.png and confusion.png from the metrics ``fit`` returned; their paths."""
+    written = []
+    for name, fig in plots.training(metrics, classes, run_dir.name).items():
+        atomic.write_bytes(run_dir / name, plots.to_png(fig))
+        written.append(run_dir / name)
+    return written

@@ -1,0 +1,113 @@
+"""``digitnet show``: draw data, training and results of a run as a PNG and print its path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from matplotlib.figure import Figure
+
+from digitnet import atomic, inspection, plots, runs
+from digitnet.commands.common import console
+from digitnet.datasets import SPECS, Dataset, load
+from digitnet.errors import DigitnetError
+from digitnet.inference import Predictor
+
+KINDS = ("samples", "predictions", "errors", "confusion", "history", "filters")
+DEFAULT_N = {"samples": 40, "predictions": 40, "errors": 30, "filters": 16}
+
+
+def register(sub) -> None:
+    p = sub.add_parser("show", help="draw samples, predictions, mistakes, curves or filters as a PNG")
+    p.add_argument("kind", choices=KINDS, metavar="KIND", help=" | ".join(KINDS))
+    p.add_argument("run_dir", type=Path, metavar="RUN_DIR", nargs="?",
+                   help="a run directory (default: the latest under runs/; samples need none)")
+    p.add_argument("--out", type=Path, help="the PNG to write (default: RUN_DIR/KIND.png, "
+                   "or samples-DATASET.png here for samples without a run)")
+    p.add_argument("--n", type=int, help="images to show (samples 40, predictions 40, errors 30); "
+                   "for filters, feature maps per layer (16)")
+    p.add_argument("--seed", type=int, default=0, help="which random images samples and predictions "
+                   "show (default 0)")
+    p.add_argument("--index", type=int, default=0,
+                   help="the test image filters follows through the layers (default 0)")
+    p.add_argument("--dataset", choices=sorted(SPECS), help="default: the run's, or mnist")
+    p.add_argument("--data-dir", default=None, help="folder with the IDX files")
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    if args.n is not None and args.n < 1:
+        raise DigitnetError(f"--n {args.n} shows nothing; give a number of at least 1")
+    n = DEFAULT_N.get(args.kind, 1) if args.n is None else args.n
+    if args.kind == "samples" and args.run_dir is None:
+        dataset = args.dataset or "mnist"
+        fig = samples(load(dataset, args.data_dir), n, args.seed)
+        out = args.out or Path(f"samples-{dataset}.png")
+    else:
+        run_dir = runs.resolve_run_dir(args.run_dir)
+        fig = DRAW[args.kind](run_dir, args, n)
+        out = args.out or run_dir / f"{args.kind}.png"
+    atomic.write_bytes(out, plots.to_png(fig))
+    console().print(f"wrote {out}", soft_wrap=True, markup=False)
+    return 0
+
+
+def run_dataset(run_dir: Path, args) -> Dataset:
+    config, _ = runs.read_config(run_dir)
+    return load(args.dataset or config.dataset, args.data_dir)
+
+
+def samples(ds: Dataset, n: int, seed: int) -> Figure:
+    index = inspection.sample(len(ds.x_train), n, seed)
+    return plots.samples(ds.x_train[index], ds.y_train[index], ds.classes,
+                         f"{ds.name}: {len(index)} training images and their labels")
+
+
+def draw_samples(run_dir: Path, args, n: int) -> Figure:
+    return samples(run_dataset(run_dir, args), n, args.seed)
+
+
+def draw_predictions(run_dir: Path, args, n: int) -> Figure:
+    predictor, ds = Predictor.from_run(run_dir), run_dataset(run_dir, args)
+    index = inspection.sample(len(ds.x_test), n, args.seed)
+    preds = inspection.predict(predictor, ds.x_test[index], ds.y_test[index])
+    return plots.predictions(preds, ds.classes, f"{run_dir.name} on {len(index)} {ds.name} test images")
+
+
+def draw_errors(run_dir: Path, args, n: int) -> Figure:
+    predictor, ds = Predictor.from_run(run_dir), run_dataset(run_dir, args)
+    preds = inspection.predict(predictor, ds.x_test, ds.y_test)
+    mistakes = inspection.most_confident_mistakes(preds, n)
+    wrong = int((~preds.right).sum())
+    return plots.errors(mistakes, ds.classes, f"{run_dir.name}: the {len(mistakes.labels)} most "
+                        f"confident of {wrong} mistakes on the {ds.name} test set")
+
+
+def draw_confusion(run_dir: Path, args, n: int) -> Figure:
+    predictor, ds = Predictor.from_run(run_dir), run_dataset(run_dir, args)
+    preds = inspection.predict(predictor, ds.x_test, ds.y_test)
+    return plots.confusion(preds.confusion(), ds.classes, f"{run_dir.name} on the {ds.name} test set")
+
+
+def draw_history(run_dir: Path, args, n: int) -> Figure:
+    metrics = runs.read_metrics(run_dir)
+    try:
+        return plots.run_history(metrics, run_dir.name)
+    except (KeyError, TypeError) as e:
+        raise DigitnetError(f"{run_dir / runs.METRICS_FILE}: no training history ({e}); "
+                            "train the run (again) to record it") from e
+
+
+def draw_filters(run_dir: Path, args, n: int) -> Figure:
+    predictor, ds = Predictor.from_run(run_dir), run_dataset(run_dir, args)
+    if not 0 <= args.index < len(ds.x_test):
+        raise DigitnetError(f"--index {args.index} is not a test image; give 0 to {len(ds.x_test) - 1}")
+    image, label = ds.x_test[args.index], int(ds.y_test[args.index])
+    layer_name, kernels = inspection.first_conv_filters(predictor.model)
+    outputs = inspection.layer_outputs(predictor.model, image)
+    probs = predictor.probabilities(image)[0]
+    return plots.filters(layer_name, kernels, image, ds.classes[label], outputs, probs, ds.classes,
+                         run_dir.name, per_layer=n)
+
+
+DRAW = {"samples": draw_samples, "predictions": draw_predictions, "errors": draw_errors,
+        "confusion": draw_confusion, "history": draw_history, "filters": draw_filters}

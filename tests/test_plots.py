@@ -114,6 +114,7 @@ def test_filters_figure_renders_for_each_architecture(arch):
     outputs = inspection.layer_outputs(model, image)
     name, kernels = inspection.first_conv_filters(model)
     probs = np.full(10, 0.1, np.float32)
-    fig = plots.filters(name, kernels, image, "0", outputs, probs, tuple("0123456789"), arch)
+    fig = plots.filters(name, kernels, image, "0", outputs, probs, tuple("0123456789"), arch,
+                        per_layer=4)  # few maps per layer: drawing dozens of axes is what takes time
     height, width = decode(plots.to_png(fig)).shape[:2]
     assert 800 <= width <= 1400 and height > 400

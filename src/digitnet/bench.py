@@ -22,17 +22,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
-from digitnet import hardware, runs
+from digitnet import hardware, runs, timing
 from digitnet.errors import DigitnetError
-from digitnet.inference import BACKENDS, Predictor
+from digitnet.export import export_onnx
+from digitnet.inference import PRECISIONS, RUNTIMES, Predictor
 from digitnet.recipes import GOALS, RECIPES
 
 REFERENCE_ENV = "DIGITNET_REFERENCE"
 REFERENCE_DEFAULT = Path("../shared/bench/reference_torch.py")
-# Precisions each inference backend can run in; torch's bf16 is autocast (see hardware.autocast).
-BACKEND_PRECISIONS: dict[str, tuple[str, ...]] = {"torch": ("fp32", "bf16")}
+# Precisions each runtime can run in; torch's bf16 is autocast, the ONNX model is fp32.
+RUNTIME_PRECISIONS: dict[str, tuple[str, ...]] = {"torch": PRECISIONS, "onnx": ("fp32",)}
 
 
 @dataclass
@@ -45,14 +45,13 @@ class BenchOptions:
     reference: Path | None = None  # the reference loop script; None = not run
     data_dir: str | None = None
     batch: int = 1000  # images per call for the throughput figure
-    throughput_calls: int = 10
-    latency_calls: int = 300
+    latency_calls: int = 300  # single-image calls behind each latency percentile
 
     @classmethod
     def quick(cls, **changes: Any) -> BenchOptions:
         """Tiny subsets and one repeat: checks the whole pipeline in seconds, measures nothing."""
         base = {"repeats": 1, "limit": 1000, "recipe_limit": 1000, "recipe_epochs": 1,
-                "throughput_calls": 2, "latency_calls": 20}
+                "latency_calls": 20}
         return cls(**{**base, **changes})
 
 
@@ -222,34 +221,19 @@ def bench_recipes(opts: BenchOptions, work: Path, reference_seconds: float | Non
     return out
 
 
-def timed(fn: Callable[[], object], calls: int) -> list[float]:
-    fn()  # warm-up: first-call allocations and kernel selection
-    times = []
-    for _ in range(calls):
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return times
-
-
 def bench_inference(run_dir: Path, images: np.ndarray, opts: BenchOptions) -> list[dict[str, Any]]:
-    """(c) images/s at batch ``opts.batch`` and single-image latency, per backend and precision."""
+    """(c) images/s at batch ``opts.batch`` and single-image latency, per runtime and precision."""
+    export_onnx(run_dir)  # the onnx runtime needs the exported model
     rows = []
-    device = torch.device("cpu")
-    for backend in BACKENDS:
-        predictor = Predictor.from_run(run_dir, backend=backend)
-        for precision in BACKEND_PRECISIONS.get(backend, ("fp32",)):
-            def call(x, precision=precision, predictor=predictor):
-                with hardware.autocast(precision, device):
-                    return predictor.probabilities(x)
-            batch = images[: opts.batch]
-            per_batch = timed(lambda batch=batch, call=call: call(batch), opts.throughput_calls)
-            single = timed(lambda call=call: call(images[:1]), opts.latency_calls)
+    for runtime in RUNTIMES:
+        for precision in RUNTIME_PRECISIONS[runtime]:
+            predictor = Predictor.from_run(run_dir, backend=runtime, precision=precision)
+            figures = timing.measure(predictor.probabilities, images, batch=opts.batch,
+                                     calls=opts.latency_calls, repeats=opts.repeats)
             rows.append({
-                "backend": backend, "precision": precision, "threads": torch.get_num_threads(),
-                "batch": len(batch), "images_per_second": len(batch) / median(per_batch),
-                "latency_ms_p50": float(np.percentile(single, 50) * 1000),
-                "latency_ms_p99": float(np.percentile(single, 99) * 1000),
+                "backend": runtime, "precision": precision, "batch": figures["batch"],
+                "images_per_second": figures["images_per_s"],
+                "latency_ms_p50": figures["p50_ms"], "latency_ms_p99": figures["p99_ms"],
             })
     return rows
 

@@ -26,7 +26,8 @@ from digitnet.config import TrainConfig
 from digitnet.errors import DigitnetError
 from digitnet.models import probabilities
 
-BACKENDS = ("auto", "torch", "onnx")
+RUNTIMES = ("torch", "onnx")  # what actually executes the network
+BACKENDS = ("auto", *RUNTIMES)  # what a user may ask for; "auto" picks one of RUNTIMES
 DEFAULT_BACKEND = "auto"
 PRECISIONS = ("fp32", "bf16")
 # Up to this many images, torch runs on one thread: splitting a single image over threads

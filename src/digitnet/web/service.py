@@ -46,7 +46,7 @@ def load_model(run_dir: Path, backend: str) -> LoadedModel:
         parameters=config_file.get("model", {}).get("parameters"),
         test_accuracy=metrics.get("test_accuracy"),
         precision=metrics.get("precision"),
-        backend=backend,
+        backend=predictor.backend,  # the runtime "auto" resolved to
     )
     return LoadedModel(predictor, info)
 

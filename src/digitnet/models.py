@@ -43,9 +43,9 @@ class TutorialCNN(nn.Module):
 
 
 def conv_bn(c_in: int, c_out: int) -> nn.Sequential:
-    """3x3 convolution, batch norm, GELU: the building block of the small fast nets."""
+    """3x3 convolution, batch norm, ReLU: the building block of the small fast nets."""
     return nn.Sequential(
-        nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.GELU()
+        nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU()
     )
 
 

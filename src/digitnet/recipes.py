@@ -5,8 +5,9 @@
   speedrun  a small BatchNorm net to >= 99% in a few seconds
   accurate  augmentation and longer training, for >= 99.6% (``--ensemble K`` for more)
 
-The values were chosen on a held-out validation split (``--validation``), never on the test
-set; ``GOALS`` is the test accuracy each aims at, which ``digitnet bench`` checks.
+``fast`` and ``speedrun`` were chosen on a held-out validation split (``--validation 5000``),
+never on the test set; ``accurate`` is a first choice, not tuned. ``GOALS`` is the test
+accuracy each aims at, which ``digitnet bench`` checks.
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ from digitnet.errors import DigitnetError
 RECIPES: dict[str, dict[str, Any]] = {
     "tutorial": {},
     "fast": {
-        # Bigger batches make each convolution a bigger, better-used GEMM (more images per
-        # second on CPU); one-cycle with a higher peak rate keeps the updates' total size.
-        "batch_size": 128,
-        "lr": 3e-3,
+        # One-cycle lets the peak rate be twice the tutorial's; batch 64 halves the steps.
+        # On validation (last 5,000 training images): 98.8% after 1 epoch, 99.04% after 2.
+        "batch_size": 64,
+        "lr": 2e-3,
         "schedule": "onecycle",
         "warmup": 0.15,
         "epochs": 2,
@@ -33,17 +34,21 @@ RECIPES: dict[str, dict[str, Any]] = {
         "ema": 0.99,
     },
     "speedrun": {
+        # Validation accuracy 99.14% after one epoch in 14.6 s here (2 cores, AVX2). Batch
+        # 256 was slower per image and less accurate (98.3%); channels-last makes CPU max-pool
+        # and batch norm vectorise over channels (about 1.3x faster per step).
         "model": "speedrun_net",
         "model_args": {"width": (16, 32, 64)},
         "optimizer": "sgd",
-        "lr": 0.2,
+        "lr": 0.1,
         "momentum": 0.9,
         "weight_decay": 5e-4,
         "schedule": "onecycle",
         "warmup": 0.2,
-        "batch_size": 256,
+        "batch_size": 128,
         "epochs": 1,
         "label_smoothing": 0.1,
+        "channels_last": True,
     },
     "accurate": {
         "model": "speedrun_net",
@@ -55,6 +60,7 @@ RECIPES: dict[str, dict[str, Any]] = {
         "schedule": "onecycle",
         "warmup": 0.15,
         "batch_size": 128,
+        "channels_last": True,
         "epochs": 12,
         "label_smoothing": 0.1,
         "augment": True,

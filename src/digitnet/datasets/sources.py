@@ -127,7 +127,12 @@ def load(name: str = "mnist", path: str | os.PathLike | None = None) -> Dataset:
 
 
 def load_cached(spec: DatasetSpec, folder: Path) -> Dataset:
-    """Load from the cache, first removing bad files and fetching whatever is missing."""
+    """Load from the cache; if that fails, remove the bad files and fetch whatever is missing."""
+    if find_files(folder) is not None:
+        try:
+            return load_folder(folder, spec, origin="cache")
+        except DigitnetError:
+            pass  # repaired below: only the cache is ours to fix
     for _, stem, ndim in FILES:
         for path in (folder / f"{stem}.gz", folder / stem):
             if path.is_file():
@@ -135,10 +140,8 @@ def load_cached(spec: DatasetSpec, folder: Path) -> Dataset:
                     check_checksum(path, read_file(path, ndim)[1], spec, stem)
                 except DigitnetError:
                     path.unlink()
-    if find_files(folder) is None:
-        fetch(spec, folder)
-        return load_folder(folder, spec, origin="download")
-    return load_folder(folder, spec, origin="cache")
+    fetch(spec, folder)
+    return load_folder(folder, spec, origin="download")
 
 
 def fetch(spec: DatasetSpec, folder: Path, mirrors: tuple[str, ...] | None = None) -> None:

@@ -28,10 +28,10 @@ def worker(steps: int, batch: int, threads: int, out: Path) -> None:
     """One training run (under torchrun: one of its processes); rank 0 writes the timing."""
     import dataclasses
 
-    from digitnet import distributed
-    from digitnet.config import TrainConfig
     from digitnet.datasets import load
-    from digitnet.trainer import fit
+    from digitnet.training import distributed
+    from digitnet.training.config import TrainConfig
+    from digitnet.training.run import fit
 
     ds = load("mnist")
     ds = dataclasses.replace(ds, x_test=ds.x_test[:1000], y_test=ds.y_test[:1000])

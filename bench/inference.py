@@ -17,9 +17,10 @@ import sys
 import onnxruntime
 import torch
 
-from digitnet import atomic, timing
+from digitnet import atomic
+from digitnet.benchmarks import timing
 from digitnet.datasets import load
-from digitnet.inference import Predictor
+from digitnet.inference.predictor import Predictor
 
 VARIANTS = {"torch fp32": ("torch", "fp32"), "torch bf16": ("torch", "bf16"), "onnx": ("onnx", "fp32")}
 

@@ -1,7 +1,7 @@
 """Load test of ``digitnet serve``: a bounded burst of real requests against 127.0.0.1 only.
 
 Starts the server in a subprocess on a free loopback port, sends ``--requests`` photos of MNIST
-test digits (rendered by ``digitnet.synth``), ``--concurrency`` at a time, stops early at
+test digits (rendered by ``digitnet.vision.render``), ``--concurrency`` at a time, stops early at
 ``--time-limit`` seconds, checks the shape of every answer, and prints one JSON object with
 the latency percentiles and the throughput. A benchmark, not a test: figures depend on the
 machine and on whatever else runs on it.
@@ -26,9 +26,9 @@ import cv2
 import httpx
 import numpy as np
 
-from digitnet import runs
 from digitnet.datasets import load
-from digitnet.synth import render_photo
+from digitnet.training import runs
+from digitnet.vision.render import render_photo
 
 HOST = "127.0.0.1"  # loopback only: this tool never sends load to another machine
 

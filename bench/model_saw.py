@@ -2,7 +2,7 @@
 
     python bench/model_saw.py RUN_DIR [--out docs/images/what-the-model-saw.png] [--seed 4]
 
-Each pair is one MNIST test digit rendered as a photo (``digitnet.synth``) and the output of
+Each pair is one MNIST test digit rendered as a photo (``digitnet.vision.render``) and the output of
 ``imaging.to_mnist`` on it, labelled with the model's answer and probability.
 """
 
@@ -14,9 +14,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from digitnet import atomic, imaging, synth
+from digitnet import atomic
 from digitnet.datasets import load
-from digitnet.inference import Predictor
+from digitnet.inference.predictor import Predictor
+from digitnet.vision import imaging, render
 
 TILE = 168  # px per picture in the figure
 LABEL = 26  # px of caption under each pair
@@ -53,7 +54,7 @@ def main() -> None:
     predictor = Predictor.from_run(args.run_dir)
     rng = np.random.default_rng(args.seed)
     idx = rng.choice(len(ds.x_test), args.n, replace=False)
-    photos = [synth.render_photo(ds.x_test[i], rng)[0] for i in idx]
+    photos = [render.render_photo(ds.x_test[i], rng)[0] for i in idx]
     seen = np.stack([imaging.to_mnist(p) for p in photos])
     probs = predictor.probabilities(seen)
     tiles = [pair(p, s, f"true {ds.y_test[i]}   model: {q.argmax()} ({q.max():.2f})")

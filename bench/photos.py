@@ -1,4 +1,4 @@
-"""Benchmark: accuracy on MNIST test digits rendered as phone photos (``digitnet.synth``).
+"""Benchmark: accuracy on MNIST test digits rendered as phone photos (``digitnet.vision.render``).
 
     python bench/photos.py [RUN_DIR] [--photos 1000] [--numbers 200] [--seed 0]
 
@@ -21,13 +21,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from digitnet import imaging, synth
-from digitnet.config import TrainConfig
 from digitnet.datasets import load
-from digitnet.inference import Predictor
-from digitnet.predicting import predict_files
-from digitnet.reading import read_number
-from digitnet.trainer import fit
+from digitnet.inference.files import predict_files
+from digitnet.inference.predictor import Predictor
+from digitnet.training.config import TrainConfig
+from digitnet.training.run import fit
+from digitnet.vision import imaging, render
+from digitnet.vision.numbers import read_number
 
 
 def edit_distance(a: str, b: str) -> int:
@@ -53,7 +53,7 @@ def bench_photos(predictor: Predictor, ds, n: int, rng: np.random.Generator, fol
     idx = rng.choice(len(ds.x_test), n, replace=False)
     paths, infos = [], []
     for k, i in enumerate(idx):
-        image, info = synth.render_photo(ds.x_test[i], rng)
+        image, info = render.render_photo(ds.x_test[i], rng)
         paths.append(write_photo(folder, k, image, info))
         infos.append(info)
     start = time.perf_counter()
@@ -63,7 +63,7 @@ def bench_photos(predictor: Predictor, ds, n: int, rng: np.random.Generator, fol
     correct = np.array([by_path.get(str(p), -1) == ds.y_test[i] for p, i in zip(paths, idx, strict=True)])
     kinds: dict[str, list[bool]] = defaultdict(list)
     for ok, info in zip(correct, infos, strict=True):
-        applied = [e for e in synth.EFFECTS if e in info] or ["none"]
+        applied = [e for e in render.EFFECTS if e in info] or ["none"]
         for e in applied:
             kinds[e].append(bool(ok))
         h, w = info["canvas"]
@@ -81,7 +81,7 @@ def bench_numbers(predictor: Predictor, ds, n: int, rng: np.random.Generator, fo
         length = int(rng.integers(3, 7))
         idx = rng.choice(len(ds.x_test), length, replace=False)
         touching = k % 4 == 3  # every fourth number has its digits written touching
-        image = synth.render_number(list(ds.x_test[idx]), rng, gap=-1.0 if touching else None)
+        image = render.render_number(list(ds.x_test[idx]), rng, gap=-1.0 if touching else None)
         path = folder / f"number-{k:04d}.png"
         path.write_bytes(cv2.imencode(".png", image)[1].tobytes())
         truth = "".join(str(int(d)) for d in ds.y_test[idx])

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from digitnet.config import TrainConfig
 from digitnet.datasets import Dataset, load
 from digitnet.errors import DigitnetError
-from digitnet.trainer import fit
+from digitnet.training.config import TrainConfig
+from digitnet.training.run import fit
 
 
 @pytest.fixture(scope="session")

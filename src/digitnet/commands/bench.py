@@ -7,11 +7,11 @@ from pathlib import Path
 from rich.table import Table
 
 from digitnet import atomic
-from digitnet.bench import BenchOptions, Report, find_reference, run_bench
+from digitnet.benchmarks.runner import BenchOptions, Report, find_reference, run_bench
 from digitnet.commands.common import console
 from digitnet.datasets import load
 from digitnet.errors import DigitnetError
-from digitnet.recipes import RECIPES
+from digitnet.training.recipes import RECIPES
 
 
 def register(sub) -> None:

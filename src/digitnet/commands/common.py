@@ -18,7 +18,7 @@ def add_data_options(parser: argparse.ArgumentParser) -> None:
 
 
 def add_backend_option(parser: argparse.ArgumentParser) -> None:
-    from digitnet.inference import BACKENDS, DEFAULT_BACKEND
+    from digitnet.inference.predictor import BACKENDS, DEFAULT_BACKEND
 
     parser.add_argument(
         "--backend", choices=BACKENDS, default=DEFAULT_BACKEND,

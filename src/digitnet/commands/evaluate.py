@@ -7,11 +7,12 @@ from pathlib import Path
 import torch
 from rich.table import Table
 
-from digitnet import atomic, runs
+from digitnet import atomic
 from digitnet.commands.common import console
 from digitnet.datasets import SPECS, load
 from digitnet.evaluate import evaluate
 from digitnet.preprocess import to_tensor
+from digitnet.training import runs
 
 
 def register(sub) -> None:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from digitnet import runs
 from digitnet.commands.common import console
 from digitnet.datasets import load
-from digitnet.export import FORMATS, check_onnx, export_onnx
+from digitnet.inference.export import FORMATS, check_onnx, export_onnx
+from digitnet.training import runs
 
 
 def register(sub) -> None:

@@ -7,9 +7,9 @@ import json
 import sys
 from pathlib import Path
 
-from digitnet import inference
 from digitnet.commands.common import add_backend_option
-from digitnet.predicting import predict_files
+from digitnet.inference.files import predict_files
+from digitnet.inference.predictor import Predictor
 
 
 def top_k(text: str) -> int:
@@ -39,7 +39,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    predictor = inference.Predictor.from_run(args.run_dir, backend=args.backend)
+    predictor = Predictor.from_run(args.run_dir, backend=args.backend)
     predictions, errors = predict_files(predictor, args.images, args.top_k, args.debug_dir)
     for p in predictions:
         if args.json:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from digitnet import imaging, inference
 from digitnet.commands.common import add_backend_option
-from digitnet.reading import read_number
+from digitnet.inference.predictor import Predictor
+from digitnet.vision import imaging
+from digitnet.vision.numbers import read_number
 
 
 def register(sub) -> None:
@@ -22,7 +23,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    predictor = inference.Predictor.from_run(args.run_dir, backend=args.backend)
+    predictor = Predictor.from_run(args.run_dir, backend=args.backend)
     image = imaging.load(args.image)
     try:
         reading = read_number(image, predictor)

@@ -6,9 +6,9 @@ import os
 import socket
 from pathlib import Path
 
-from digitnet import runs
 from digitnet.commands.common import add_backend_option, console
 from digitnet.errors import DigitnetError
+from digitnet.training import runs
 
 
 def register(sub) -> None:

@@ -6,11 +6,13 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from digitnet import atomic, inspection, plots, runs
+from digitnet import atomic
 from digitnet.commands.common import console
 from digitnet.datasets import SPECS, Dataset, load
 from digitnet.errors import DigitnetError
-from digitnet.inference import Predictor
+from digitnet.inference.predictor import Predictor
+from digitnet.plots import figures, inspection
+from digitnet.training import runs
 
 KINDS = ("samples", "predictions", "errors", "confusion", "history", "filters")
 DEFAULT_N = {"samples": 40, "predictions": 40, "errors": 30, "filters": 16}
@@ -46,7 +48,7 @@ def run(args) -> int:
         run_dir = runs.resolve_run_dir(args.run_dir)
         fig = DRAW[args.kind](run_dir, args, n)
         out = args.out or run_dir / f"{args.kind}.png"
-    atomic.write_bytes(out, plots.to_png(fig))
+    atomic.write_bytes(out, figures.to_png(fig))
     console().print(f"wrote {out}", soft_wrap=True, markup=False)
     return 0
 
@@ -58,7 +60,7 @@ def run_dataset(run_dir: Path, args) -> Dataset:
 
 def samples(ds: Dataset, n: int, seed: int) -> Figure:
     index = inspection.sample(len(ds.x_train), n, seed)
-    return plots.samples(ds.x_train[index], ds.y_train[index], ds.classes,
+    return figures.samples(ds.x_train[index], ds.y_train[index], ds.classes,
                          f"{ds.name}: {len(index)} training images and their labels")
 
 
@@ -70,7 +72,7 @@ def draw_predictions(run_dir: Path, args, n: int) -> Figure:
     predictor, ds = Predictor.from_run(run_dir), run_dataset(run_dir, args)
     index = inspection.sample(len(ds.x_test), n, args.seed)
     preds = inspection.predict(predictor, ds.x_test[index], ds.y_test[index])
-    return plots.predictions(preds, ds.classes, f"{run_dir.name} on {len(index)} {ds.name} test images")
+    return figures.predictions(preds, ds.classes, f"{run_dir.name} on {len(index)} {ds.name} test images")
 
 
 def draw_errors(run_dir: Path, args, n: int) -> Figure:
@@ -78,20 +80,20 @@ def draw_errors(run_dir: Path, args, n: int) -> Figure:
     preds = inspection.predict(predictor, ds.x_test, ds.y_test)
     mistakes = inspection.most_confident_mistakes(preds, n)
     wrong = int((~preds.right).sum())
-    return plots.errors(mistakes, ds.classes, f"{run_dir.name}: the {len(mistakes.labels)} most "
+    return figures.errors(mistakes, ds.classes, f"{run_dir.name}: the {len(mistakes.labels)} most "
                         f"confident of {wrong} mistakes on the {ds.name} test set")
 
 
 def draw_confusion(run_dir: Path, args, n: int) -> Figure:
     predictor, ds = Predictor.from_run(run_dir), run_dataset(run_dir, args)
     preds = inspection.predict(predictor, ds.x_test, ds.y_test)
-    return plots.confusion(preds.confusion(), ds.classes, f"{run_dir.name} on the {ds.name} test set")
+    return figures.confusion(preds.confusion(), ds.classes, f"{run_dir.name} on the {ds.name} test set")
 
 
 def draw_history(run_dir: Path, args, n: int) -> Figure:
     metrics = runs.read_metrics(run_dir)
     try:
-        return plots.run_history(metrics, run_dir.name)
+        return figures.run_history(metrics, run_dir.name)
     except (KeyError, TypeError) as e:
         raise DigitnetError(f"{run_dir / runs.METRICS_FILE}: no training history ({e}); "
                             "train the run (again) to record it") from e
@@ -105,7 +107,7 @@ def draw_filters(run_dir: Path, args, n: int) -> Figure:
     layer_name, kernels = inspection.first_conv_filters(predictor.model)
     outputs = inspection.layer_outputs(predictor.model, image)
     probs = predictor.probabilities(image)[0]
-    return plots.filters(layer_name, kernels, image, ds.classes[label], outputs, probs, ds.classes,
+    return figures.filters(layer_name, kernels, image, ds.classes[label], outputs, probs, ds.classes,
                          run_dir.name, per_layer=n)
 
 

@@ -7,14 +7,16 @@ import os
 import sys
 from pathlib import Path
 
-from digitnet import atomic, distributed, plots, recipes, runs
+from digitnet import atomic
 from digitnet.commands.common import add_data_options, console
-from digitnet.config import PRECISIONS, TrainConfig
+from digitnet.commands.progress import ConsoleReporter
 from digitnet.datasets import get_spec
-from digitnet.ensemble import fit_ensemble
 from digitnet.errors import DigitnetError
-from digitnet.progress import ConsoleReporter
-from digitnet.trainer import Interrupted, fit
+from digitnet.plots import figures
+from digitnet.training import distributed, recipes, runs
+from digitnet.training.config import PRECISIONS, TrainConfig
+from digitnet.training.ensemble import fit_ensemble
+from digitnet.training.run import Interrupted, fit
 
 # Options that map one-to-one onto TrainConfig fields; None means "keep the config's value".
 OVERRIDES = ("dataset", "epochs", "batch_size", "lr", "seed", "limit", "validation",
@@ -140,7 +142,7 @@ def run_ensemble(config: TrainConfig, run_dir: Path | None, args, reporter: Cons
 def write_pictures(run_dir: Path, metrics: dict, classes: tuple[str, ...]) -> list[Path]:
     """history.png and confusion.png from the metrics ``fit`` returned; their paths."""
     written = []
-    for name, fig in plots.training(metrics, classes, run_dir.name).items():
-        atomic.write_bytes(run_dir / name, plots.to_png(fig))
+    for name, fig in figures.training(metrics, classes, run_dir.name).items():
+        atomic.write_bytes(run_dir / name, figures.to_png(fig))
         written.append(run_dir / name)
     return written

@@ -23,8 +23,8 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from digitnet.errors import DigitnetError
-from digitnet.imaging import ImageError
-from digitnet.inference import DEFAULT_BACKEND
+from digitnet.inference.predictor import DEFAULT_BACKEND
+from digitnet.vision.imaging import ImageError
 from digitnet.web import inputs, service
 from digitnet.web.limits import BodySizeLimit
 from digitnet.web.schemas import ErrorOut, Health, ModelInfo, Prediction, Reading
@@ -54,7 +54,7 @@ def default_concurrency() -> int:
 @dataclass(frozen=True)
 class Settings:
     run_dir: Path  # the run whose model is served
-    backend: str = DEFAULT_BACKEND  # a key of digitnet.inference.BACKENDS
+    backend: str = DEFAULT_BACKEND  # a key of digitnet.inference.predictor.BACKENDS
     max_body_bytes: int = 5 * 1024 * 1024  # larger requests get 413 before they are read
     torch_threads: int = 1  # torch intra-op threads per inference; concurrency comes from requests
     max_concurrent: int = field(default_factory=default_concurrency)  # images processed at once

@@ -15,7 +15,7 @@ from starlette.datastructures import UploadFile
 from starlette.requests import Request
 
 from digitnet.errors import DigitnetError
-from digitnet.imaging import ImageError
+from digitnet.vision.imaging import ImageError
 from digitnet.web.schemas import ImageIn
 
 DATA_URL = re.compile(r"^data:[\w.+/-]*(;[\w=.+-]+)*;base64,", re.IGNORECASE)

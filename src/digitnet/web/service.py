@@ -1,6 +1,6 @@
 """What the server does with an image, free of HTTP: bytes in, API results out.
 
-The same preprocessing as ``digitnet predict`` (``digitnet.imaging``) turns any photo or
+The same preprocessing as ``digitnet predict`` (``digitnet.vision.imaging``) turns any photo or
 drawing into the 28x28 white-on-black input; the PNG of that input goes back to the client
 so a person can see what the model was actually given.
 """
@@ -14,10 +14,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from digitnet import imaging, runs
 from digitnet.errors import DigitnetError
-from digitnet.inference import Predictor
-from digitnet.reading import read_number
+from digitnet.inference.predictor import Predictor
+from digitnet.training import runs
+from digitnet.vision import imaging
+from digitnet.vision.numbers import read_number
 from digitnet.web.schemas import DigitOut, ModelInfo, Prediction, Reading
 
 

@@ -1,0 +1,1 @@
+"""Benchmarks: training and inference speed against the reference loop, and timing helpers."""

@@ -1,0 +1,262 @@
+"""Benchmarks measured in one invocation on one machine: training time against a reference loop,
+each recipe's time to its accuracy goal, inference speed and peak memory.
+
+Training runs in fresh subprocesses (``digitnet train`` and the plain PyTorch reference loop),
+alternating, so both see the same machine state and each one's peak memory can be read from
+its own resource usage. Every figure is the median of ``repeats`` runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from digitnet.benchmarks import timing
+from digitnet.errors import DigitnetError
+from digitnet.inference.export import export_onnx
+from digitnet.inference.predictor import PRECISIONS, RUNTIMES, Predictor
+from digitnet.training import devices, runs
+from digitnet.training.recipes import GOALS, RECIPES
+
+REFERENCE_ENV = "DIGITNET_REFERENCE"
+REFERENCE_DEFAULT = Path("../shared/bench/reference_torch.py")
+# Precisions each runtime can run in; torch's bf16 is autocast, the ONNX model is fp32.
+RUNTIME_PRECISIONS: dict[str, tuple[str, ...]] = {"torch": PRECISIONS, "onnx": ("fp32",)}
+
+
+@dataclass
+class BenchOptions:
+    repeats: int = 3  # runs of each measurement; medians are reported
+    limit: int = 0  # training images for the epoch comparison; 0 = all 60,000
+    recipe_limit: int = 0  # training images for the recipe runs; 0 = all
+    recipe_epochs: int = 0  # override each recipe's epochs; 0 = the recipe's own
+    recipes: tuple[str, ...] = tuple(r for r in RECIPES if r != "tutorial")
+    reference: Path | None = None  # the reference loop script; None = not run
+    data_dir: str | None = None
+    batch: int = 1000  # images per call for the throughput figure
+    latency_calls: int = 300  # single-image calls behind each latency percentile
+
+    @classmethod
+    def quick(cls, **changes: Any) -> BenchOptions:
+        """Tiny subsets and one repeat: checks the whole pipeline in seconds, measures nothing."""
+        base = {"repeats": 1, "limit": 1000, "recipe_limit": 1000, "recipe_epochs": 1,
+                "latency_calls": 20}
+        return cls(**{**base, **changes})
+
+
+@dataclass
+class Process:
+    result: dict[str, Any]  # the JSON the process printed or saved
+    peak_rss_mb: float  # its maximum resident set size
+    wall_seconds: float
+
+
+@dataclass
+class Report:
+    machine: dict[str, Any]
+    options: dict[str, Any]
+    epoch: dict[str, Any] = field(default_factory=dict)
+    recipes: dict[str, Any] = field(default_factory=dict)
+    inference: list[dict[str, Any]] = field(default_factory=list)
+    memory: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def find_reference(path: str | Path | None) -> Path | None:
+    """The reference script: ``path``, else $DIGITNET_REFERENCE, else ../shared/bench/...; None if absent."""
+    candidate = Path(path or os.environ.get(REFERENCE_ENV) or REFERENCE_DEFAULT)
+    if path is not None and not candidate.is_file():
+        raise DigitnetError(f"--reference {candidate} is not a file; give the reference loop's path")
+    return candidate.resolve() if candidate.is_file() else None
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def cpu_flags() -> list[str]:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return []
+    wanted = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
+    return [f for f in wanted if f in text.split()]
+
+
+def machine_info() -> dict[str, Any]:
+    versions = runs.environment()
+    try:
+        import onnxruntime
+
+        versions["onnxruntime"] = onnxruntime.__version__
+    except ImportError:
+        pass
+    return {"cpu": cpu_model(), "cores": os.cpu_count(), "cpu_flags": cpu_flags(),
+            "native_bf16": devices.cpu_has_native_bf16(),
+            "load_average_at_start": list(os.getloadavg()), "versions": versions}
+
+
+# Linux keeps a process's peak RSS across exec, so a child started straight from this (large)
+# process would report at least our own size. This small launcher starts the command instead
+# and writes the command's own peak RSS (KiB, from wait4) to the file named by argv[1].
+LAUNCHER = (
+    "import os, subprocess, sys\n"
+    "p = subprocess.Popen(sys.argv[2:])\n"
+    "_, status, usage = os.wait4(p.pid, 0)\n"
+    "open(sys.argv[1], 'w').write(str(usage.ru_maxrss))\n"
+    "sys.exit(os.waitstatus_to_exitcode(status))\n"
+)
+
+
+def run_process(cmd: list[str], env: dict[str, str]) -> tuple[str, float, float]:
+    """Run ``cmd``; return its stdout, its own peak RSS in MB and its wall time."""
+    with tempfile.TemporaryDirectory() as tmp:
+        rss_file = Path(tmp) / "maxrss"
+        with open(Path(tmp) / "out", "w+b") as out, open(Path(tmp) / "err", "w+b") as err:
+            started = time.perf_counter()
+            proc = subprocess.run([sys.executable, "-c", LAUNCHER, str(rss_file), *cmd],
+                                  stdout=out, stderr=err, env=env, check=False)
+            wall = time.perf_counter() - started
+            out.seek(0)
+            err.seek(0)
+            if proc.returncode != 0:
+                tail = err.read().decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
+                raise DigitnetError(f"{' '.join(cmd[:4])} ... failed ({proc.returncode}): {tail[0]}")
+            return out.read().decode(errors="replace"), int(rss_file.read_text()) / 1024, wall
+
+
+def child_env(data_dir: str | None) -> dict[str, str]:
+    env = dict(os.environ)
+    if data_dir:
+        # the reference reads $DIGITNET_DATA/mnist, digitnet's --data-dir is that mnist folder
+        env["DIGITNET_DATA"] = str(Path(data_dir).resolve().parent)
+    return env
+
+
+def reference_epoch(reference: Path, limit: int, data_dir: str | None) -> Process:
+    cmd = [sys.executable, str(reference), "--epochs", "1"] + (["--limit", str(limit)] if limit else [])
+    stdout, rss, wall = run_process(cmd, child_env(data_dir))
+    lines = [line for line in stdout.splitlines() if line.startswith("{")]
+    if not lines:
+        raise DigitnetError(f"{reference} printed no JSON line; is it the reference loop?")
+    return Process(json.loads(lines[-1]), rss, wall)
+
+
+def digitnet_train(run_dir: Path, data_dir: str | None, *args: str) -> Process:
+    cmd = [sys.executable, "-m", "digitnet", "train", "--out", str(run_dir), *args]
+    if data_dir:
+        cmd += ["--data-dir", data_dir]
+    _, rss, wall = run_process(cmd, child_env(None))
+    return Process(runs.read_metrics(run_dir), rss, wall)
+
+
+def median(values: list[float]) -> float:
+    return float(statistics.median(values))
+
+
+def summarize(processes: list[Process]) -> dict[str, Any]:
+    seconds = [p.result["train_seconds"] for p in processes]
+    accuracy = [p.result["test_accuracy"] for p in processes]
+    return {"train_seconds": seconds, "median_seconds": median(seconds),
+            "test_accuracy": accuracy, "median_accuracy": median(accuracy),
+            "peak_rss_mb": max(p.peak_rss_mb for p in processes),
+            "threads": [p.result.get("threads") for p in processes]}
+
+
+def bench_epoch(opts: BenchOptions, work: Path) -> tuple[dict[str, Any], Path]:
+    """(a) the reference's epoch against digitnet's default epoch, alternating, medians."""
+    limit = ["--limit", str(opts.limit)] if opts.limit else []
+    ours: list[Process] = []
+    theirs: list[Process] = []
+    for i in range(opts.repeats):
+        if opts.reference is not None:
+            theirs.append(reference_epoch(opts.reference, opts.limit, opts.data_dir))
+        ours.append(digitnet_train(work / f"default-{i}", opts.data_dir, *limit))
+    result: dict[str, Any] = {"images": ours[0].result["train_images"], "digitnet": summarize(ours)}
+    if theirs:
+        ref = summarize(theirs)
+        result["reference"] = ref
+        result["ratio"] = result["digitnet"]["median_seconds"] / ref["median_seconds"]
+        result["accuracy_difference"] = result["digitnet"]["median_accuracy"] - ref["median_accuracy"]
+    else:
+        result["reference"] = {"skipped": "reference loop not found; pass --reference PATH or set "
+                                          f"${REFERENCE_ENV}"}
+    return result, work / "default-0"
+
+
+def bench_recipes(opts: BenchOptions, work: Path, reference_seconds: float | None) -> dict[str, Any]:
+    """(b) each recipe's training time and test accuracy against its goal."""
+    extra = (["--limit", str(opts.recipe_limit)] if opts.recipe_limit else []) + (
+        ["--epochs", str(opts.recipe_epochs)] if opts.recipe_epochs else [])
+    out: dict[str, Any] = {}
+    for name in opts.recipes:
+        processes = [digitnet_train(work / f"{name}-{i}", opts.data_dir, "--recipe", name, *extra)
+                     for i in range(opts.repeats)]
+        summary = summarize(processes)
+        summary["goal"] = GOALS[name]
+        summary["reached"] = summary["median_accuracy"] >= GOALS[name]
+        summary["epochs"] = processes[0].result["epochs_run"]
+        if reference_seconds:
+            summary["ratio_to_reference_epoch"] = summary["median_seconds"] / reference_seconds
+        out[name] = summary
+    return out
+
+
+def bench_inference(run_dir: Path, images: np.ndarray, opts: BenchOptions) -> list[dict[str, Any]]:
+    """(c) images/s at batch ``opts.batch`` and single-image latency, per runtime and precision."""
+    export_onnx(run_dir)  # the onnx runtime needs the exported model
+    rows = []
+    for runtime in RUNTIMES:
+        for precision in RUNTIME_PRECISIONS[runtime]:
+            predictor = Predictor.from_run(run_dir, backend=runtime, precision=precision)
+            figures = timing.measure(predictor.probabilities, images, batch=opts.batch,
+                                     calls=opts.latency_calls, repeats=opts.repeats)
+            rows.append({
+                "backend": runtime, "precision": precision, "batch": figures["batch"],
+                "images_per_second": figures["images_per_s"],
+                "latency_ms_p50": figures["p50_ms"], "latency_ms_p99": figures["p99_ms"],
+            })
+    return rows
+
+
+def run_bench(opts: BenchOptions, test_images: np.ndarray,
+              progress: Callable[[str], None] = lambda _msg: None) -> Report:
+    """All four measurements; ``progress`` hears what is being measured."""
+    unknown = [r for r in opts.recipes if r not in RECIPES]
+    if unknown:
+        raise DigitnetError(f"unknown recipe(s) {', '.join(unknown)}; choose from {', '.join(RECIPES)}")
+    options = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(opts).items()}
+    report = Report(machine_info(), options)
+    with tempfile.TemporaryDirectory(prefix="digitnet-bench-") as tmp:
+        work = Path(tmp)
+        progress("one epoch: reference loop against digitnet's default")
+        report.epoch, default_run = bench_epoch(opts, work)
+        ref = report.epoch["reference"].get("median_seconds")
+        progress("recipes")
+        report.recipes = bench_recipes(opts, work, ref)
+        progress("inference")
+        report.inference = bench_inference(default_run, test_images, opts)
+    report.memory = {"train_peak_rss_mb": report.epoch["digitnet"]["peak_rss_mb"],
+                     "recipes_peak_rss_mb": max((r["peak_rss_mb"] for r in report.recipes.values()),
+                                                default=None)}
+    return report

@@ -1,0 +1,71 @@
+"""Showing training progress: a live bar on a terminal, one plain line per epoch elsewhere."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from digitnet.training.epoch import RunningStats
+
+REFRESH_EVERY = 20  # steps between updates of loss/accuracy (each reads the running sums)
+
+
+def epoch_line(record: dict[str, Any], epochs: int) -> str:
+    parts = [f"epoch {record['epoch']}/{epochs}"]
+    for key, value in record.items():
+        if key == "epoch" or value is None:
+            continue
+        parts.append(f"{key} {value:.1f}s" if key == "seconds" else f"{key} {value:.4f}")
+    return "  ".join(parts)
+
+
+class ConsoleReporter:
+    """Progress of ``digitnet train``: rich bar when ``console`` is a terminal, else lines."""
+
+    def __init__(self, console: Console | None = None) -> None:
+        self.console = console or Console(file=sys.stderr)
+        self.live = self.console.is_terminal
+        self.progress: Progress | None = None
+        self.epochs = 1
+
+    def start_epoch(self, epoch: int, epochs: int, steps: int, done: int) -> None:
+        self.epochs = epochs
+        if not self.live:
+            return
+        self.progress = Progress(
+            TextColumn(f"epoch {epoch + 1}/{epochs}"), BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn(), TextColumn("<"), TimeRemainingColumn(),
+            TextColumn("loss {task.fields[loss]}  acc {task.fields[acc]}"),
+            console=self.console, transient=False,
+        )
+        self.task = self.progress.add_task("train", total=steps, completed=done,
+                                           loss="-", acc="-")
+        self.progress.start()
+
+    def step(self, done: int, stats: RunningStats) -> None:
+        if self.progress is None:
+            return
+        if done % REFRESH_EVERY == 0 or done == self.progress.tasks[0].total:
+            self.progress.update(self.task, completed=done, loss=f"{stats.loss:.4f}",
+                                 acc=f"{stats.accuracy:.4f}")
+
+    def end_epoch(self, epoch: int, record: dict[str, Any]) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
+        self.console.print(epoch_line(record, self.epochs), highlight=False)
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None

@@ -1,0 +1,1 @@
+"""Pictures: the figures (grids, curves, confusion, filters) and the predictions they show."""

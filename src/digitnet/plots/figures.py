@@ -1,0 +1,252 @@
+"""Pictures of data, training and results, drawn with matplotlib and rendered to PNG bytes.
+
+Every function takes plain arrays or metrics and returns a ``Figure``; ``to_png`` renders one.
+Figures are made directly (``Figure`` + the Agg canvas), never through pyplot, so importing
+this module changes no global matplotlib state and needs no screen.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import LogNorm
+from matplotlib.figure import Figure
+from matplotlib.ticker import PercentFormatter
+
+from digitnet.plots.inspection import LayerOutput, Predictions
+from digitnet.training.epoch import steps_per_epoch
+
+RIGHT, WRONG = "#1a7f37", "#cf222e"  # green and red that stay readable on white
+TRAIN, EVAL = "#0969da", "#bc4c00"
+DPI = 100
+CELL = 1.1  # inches per image in the grids: 10 columns make about 1,100 pixels
+
+
+def to_png(fig: Figure, dpi: int = DPI) -> bytes:
+    """The figure as PNG bytes on a white background."""
+    FigureCanvasAgg(fig)  # attaches itself to fig: rendering without any pyplot backend
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, facecolor="white")
+    return buf.getvalue()
+
+
+def image_grid(images: np.ndarray, captions: Sequence[str], colors: Sequence[str] | None = None,
+               title: str = "", cols: int = 10) -> Figure:
+    """uint8 images (N, 28, 28) drawn dark on light, each with a caption above it."""
+    n = len(images)
+    cols = max(1, min(cols, n))
+    rows = max(1, math.ceil(n / cols))
+    caption_lines = max((c.count("\n") + 1 for c in captions), default=1)
+    fig = Figure(figsize=(cols * CELL, rows * (CELL + 0.17 * caption_lines) + 0.45),
+                 layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False)
+    for ax in axes.flat:
+        ax.set_axis_off()
+    for i, (ax, image) in enumerate(zip(axes.flat, images, strict=False)):
+        ax.imshow(image, cmap="binary", vmin=0, vmax=255, interpolation="nearest")
+        ax.set_title(captions[i], fontsize=9, color=colors[i] if colors else "black", pad=3)
+    if n == 0:
+        axes[0, 0].text(0.5, 0.5, "nothing to show", ha="center", va="center", fontsize=12)
+    fig.suptitle(title, fontsize=13, fontweight="bold")
+    return fig
+
+
+def samples(images: np.ndarray, labels: np.ndarray, classes: Sequence[str], title: str) -> Figure:
+    """Images with their true class names."""
+    return image_grid(images, [classes[int(y)] for y in labels], title=title)
+
+
+def predictions(preds: Predictions, classes: Sequence[str], title: str) -> Figure:
+    """Predicted class and its probability; green if right, red with the true class if wrong."""
+    captions = [
+        f"{classes[p]} {c:.0%}" + ("" if p == y else f"\ntrue {classes[y]}")
+        for p, c, y in zip(preds.predicted, preds.confidence, preds.labels, strict=True)
+    ]
+    colors = [RIGHT if ok else WRONG for ok in preds.right]
+    right = int(preds.right.sum())
+    return image_grid(preds.images, captions, colors,
+                      title=f"{title}: {right} of {len(preds.labels)} right")
+
+
+def errors(mistakes: Predictions, classes: Sequence[str], title: str) -> Figure:
+    """The model's mistakes as "true -> predicted (probability)"."""
+    captions = [f"{classes[y]} → {classes[p]}\n{c:.1%}"
+                for y, p, c in zip(mistakes.labels, mistakes.predicted, mistakes.confidence, strict=True)]
+    return image_grid(mistakes.images, captions, [WRONG] * len(captions),
+                      title=f"{title}: true → predicted (probability)")
+
+
+def confusion(matrix: np.ndarray, classes: Sequence[str], title: str) -> Figure:
+    """Counts (true x predicted), every cell annotated; right answers blue, mistakes orange.
+
+    Colours are on a log scale so that a handful of mistakes still shows next to ~1,000 hits.
+    """
+    matrix = np.asarray(matrix, dtype=np.int64)
+    k = len(classes)
+    total, right = int(matrix.sum()), int(np.trace(matrix))
+    fig = Figure(figsize=(8.6, 7.8), layout="constrained")
+    ax = fig.subplots()
+    diagonal = np.eye(k, dtype=bool)
+    norm = LogNorm(vmin=1, vmax=max(int(matrix.max()), 2))
+    ax.imshow(np.ma.masked_where(~diagonal | (matrix == 0), matrix), cmap="Blues", norm=norm)
+    ax.imshow(np.ma.masked_where(diagonal | (matrix == 0), matrix), cmap="Oranges", norm=norm)
+    for i in range(k):
+        for j in range(k):
+            count = int(matrix[i, j])
+            color = "#bbbbbb" if count == 0 else ("white" if norm(count) > 0.55 else "black")
+            ax.text(j, i, str(count), ha="center", va="center", fontsize=10, color=color)
+    ax.set_xticks(range(k), classes, rotation=45 if max(map(len, classes)) > 2 else 0,
+                  ha="right" if max(map(len, classes)) > 2 else "center")
+    ax.set_yticks(range(k), classes)
+    ax.set_xlabel("predicted class", fontsize=11)
+    ax.set_ylabel("true class", fontsize=11)
+    ax.set_xticks(np.arange(k + 1) - 0.5, minor=True)
+    ax.set_yticks(np.arange(k + 1) - 0.5, minor=True)
+    ax.grid(which="minor", color="white", linewidth=1.5)
+    ax.tick_params(which="minor", length=0)
+    accuracy = right / total if total else 0.0
+    ax.set_title(f"{title}\n{right:,} of {total:,} test images right ({accuracy:.2%}), "
+                 f"{total - right:,} mistakes", fontsize=12)
+    return fig
+
+
+def ema(values: Sequence[float], smoothing: float) -> np.ndarray:
+    """Exponential moving average with the start-up bias removed (as TensorBoard smooths)."""
+    out, avg = np.empty(len(values)), 0.0
+    for i, v in enumerate(values):
+        avg = smoothing * avg + (1 - smoothing) * v
+        out[i] = avg / (1 - smoothing ** (i + 1))
+    return out
+
+
+def history(history: dict[str, Any], steps_per_epoch: int, title: str,
+            smoothing: float = 0.8) -> Figure:
+    """Loss and accuracy against epochs: the per-step trace (raw and smoothed) and each epoch's
+    train and test (or validation) figures.
+
+    ``history`` is metrics.json's ``{"epochs": [...], "steps": [{"step", "loss", "accuracy"}]}``.
+    """
+    epochs, steps = history.get("epochs", []), history.get("steps", [])
+    eval_name = "val" if epochs and "val_loss" in epochs[0] else "test"
+    eval_label = "validation" if eval_name == "val" else "test"
+    fig = Figure(figsize=(11, 4.4), layout="constrained")
+    loss_ax, acc_ax = fig.subplots(1, 2)
+    x_steps = np.array([s["step"] for s in steps], dtype=float) / max(steps_per_epoch, 1)
+    x_epochs = [e["epoch"] for e in epochs]
+    for ax, key, name in ((loss_ax, "loss", "loss (cross-entropy)"), (acc_ax, "accuracy", "accuracy")):
+        if steps:
+            raw = [s[key] for s in steps]
+            ax.plot(x_steps, raw, color=TRAIN, alpha=0.25, linewidth=1, label="train, per step")
+            ax.plot(x_steps, ema(raw, smoothing), color=TRAIN, linewidth=2,
+                    label="train, per step (smoothed)")
+        train = [e[f"train_{key}"] for e in epochs]
+        if any(v is not None for v in train):
+            ax.plot(x_epochs, train, "o--", color=TRAIN, markersize=7, label="train, epoch mean")
+        ax.plot(x_epochs, [e[f"{eval_name}_{key}"] for e in epochs], "s-", color=EVAL,
+                markersize=7, linewidth=2, label=f"{eval_label}, end of epoch")
+        ax.set_title(name, fontsize=12)
+        ax.set_xlabel("epoch")
+        ax.set_xlim(0, max(x_epochs + list(x_steps) + [1]) * 1.06)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=9, loc="best")
+    acc_ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+    if not epochs and not steps:
+        loss_ax.text(0.5, 0.5, "no history recorded", ha="center", va="center",
+                     transform=loss_ax.transAxes)
+    fig.suptitle(title, fontsize=13, fontweight="bold")
+    return fig
+
+
+def _is_maps(layer: LayerOutput) -> bool:
+    """Whether the output is a stack of 2-D maps (C, H, W) rather than one value per unit."""
+    return layer.values.ndim == 3 and layer.values.shape[1:] != (1, 1)
+
+
+def _feature_row(fig: Figure, grid, row: int, layer: LayerOutput, per_layer: int) -> None:
+    """One layer: its name, then its first ``per_layer`` maps (C, H, W) or a strip of values."""
+    values = layer.values
+    shape = "×".join(str(s) for s in values.shape)
+    if _is_maps(layer):
+        label, maps = fig.add_subplot(grid[row, 0]), values[:per_layer]
+        vmin, vmax = float(maps.min()), float(maps.max())  # one scale per layer: dead maps look dead
+        for j, fmap in enumerate(maps):
+            ax = fig.add_subplot(grid[row, j + 1])
+            ax.imshow(fmap, cmap="magma", vmin=vmin, vmax=max(vmax, vmin + 1e-6), interpolation="nearest")
+            ax.set_axis_off()
+        shown = f"first {len(maps)} of {values.shape[0]}" if len(maps) < values.shape[0] else "all"
+        label.text(0, 0.5, f"{layer.name}\n{layer.kind} {shape}\n{shown}", va="center", fontsize=8.5)
+    else:
+        label = fig.add_subplot(grid[row, 0])
+        ax = fig.add_subplot(grid[row, 1:])
+        flat = values.reshape(-1)
+        ax.imshow(flat[None], cmap="magma", aspect="auto", interpolation="nearest")
+        ax.set_yticks([])
+        ax.set_xticks([])
+        label.text(0, 0.5, f"{layer.name}\n{layer.kind} {shape}", va="center", fontsize=8.5)
+    label.set_axis_off()
+
+
+def filters(layer_name: str, kernels: np.ndarray, image: np.ndarray, label: str,
+            outputs: Sequence[LayerOutput], probs: np.ndarray, classes: Sequence[str],
+            title: str, per_layer: int = 16) -> Figure:
+    """The first layer's kernels (N, kh, kw), then one image (28, 28) through every layer, ending
+    with the class probabilities (classes,) the model gives it."""
+    cols = min(16, len(kernels))
+    kernel_rows = math.ceil(len(kernels) / cols)
+    heights = [1.0] + [0.72 if _is_maps(o) else 0.42 for o in outputs] + [1.3]
+    fig = Figure(figsize=(11, 0.66 * kernel_rows + 0.9 + sum(heights) + 0.6), layout="constrained")
+    top, bottom = fig.subfigures(2, 1, height_ratios=[0.66 * kernel_rows + 0.5, sum(heights) + 0.5])
+
+    limit = float(np.abs(kernels).max()) or 1.0
+    axes = top.subplots(kernel_rows, cols, squeeze=False)
+    for ax in axes.flat:
+        ax.set_axis_off()
+    for ax, kernel in zip(axes.flat, kernels, strict=False):
+        ax.imshow(kernel, cmap="RdBu_r", vmin=-limit, vmax=limit, interpolation="nearest")
+    size = "×".join(str(s) for s in kernels.shape[1:])
+    top.suptitle(f"{title}: the {len(kernels)} {size} filters of {layer_name} "
+                 "(red adds, blue subtracts)", fontsize=12, fontweight="bold")
+
+    columns = per_layer + 1
+    grid = bottom.add_gridspec(len(heights), columns, height_ratios=heights,
+                               width_ratios=[2.4] + [1] * per_layer)
+    ax = bottom.add_subplot(grid[0, 1:3])
+    ax.imshow(image, cmap="binary", vmin=0, vmax=255, interpolation="nearest")
+    ax.set_axis_off()
+    head = bottom.add_subplot(grid[0, 0])
+    head.text(0, 0.5, f"input\ntrue class {label}", va="center", fontsize=9)
+    head.set_axis_off()
+    for row, layer in enumerate(outputs, start=1):
+        _feature_row(bottom, grid, row, layer, per_layer)
+    answer = bottom.add_subplot(grid[-1, 1:])
+    best = int(np.argmax(probs))
+    answer.bar(range(len(probs)), probs, color=[RIGHT if i == best else "#8c959f" for i in range(len(probs))])
+    answer.set_xticks(range(len(probs)), classes, fontsize=8.5)
+    answer.set_ylim(0, 1)
+    answer.yaxis.set_major_formatter(PercentFormatter(1.0))
+    answer.tick_params(axis="y", labelsize=8)
+    text = bottom.add_subplot(grid[-1, 0])
+    text.text(0, 0.5, f"answer\n{classes[best]} {probs[best]:.1%}", va="center", fontsize=9)
+    text.set_axis_off()
+    bottom.suptitle("one test image through every layer (colours: low dark, high bright)",
+                    fontsize=12, fontweight="bold")
+    return fig
+
+
+def run_history(metrics: dict[str, Any], name: str) -> Figure:
+    """The training curves of a run from its metrics.json."""
+    per_epoch = steps_per_epoch(metrics["train_images"], metrics["batch_size"])
+    return history(metrics["history"], per_epoch, f"Training of {name}")
+
+
+def training(metrics: dict[str, Any], classes: Sequence[str], name: str) -> dict[str, Figure]:
+    """The pictures a finished training run leaves: ``history.png`` and ``confusion.png``."""
+    return {
+        "history.png": run_history(metrics, name),
+        "confusion.png": confusion(np.array(metrics["confusion"]), classes, f"Confusion matrix of {name}"),
+    }

@@ -1,0 +1,261 @@
+"""Run directories and everything saved in them, written atomically, loaded safely.
+
+A run directory holds:
+  config.json             the TrainConfig plus dataset checksums, versions and model facts
+  model.safetensors       the trained weights (the config is in its metadata too)
+  metrics.json            test loss/accuracy, timing, history
+  checkpoint.safetensors  model, optimizer, EMA and RNG state with the position in training
+Nothing here unpickles: tensors go through safetensors, everything else through JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+from torch import nn
+
+from digitnet import __version__, atomic
+from digitnet.errors import DigitnetError
+from digitnet.models import build_model
+from digitnet.training.config import TrainConfig
+
+CONFIG_FILE = "config.json"
+MODEL_FILE = "model.safetensors"
+METRICS_FILE = "metrics.json"
+CHECKPOINT_FILE = "checkpoint.safetensors"
+DEFAULT_ROOT = Path("runs")
+
+
+def new_run_dir(dataset: str, root: Path = DEFAULT_ROOT) -> Path:
+    """``runs/<timestamp>-<dataset>``, with a counter if two runs start in the same second."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    path = root / f"{stamp}-{dataset}"
+    n = 1
+    while path.exists():
+        n += 1
+        path = root / f"{stamp}-{dataset}-{n}"
+    return path
+
+
+def latest_run(root: Path = DEFAULT_ROOT) -> Path | None:
+    """The most recently finished run under ``root`` (one with a model file), if any."""
+    runs = [p.parent for p in root.glob(f"*/{MODEL_FILE}")]
+    return max(runs, key=lambda p: (p / MODEL_FILE).stat().st_mtime, default=None)
+
+
+def resolve_run_dir(run_dir: str | Path | None) -> Path:
+    """``run_dir`` itself, or without one the latest finished run under ``runs/``."""
+    if run_dir is not None:
+        return check_run_dir(run_dir)
+    latest = latest_run()
+    if latest is None:
+        raise DigitnetError("no trained run under runs/; train one with 'digitnet train'")
+    return latest
+
+
+def environment() -> dict[str, str]:
+    import numpy
+
+    return {
+        "digitnet": __version__,
+        "torch": torch.__version__,
+        "numpy": numpy.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cuda": torch.version.cuda or "none",
+        "cudnn": str(torch.backends.cudnn.version() or "none"),
+    }
+
+
+def write_config(run_dir: Path, config: TrainConfig, *, dataset_sha256: dict[str, str],
+                 parameters: int, world_size: int = 1, **extra: Any) -> None:
+    """config.json: all that is needed to rebuild the model and to rerun the training."""
+    atomic.write_json(run_dir / CONFIG_FILE, {
+        "config": config.to_dict(),
+        "model": {"architecture": config.model, "parameters": parameters,
+                  "input": {"layout": "NCHW", "shape": [1, 28, 28], "scale": "[0, 1]"}},
+        "dataset": {"name": config.dataset, "sha256": dataset_sha256},
+        "world_size": world_size,
+        "environment": environment(),
+        **extra,
+    })
+
+
+def read_json(path: Path, what: str) -> dict[str, Any]:
+    if not path.is_file():
+        raise DigitnetError(f"{path}: missing; is {path.parent} a digitnet run directory?")
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise DigitnetError(f"{path}: unreadable {what} ({e}); the run directory is damaged") from e
+    if not isinstance(data, dict):
+        raise DigitnetError(f"{path}: not a {what}; the run directory is damaged")
+    return data
+
+
+def read_config(run_dir: Path) -> tuple[TrainConfig, dict[str, Any]]:
+    """The run's TrainConfig and the whole config.json."""
+    run_dir = check_run_dir(run_dir)
+    data = read_json(run_dir / CONFIG_FILE, "config")
+    try:
+        return TrainConfig.from_dict(data["config"]), data
+    except (KeyError, TypeError) as e:
+        raise DigitnetError(f"{run_dir / CONFIG_FILE}: no valid 'config' section ({e})") from e
+
+
+def update_config(run_dir: Path, **fields: Any) -> None:
+    """Add or replace top-level fields of config.json (used by export to record the layout)."""
+    data = read_json(run_dir / CONFIG_FILE, "config")
+    data.update(fields)
+    atomic.write_json(run_dir / CONFIG_FILE, data)
+
+
+def check_run_dir(run_dir: str | Path) -> Path:
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise DigitnetError(f"{run_dir}: no such run directory; train one with 'digitnet train'")
+    return run_dir
+
+
+def state_for_saving(module: nn.Module) -> dict[str, torch.Tensor]:
+    # safetensors wants contiguous, unshared tensors; channels-last weights are copied here.
+    return {k: v.detach().cpu().contiguous().clone() for k, v in module.state_dict().items()}
+
+
+def safetensors_bytes(tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> bytes:
+    """``safetensors.torch.save`` with its JSON header's keys sorted.
+
+    safetensors writes the metadata in hash-map order, which changes from one process to the next;
+    sorting it makes equal weights and metadata give byte-identical files (for checksums).
+    """
+    raw = st_save(tensors, metadata)
+    n = int.from_bytes(raw[:8], "little")
+    header = json.dumps(json.loads(raw[8 : 8 + n]), sort_keys=True, separators=(",", ":")).encode()
+    if len(header) > n:  # escaping differs from serde's: keep the file as safetensors wrote it
+        return raw
+    return raw[:8] + header.ljust(n) + raw[8 + n :]
+
+
+def save_model(run_dir: Path, model: nn.Module, config: TrainConfig) -> None:
+    metadata = {"format": "digitnet", "config": json.dumps(config.to_dict())}
+    atomic.write_bytes(run_dir / MODEL_FILE, safetensors_bytes(state_for_saving(model), metadata))
+
+
+def read_safetensors(path: Path, what: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Tensors and metadata of a safetensors file, or one clear error if it is not sound."""
+    if not path.is_file():
+        raise DigitnetError(f"{path}: missing {what}; train the run (again) to write it")
+    raw = path.read_bytes()
+    try:
+        tensors = st_load(raw)
+        header_len = int.from_bytes(raw[:8], "little")
+        metadata = json.loads(raw[8 : 8 + header_len]).get("__metadata__") or {}
+    except (SafetensorError, ValueError, UnicodeDecodeError) as e:
+        raise DigitnetError(f"{path}: corrupt {what} ({e}); retrain or restore the file") from e
+    return tensors, metadata
+
+
+def load_model(run_dir: str | Path, device: str = "cpu") -> tuple[nn.Module, TrainConfig]:
+    """Rebuild the run's model from config.json and load its weights (eval mode)."""
+    config, _ = read_config(Path(run_dir))
+    path = Path(run_dir) / MODEL_FILE
+    tensors, _ = read_safetensors(path, "weights")
+    model = build_model(config.model, **config.model_args)
+    try:
+        model.load_state_dict(tensors, strict=True)
+    except RuntimeError as e:
+        first = str(e).splitlines()[1].strip() if "\n" in str(e) else str(e)
+        raise DigitnetError(
+            f"{path}: weights do not match the {config.model} in config.json ({first}); "
+            "the files come from different runs"
+        ) from e
+    return model.to(device).eval(), config
+
+
+@dataclass
+class Checkpoint:
+    """Where training stands: enough to continue exactly as if never stopped."""
+
+    epoch: int  # the epoch in progress (0-based)
+    step: int  # steps of that epoch already taken
+    model: dict[str, torch.Tensor]
+    optimizer: dict[str, Any]
+    rng: dict[str, torch.Tensor]  # "<stream>.<rank>": every process's random state
+    ema: dict[str, torch.Tensor] = field(default_factory=dict)
+    history: dict[str, Any] = field(default_factory=dict)
+    train_seconds: float = 0.0
+    world_size: int = 1
+    # [loss sum, correct, images] of the epoch so far over all processes, and the same sums at
+    # the last point of the per-step loss curve: the epoch's record comes out as if never stopped.
+    epoch_sums: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
+    trace_from: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
+
+
+def save_checkpoint(run_dir: Path, ckpt: Checkpoint, config: TrainConfig) -> None:
+    tensors: dict[str, torch.Tensor] = {}
+    for prefix, group in (("model.", ckpt.model), ("ema.", ckpt.ema), ("rng.", ckpt.rng)):
+        tensors.update({prefix + k: v.detach().cpu().contiguous().clone() for k, v in group.items()})
+    scalars: dict[str, Any] = {}
+    for pid, state in ckpt.optimizer["state"].items():
+        for k, v in state.items():
+            if torch.is_tensor(v):
+                tensors[f"optimizer.{pid}.{k}"] = v.detach().cpu().contiguous().clone()
+            else:
+                scalars[f"{pid}.{k}"] = v
+    meta = {
+        "epoch": ckpt.epoch, "step": ckpt.step, "history": ckpt.history,
+        "train_seconds": ckpt.train_seconds, "world_size": ckpt.world_size,
+        "epoch_sums": ckpt.epoch_sums, "trace_from": ckpt.trace_from,
+        "param_groups": ckpt.optimizer["param_groups"], "optimizer_scalars": scalars,
+        "config": config.to_dict(),
+    }
+    metadata = {"format": "digitnet-checkpoint", "state": json.dumps(meta)}
+    atomic.write_bytes(run_dir / CHECKPOINT_FILE, safetensors_bytes(tensors, metadata))
+
+
+def load_checkpoint(run_dir: Path) -> tuple[Checkpoint, TrainConfig]:
+    path = check_run_dir(run_dir) / CHECKPOINT_FILE
+    tensors, metadata = read_safetensors(path, "checkpoint")
+    try:
+        meta = json.loads(metadata["state"])
+        groups: dict[str, dict[str, torch.Tensor]] = {"model": {}, "ema": {}, "rng": {}}
+        opt_state: dict[int, dict[str, Any]] = {}
+        for key, tensor in tensors.items():
+            prefix, rest = key.split(".", 1)
+            if prefix == "optimizer":
+                pid, name = rest.split(".", 1)
+                opt_state.setdefault(int(pid), {})[name] = tensor
+            else:
+                groups[prefix][rest] = tensor
+        for key, value in meta["optimizer_scalars"].items():
+            pid, name = key.split(".", 1)
+            opt_state.setdefault(int(pid), {})[name] = value
+        ckpt = Checkpoint(
+            epoch=meta["epoch"], step=meta["step"], model=groups["model"], ema=groups["ema"],
+            rng=groups["rng"], history=meta["history"], train_seconds=meta["train_seconds"],
+            world_size=meta["world_size"], epoch_sums=meta["epoch_sums"],
+            trace_from=meta["trace_from"],
+            optimizer={"state": dict(sorted(opt_state.items())),
+                       "param_groups": meta["param_groups"]},
+        )
+        config = TrainConfig.from_dict(meta["config"])
+    except (KeyError, ValueError, TypeError) as e:
+        raise DigitnetError(f"{path}: checkpoint state is damaged ({e}); start a new run") from e
+    return ckpt, config
+
+
+def write_metrics(run_dir: Path, metrics: dict[str, Any]) -> None:
+    atomic.write_json(run_dir / METRICS_FILE, metrics)
+
+
+def read_metrics(run_dir: Path) -> dict[str, Any]:
+    return read_json(check_run_dir(run_dir) / METRICS_FILE, "metrics")

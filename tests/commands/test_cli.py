@@ -1,0 +1,63 @@
+"""The command line end to end, and bad input: one line on stderr, exit code 2, no traceback."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from digitnet.training import runs
+
+
+def test_train_and_evaluate_end_to_end(cli, tmp_path):
+    run_dir = tmp_path / "run"
+    code, out, err = cli("train", "--limit", "1000", "--batch-size", "50", "--out", run_dir,
+                         "--precision", "fp32")
+    assert code == 0, err
+    assert "test accuracy" in out and str(run_dir) in out
+    assert "epoch 1/1" in err  # not a terminal: one plain line per epoch
+    for name in ("config.json", "model.safetensors", "metrics.json", "checkpoint.safetensors"):
+        assert (run_dir / name).is_file()
+    code, out, _ = cli("evaluate", run_dir)
+    assert code == 0 and "test accuracy" in out
+    report = json.loads((run_dir / "evaluation.json").read_text())
+    assert report["accuracy"] == pytest.approx(runs.read_metrics(run_dir)["test_accuracy"])
+    assert len(report["per_class_accuracy"]) == 10
+
+
+def test_data_and_summary(cli, mnist):
+    code, out, _ = cli("data")
+    assert code == 0 and "(60000, 28, 28)" in out and "[5, 0, 4, 1, 9" in out
+    code, out, _ = cli("summary")
+    assert code == 0 and "(None, 32, 26, 26)" in out and "600,810" in out
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["train", "--dataset", "cifar"], "invalid choice: 'cifar'"),
+    (["train", "--epochs", "-1"], "--epochs must be at least 1"),
+    (["evaluate", "/nonexistent/run"], "no such run directory"),
+    (["train", "--resume", "/nonexistent/run"], "no such run directory"),
+    (["frobnicate"], "invalid choice"),
+])
+def test_bad_input_gives_one_line(cli, argv, message):
+    code, out, err = cli(*argv)
+    assert code == 2
+    assert message in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_corrupt_weights_give_one_line(cli, trained_run, tmp_path):
+    run_dir = tmp_path / "run"
+    shutil.copytree(trained_run, run_dir)
+    (run_dir / "model.safetensors").write_bytes(b"\x00" * 100)
+    code, _, err = cli("evaluate", run_dir)
+    assert code == 2 and "corrupt weights" in err and len(err.strip().splitlines()) == 1
+
+
+def test_python_dash_m_entry_point():
+    result = subprocess.run([sys.executable, "-m", "digitnet", "--version"],
+                            capture_output=True, text=True, check=True)
+    assert result.stdout.startswith("digitnet ")

@@ -1,0 +1,86 @@
+"""Run directories: atomic writes, safe loading, refusing damaged or mismatched files."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from digitnet import atomic
+from digitnet.errors import DigitnetError
+from digitnet.models import TutorialCNN
+from digitnet.training import runs
+from digitnet.training.config import TrainConfig
+
+
+def test_atomic_write_replaces_whole_or_not_at_all(tmp_path):
+    path = tmp_path / "a.json"
+    atomic.write_json(path, {"x": 1})
+    with pytest.raises(RuntimeError), atomic.atomic_open(path) as f:
+        f.write(b"half")
+        raise RuntimeError("crash mid-write")
+    assert path.read_text() == '{\n  "x": 1\n}\n'
+    assert [p.name for p in tmp_path.iterdir()] == ["a.json"]
+
+
+@pytest.fixture
+def run_copy(trained_run, tmp_path):
+    copy = tmp_path / "run"
+    shutil.copytree(trained_run, copy)
+    return copy
+
+
+def test_save_and_load_model_round_trip(tmp_path):
+    model, config = TutorialCNN(), TrainConfig(epochs=3)
+    tmp_path.mkdir(exist_ok=True)
+    runs.write_config(tmp_path, config, dataset_sha256={}, parameters=600_810)
+    runs.save_model(tmp_path, model, config)
+    loaded, loaded_config = runs.load_model(tmp_path)
+    assert loaded_config == config and not loaded.training
+    for a, b in zip(model.state_dict().values(), loaded.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_refuses_truncated_weights(run_copy):
+    path = run_copy / runs.MODEL_FILE
+    path.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(DigitnetError, match="corrupt weights"):
+        runs.load_model(run_copy)
+
+
+def test_refuses_mismatched_weights(run_copy):
+    save_file({"conv1.weight": torch.zeros(16, 1, 3, 3)}, str(run_copy / runs.MODEL_FILE))
+    with pytest.raises(DigitnetError, match="do not match"):
+        runs.load_model(run_copy)
+
+
+def test_refuses_missing_and_damaged_files(run_copy, tmp_path):
+    with pytest.raises(DigitnetError, match="no such run directory"):
+        runs.load_model(tmp_path / "missing")
+    (run_copy / runs.CONFIG_FILE).write_text("{not json")
+    with pytest.raises(DigitnetError, match="unreadable config"):
+        runs.load_model(run_copy)
+
+
+def test_checkpoint_round_trip_keeps_optimizer_and_rng(tmp_path):
+    model = TutorialCNN()
+    optimizer = torch.optim.Adam(model.parameters())
+    model(torch.rand(2, 1, 28, 28)).sum().backward()
+    optimizer.step()
+    rng = torch.get_rng_state()
+    ckpt = runs.Checkpoint(epoch=1, step=5, model=model.state_dict(),
+                           optimizer=optimizer.state_dict(), rng={"torch": rng},
+                           history={"epochs": []}, train_seconds=1.5)
+    runs.save_checkpoint(tmp_path, ckpt, TrainConfig())
+    loaded, config = runs.load_checkpoint(tmp_path)
+    assert (loaded.epoch, loaded.step, loaded.train_seconds) == (1, 5, 1.5)
+    fresh = torch.optim.Adam(TutorialCNN().parameters())
+    fresh.load_state_dict(loaded.optimizer)
+    original, restored = optimizer.state_dict()["state"], fresh.state_dict()["state"]
+    assert original.keys() == restored.keys()
+    for key, state in original.items():
+        assert torch.equal(state["exp_avg_sq"], restored[key]["exp_avg_sq"])
+        assert torch.equal(state["step"], restored[key]["step"])
+    assert torch.equal(loaded.rng["torch"], rng)

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from digitnet.preprocess import scale, to_categorical, to_tensor
+from digitnet.errors import DigitnetError
+from digitnet.preprocess import input_array, input_tensor, scale, to_categorical
 
 
 def test_to_categorical_like_keras():
@@ -32,6 +33,15 @@ def test_scale(data_format, shape):
     assert out.reshape(3, -1)[:, 0].tolist() == pytest.approx([0.0, 0.2, 1.0])
 
 
-def test_to_tensor_matches_scale():
+def test_input_tensor_matches_scale():
     x = np.random.default_rng(0).integers(0, 256, (4, 28, 28), dtype=np.uint8)
-    np.testing.assert_allclose(to_tensor(x).numpy(), scale(x, "channels_first"), rtol=1e-6)
+    np.testing.assert_allclose(input_tensor(x).numpy(), scale(x, "channels_first"), rtol=1e-6)
+
+
+def test_input_array_accepts_one_image_or_floats_and_refuses_other_sizes():
+    image = np.full((28, 28), 255, np.uint8)
+    assert input_array(image).shape == (1, 1, 28, 28) and input_array(image).max() == 1.0
+    floats = np.full((2, 28, 28), 0.5, np.float32)
+    assert input_array(floats).max() == 0.5  # already in [0, 1]: not divided again
+    with pytest.raises(DigitnetError, match="expected 28x28 images"):
+        input_array(np.zeros((2, 32, 32), np.uint8))

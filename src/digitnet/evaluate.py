@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from digitnet.preprocess import input_tensor
+
 
 @dataclass
 class Evaluation:
@@ -80,7 +82,27 @@ def from_sums(sums: torch.Tensor) -> Evaluation:
     )
 
 
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000,
+def as_images(x) -> torch.Tensor:
+    """Images as a tensor (N, 1, 28, 28): a tensor as it is, or numpy arrays as the tutorial
+    makes them (uint8 (N, 28, 28), or ``scale``'s float32 channels-first or channels-last)."""
+    if torch.is_tensor(x):
+        return x
+    x = np.asarray(x)
+    if x.ndim == 4 and x.shape[1] == 1:  # (N, 1, 28, 28): channels first
+        x = x[:, 0]
+    elif x.ndim == 4 and x.shape[-1] == 1:  # (N, 28, 28, 1): channels last
+        x = x[..., 0]
+    return input_tensor(x)
+
+
+def as_labels(y) -> torch.Tensor:
+    """Class indices (N,) from indices or one-hot rows (N, classes), numpy or torch."""
+    y = torch.as_tensor(np.asarray(y) if not torch.is_tensor(y) else y)
+    return (y.argmax(1) if y.ndim == 2 else y).long()
+
+
+def evaluate(model: nn.Module, x, y, batch_size: int = 1000,
              autocast: Callable[[], object] | None = None) -> Evaluation:
-    """Loss, accuracy and confusion matrix of ``model`` on images ``x`` and labels ``y``."""
-    return from_sums(evaluate_sums(model, x, y, batch_size, autocast))
+    """Loss, accuracy and confusion matrix of ``model`` on images ``x`` and labels ``y``
+    (tensors, or numpy arrays as ``load_data``, ``scale`` and ``to_categorical`` return them)."""
+    return from_sums(evaluate_sums(model, as_images(x), as_labels(y), batch_size, autocast))

@@ -14,6 +14,7 @@ from safetensors.torch import load_file, save_file
 from digitnet.errors import DigitnetError
 from digitnet.inference import onnx_runtime
 from digitnet.inference.export import PARITY_TOLERANCE, check_onnx, compare
+from digitnet.preprocess import input_array
 from digitnet.training import runs
 
 
@@ -62,7 +63,7 @@ def test_dynamic_batch_in_plain_onnxruntime(exported_run, mnist, batch):
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(exported_run[0] / "model.onnx"), providers=["CPUExecutionProvider"])
-    x = (mnist.x_test[:batch].astype(np.float32) / 255)[:, None]  # (batch, 1, 28, 28)
+    x = input_array(mnist.x_test[:batch])  # (batch, 1, 28, 28)
     p = session.run(["probabilities"], {"input": x})[0]
     assert p.shape == (batch, 10) and p.dtype == np.float32
     np.testing.assert_allclose(p.sum(1), 1.0, atol=1e-5)

@@ -11,7 +11,8 @@ from safetensors.torch import load_file, save_file
 
 from digitnet.benchmarks import timing
 from digitnet.errors import DigitnetError
-from digitnet.inference.predictor import BACKENDS, DEFAULT_BACKEND, Predictor, as_batch
+from digitnet.inference.predictor import BACKENDS, DEFAULT_BACKEND, Predictor
+from digitnet.preprocess import input_array
 
 
 @pytest.fixture
@@ -99,7 +100,7 @@ def test_unknown_backend_and_bad_shapes(trained_run):
     with pytest.raises(DigitnetError, match="unknown backend 'tensorrt'"):
         Predictor.from_run(trained_run, "tensorrt")
     with pytest.raises(DigitnetError, match=r"expected 28x28 images"):
-        as_batch(np.zeros((2, 32, 32), np.uint8))
+        input_array(np.zeros((2, 32, 32), np.uint8))
 
 
 def test_timing_measures_a_predictor(exported_run, mnist):

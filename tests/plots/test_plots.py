@@ -12,7 +12,7 @@ import pytest
 from digitnet.inference.predictor import Predictor
 from digitnet.models import build_model
 from digitnet.plots import figures, inspection
-from digitnet.preprocess import to_tensor
+from digitnet.preprocess import input_tensor
 from digitnet.training import runs
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -100,7 +100,7 @@ def test_layer_outputs_follow_the_tutorial_network():
         ("conv1", (32, 26, 26)), ("conv2", (32, 24, 24)), ("pool", (32, 12, 12)),
         ("dense1", (128,)), ("dense2", (10,)),
     ]
-    logits = model(to_tensor(image[None])).detach().numpy()[0]
+    logits = model(input_tensor(image[None])).detach().numpy()[0]
     assert np.allclose(outputs[-1].values, logits, atol=1e-6)
     name, kernels = inspection.first_conv_filters(model)
     assert name == "conv1" and kernels.shape == (32, 3, 3)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import torch
 
-from digitnet.preprocess import to_tensor
+from digitnet.preprocess import input_tensor
 from digitnet.training.augment import Augmentation, augment
 
 
 def test_augment_keeps_shape_and_range_and_moves_pixels(mnist):
-    x = to_tensor(mnist.x_train[:64])  # (64, 1, 28, 28)
+    x = input_tensor(mnist.x_train[:64])  # (64, 1, 28, 28)
     torch.manual_seed(0)
     out = augment(x)
     assert out.shape == x.shape and out.dtype == x.dtype

@@ -19,10 +19,11 @@ import torch
 
 import digitnet
 from digitnet.errors import DigitnetError
-from digitnet.training import devices, runs
+from digitnet.training import runs, seeding
 from digitnet.training.config import TrainConfig
 from digitnet.training.epoch import check_shards
-from digitnet.training.run import Interrupted, SilentReporter, fit
+from digitnet.training.hooks import SilentReporter
+from digitnet.training.run import Interrupted, fit
 
 RUN_JOBS = Path(__file__).with_name("run_jobs.py")
 SRC = Path(digitnet.__file__).resolve().parents[1]
@@ -136,7 +137,7 @@ def test_two_process_run_stopped_by_a_signal_resumes_to_the_same_bits(launched):
     root, _, _ = launched
     # Only process 0 got SIGTERM after step 5; both stopped there and one checkpoint was saved.
     history = runs.read_metrics(root / "stopped")["history"]
-    assert history["resumed"] == [{"epoch": 0, "step": 5, "world_size": 2}]
+    assert history["resumed"] == [{"epoch": 1, "step": 5, "world_size": 2}]
     assert sha256(root / "stopped" / runs.MODEL_FILE) == sha256(root / "whole" / runs.MODEL_FILE)
 
 
@@ -146,7 +147,7 @@ def test_run_stopped_on_one_process_resumes_on_two(launched):
     assert 0 < stop.step < 16  # it really stopped mid-epoch
     metrics = runs.read_metrics(root / "cut")
     assert metrics["world_size"] == 2
-    assert metrics["history"]["resumed"] == [{"epoch": 0, "step": stop.step, "world_size": 2}]
+    assert metrics["history"]["resumed"] == [{"epoch": 1, "step": stop.step, "world_size": 2}]
     # Without dropout the resumed run follows the uninterrupted one up to rounding.
     one, resumed = weights(root / "one"), weights(root / "cut")
     assert max((one[k] - resumed[k]).abs().max().item() for k in one) < WEIGHT_TOLERANCE
@@ -173,10 +174,10 @@ def test_every_process_needs_a_share_of_every_batch():
 
 
 def test_processes_draw_different_dropout_masks_from_one_seed():
-    seeds = {devices.stream_seed(0, rank) for rank in range(8)}
+    seeds = {seeding.stream_seed(0, rank) for rank in range(8)}
     assert len(seeds) == 8
-    assert devices.stream_seed(0, 1) == devices.stream_seed(0, 1)
-    assert devices.stream_seed(0, 1, step=5) != devices.stream_seed(0, 1)
+    assert seeding.stream_seed(0, 1) == seeding.stream_seed(0, 1)
+    assert seeding.stream_seed(0, 1, step=5) != seeding.stream_seed(0, 1)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message shown without a GPU")

@@ -10,7 +10,7 @@ import torch
 
 from digitnet.errors import DigitnetError
 from digitnet.evaluate import evaluate
-from digitnet.preprocess import to_tensor
+from digitnet.preprocess import input_tensor
 from digitnet.training import recipes, runs
 from digitnet.training.config import TrainConfig
 from digitnet.training.ensemble import average_probabilities, fit_ensemble, member_dir
@@ -60,7 +60,7 @@ def test_each_recipe_trains_on_a_subset(name, small, tmp_path):
     # what must hold is a finite loss and a saved model that measures as the run reported
     assert torch.isfinite(torch.tensor(metrics["test_loss"]))
     model, saved_config = runs.load_model(tmp_path / name)
-    again = evaluate(model, to_tensor(small.x_test), torch.from_numpy(small.y_test).long())
+    again = evaluate(model, input_tensor(small.x_test), torch.from_numpy(small.y_test).long())
     assert again.accuracy == pytest.approx(metrics["test_accuracy"])
     assert saved_config == config
     saved = json.loads((tmp_path / name / "config.json").read_text())["config"]
@@ -98,7 +98,7 @@ def test_ensemble_averages_its_members(small, tmp_path):
     metrics = fit_ensemble(config, 2, tmp_path / "ens", dataset=small)
     assert [m["seed"] for m in metrics["members"]] == [0, 1]
     models = [runs.load_model(member_dir(tmp_path / "ens", k))[0] for k in range(2)]
-    probs = average_probabilities(models, to_tensor(small.x_test))
+    probs = average_probabilities(models, input_tensor(small.x_test))
     expected = (probs.argmax(1) == torch.from_numpy(small.y_test).long()).float().mean().item()
     assert metrics["test_accuracy"] == pytest.approx(expected)
     assert metrics["members"][0]["test_accuracy"] != metrics["members"][1]["test_accuracy"]

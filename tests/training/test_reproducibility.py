@@ -20,7 +20,7 @@ import pytest
 import torch
 
 import digitnet
-from digitnet.training import devices, runs
+from digitnet.training import checkpoints, runs, seeding
 from digitnet.training.config import TrainConfig
 from digitnet.training.run import fit
 
@@ -89,7 +89,7 @@ def test_run_killed_mid_epoch_resumes_to_the_same_bits(two_runs, tmp_path, small
     proc = subprocess.Popen([sys.executable, str(RUN_JOBS), str(spec)], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        checkpoint = run_dir / runs.CHECKPOINT_FILE
+        checkpoint = run_dir / checkpoints.CHECKPOINT_FILE
         deadline = time.monotonic() + 300
         while not checkpoint.exists() and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.01)
@@ -97,7 +97,7 @@ def test_run_killed_mid_epoch_resumes_to_the_same_bits(two_runs, tmp_path, small
     finally:
         proc.wait()
     assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()[-2000:]
-    ckpt, _ = runs.load_checkpoint(run_dir)
+    ckpt, _ = checkpoints.load_checkpoint(run_dir)
     assert (ckpt.epoch, ckpt.step) < (CONFIG.epochs, 0)  # killed before the end
     assert not (run_dir / runs.MODEL_FILE).exists()
 
@@ -109,12 +109,12 @@ def test_run_killed_mid_epoch_resumes_to_the_same_bits(two_runs, tmp_path, small
     for got, want in zip(resumed["epochs"], whole["epochs"], strict=True):
         assert got["train_loss"] == pytest.approx(want["train_loss"], rel=1e-12)
         assert got["test_accuracy"] == want["test_accuracy"]
-    assert resumed["resumed"] == [{"epoch": ckpt.epoch, "step": ckpt.step, "world_size": 1}]
+    assert resumed["resumed"] == [{"epoch": ckpt.epoch + 1, "step": ckpt.step, "world_size": 1}]
 
 
 def test_sigterm_saves_a_checkpoint_and_prints_the_resume_command(cli, tmp_path):
     run_dir = tmp_path / "stopped"
-    checkpoint = run_dir / runs.CHECKPOINT_FILE
+    checkpoint = run_dir / checkpoints.CHECKPOINT_FILE
 
     def stop_after_first_checkpoint():
         while not checkpoint.exists():
@@ -128,7 +128,7 @@ def test_sigterm_saves_a_checkpoint_and_prints_the_resume_command(cli, tmp_path)
                        "--checkpoint-every", "2", "--out", run_dir)
     watcher.join(timeout=5)
     assert code == 130
-    ckpt, _ = runs.load_checkpoint(run_dir)
+    ckpt, _ = checkpoints.load_checkpoint(run_dir)
     last = err.strip().splitlines()[-1]
     assert last == (f"digitnet: interrupted at epoch 1, step {ckpt.step}; checkpoint saved. "
                     f"Resume with: digitnet train --resume {run_dir}")
@@ -137,13 +137,13 @@ def test_sigterm_saves_a_checkpoint_and_prints_the_resume_command(cli, tmp_path)
 
 def test_random_streams_round_trip_through_a_checkpoint():
     device = torch.device("cpu")
-    devices.seed_streams(3, rank=1)
-    state = devices.rng_state(device)
+    seeding.seed_streams(3, rank=1)
+    state = seeding.rng_state(device)
     import random
 
     first = (torch.rand(4), np.random.rand(4), [random.random() for _ in range(4)])
-    devices.seed_streams(4, rank=0)
-    devices.set_rng_state(state, device)
+    seeding.seed_streams(4, rank=0)
+    seeding.set_rng_state(state, device)
     again = (torch.rand(4), np.random.rand(4), [random.random() for _ in range(4)])
     assert torch.equal(first[0], again[0])
     assert np.array_equal(first[1], again[1])

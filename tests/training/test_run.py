@@ -10,9 +10,10 @@ import pytest
 import torch
 
 from digitnet.errors import DigitnetError
-from digitnet.training import runs
+from digitnet.training import checkpoints, runs
 from digitnet.training.config import TrainConfig
-from digitnet.training.run import Interrupted, SilentReporter, fit
+from digitnet.training.hooks import SilentReporter
+from digitnet.training.run import Interrupted, fit
 
 
 def test_subset_run_reaches_stated_accuracy(trained_run):
@@ -36,7 +37,7 @@ def test_run_directory_contents(trained_run):
     assert saved["environment"]["torch"].startswith("2.13")
     model, config = runs.load_model(trained_run)
     assert config == TrainConfig.from_dict(saved["config"])
-    ckpt, _ = runs.load_checkpoint(trained_run)
+    ckpt, _ = checkpoints.load_checkpoint(trained_run)
     assert (ckpt.epoch, ckpt.step) == (2, 0)
     assert not list(trained_run.glob(".*.tmp")), "no temporary files are left behind"
 

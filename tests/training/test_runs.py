@@ -11,7 +11,7 @@ from safetensors.torch import save_file
 from digitnet import atomic
 from digitnet.errors import DigitnetError
 from digitnet.models import TutorialCNN
-from digitnet.training import runs
+from digitnet.training import checkpoints, runs
 from digitnet.training.config import TrainConfig
 
 
@@ -70,11 +70,11 @@ def test_checkpoint_round_trip_keeps_optimizer_and_rng(tmp_path):
     model(torch.rand(2, 1, 28, 28)).sum().backward()
     optimizer.step()
     rng = torch.get_rng_state()
-    ckpt = runs.Checkpoint(epoch=1, step=5, model=model.state_dict(),
+    ckpt = checkpoints.Checkpoint(epoch=1, step=5, model=model.state_dict(),
                            optimizer=optimizer.state_dict(), rng={"torch": rng},
                            history={"epochs": []}, train_seconds=1.5)
-    runs.save_checkpoint(tmp_path, ckpt, TrainConfig())
-    loaded, config = runs.load_checkpoint(tmp_path)
+    checkpoints.save_checkpoint(tmp_path, ckpt, TrainConfig())
+    loaded, config = checkpoints.load_checkpoint(tmp_path)
     assert (loaded.epoch, loaded.step, loaded.train_seconds) == (1, 5, 1.5)
     fresh = torch.optim.Adam(TutorialCNN().parameters())
     fresh.load_state_dict(loaded.optimizer)

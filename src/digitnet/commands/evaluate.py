@@ -11,7 +11,7 @@ from digitnet import atomic
 from digitnet.commands.common import console
 from digitnet.datasets import SPECS, load
 from digitnet.evaluate import evaluate
-from digitnet.preprocess import to_tensor
+from digitnet.preprocess import input_tensor
 from digitnet.training import runs
 
 
@@ -28,7 +28,7 @@ def run(args) -> int:
     args.run_dir = runs.resolve_run_dir(args.run_dir)
     model, config = runs.load_model(args.run_dir)
     ds = load(args.dataset or config.dataset, args.data_dir)
-    result = evaluate(model, to_tensor(ds.x_test), torch.from_numpy(ds.y_test).long())
+    result = evaluate(model, input_tensor(ds.x_test), torch.from_numpy(ds.y_test).long())
     report = {"dataset": ds.name, **result.to_dict(ds.classes)}
     atomic.write_json(args.run_dir / "evaluation.json", report)
 

@@ -38,6 +38,9 @@ class ConsoleReporter:
         self.progress: Progress | None = None
         self.epochs = 1
 
+    def resume(self, epoch: int, step: int, steps: int) -> None:
+        self.console.print(f"resuming at epoch {epoch + 1}, step {step} of {steps}", highlight=False)
+
     def start_epoch(self, epoch: int, epochs: int, steps: int, done: int) -> None:
         self.epochs = epochs
         if not self.live:

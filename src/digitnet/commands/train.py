@@ -13,7 +13,7 @@ from digitnet.commands.progress import ConsoleReporter
 from digitnet.datasets import get_spec
 from digitnet.errors import DigitnetError
 from digitnet.plots import figures
-from digitnet.training import distributed, recipes, runs
+from digitnet.training import checkpoints, distributed, recipes
 from digitnet.training.config import PRECISIONS, TrainConfig
 from digitnet.training.ensemble import fit_ensemble
 from digitnet.training.run import Interrupted, fit
@@ -79,7 +79,7 @@ def build_config(args) -> tuple[TrainConfig, Path | None]:
         overrides["recipe"] = args.recipe
     if args.out is not None and args.out != args.resume:
         raise DigitnetError("--resume continues in its own run directory; drop --out")
-    _, saved = runs.load_checkpoint(args.resume)
+    _, saved = checkpoints.load_checkpoint(args.resume)
     fixed = sorted(k for k, v in overrides.items() if k not in RESUMABLE and
                    getattr(saved, k) != v)
     if fixed:

@@ -24,6 +24,7 @@ from torch import nn
 from digitnet.errors import DigitnetError
 from digitnet.inference import onnx_runtime
 from digitnet.models import probabilities
+from digitnet.preprocess import input_array
 from digitnet.training import runs
 from digitnet.training.config import TrainConfig
 
@@ -34,19 +35,6 @@ PRECISIONS = ("fp32", "bf16")
 # Up to this many images, torch runs on one thread: splitting a single image over threads
 # costs more than it saves and, on a busy machine, makes latency jump (tens of ms).
 SMALL_BATCH = 16
-
-
-def as_batch(images: np.ndarray) -> np.ndarray:
-    """uint8 (N, 28, 28) or (28, 28), or float in [0, 1] -> float32 (N, 1, 28, 28)."""
-    images = np.asarray(images)
-    if images.ndim == 2:
-        images = images[None]
-    if images.ndim != 3 or images.shape[1:] != (28, 28):
-        raise DigitnetError(f"expected 28x28 images, got an array of shape {images.shape}")
-    x = images.astype(np.float32)
-    if images.dtype == np.uint8:
-        x /= 255.0
-    return x[:, None]
 
 
 @contextlib.contextmanager
@@ -114,8 +102,8 @@ class Predictor:
         return get_spec(self.config.dataset).classes
 
     def probabilities(self, images: np.ndarray) -> np.ndarray:
-        """float32 (N, 10) class probabilities for images as ``as_batch`` accepts them."""
-        x = as_batch(images)
+        """float32 (N, 10) class probabilities for images as ``input_array`` accepts them."""
+        x = input_array(images)
         run = self._onnx if self.backend == "onnx" else self._torch
         out = [run(x[i : i + self.batch_size]) for i in range(0, len(x), self.batch_size)]
         return np.concatenate(out) if out else np.zeros((0, 10), np.float32)

@@ -12,7 +12,7 @@ from torch import nn
 
 from digitnet.errors import DigitnetError
 from digitnet.inference.predictor import Predictor
-from digitnet.preprocess import to_tensor
+from digitnet.preprocess import input_tensor
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,7 @@ def layer_outputs(model: nn.Module, image: np.ndarray) -> list[LayerOutput]:
     was_training = model.training
     model.eval()
     try:
-        model(to_tensor(image[None]))  # (1, 1, 28, 28)
+        model(input_tensor(image[None]))  # (1, 1, 28, 28)
     finally:
         for h in hooks:
             h.remove()

@@ -15,10 +15,11 @@ from digitnet.datasets import Dataset, load
 from digitnet.errors import DigitnetError
 from digitnet.evaluate import confusion_matrix, predict_logits
 from digitnet.models import probabilities
-from digitnet.preprocess import to_tensor
+from digitnet.preprocess import input_tensor
 from digitnet.training import runs
 from digitnet.training.config import TrainConfig
-from digitnet.training.run import Reporter, fit
+from digitnet.training.hooks import Reporter
+from digitnet.training.run import fit
 
 
 def member_dir(run_dir: Path, k: int) -> Path:
@@ -44,7 +45,7 @@ def fit_ensemble(config: TrainConfig, k: int, run_dir: Path | None = None, *,
     members = [fit(config.replace(seed=config.seed + i), member_dir(run_dir, i), dataset=ds,
                    reporter=reporter) for i in range(k)]
     models = [runs.load_model(member_dir(run_dir, i))[0] for i in range(k)]
-    x_test, y_test = to_tensor(ds.x_test), torch.from_numpy(ds.y_test).long()
+    x_test, y_test = input_tensor(ds.x_test), torch.from_numpy(ds.y_test).long()
     probs = average_probabilities(models, x_test, config.eval_batch_size)  # (N, 10)
     predicted = probs.argmax(1)
     confusion = confusion_matrix(y_test, predicted, probs.shape[1])

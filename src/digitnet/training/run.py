@@ -1,19 +1,19 @@
-"""A whole training run: data, model, epochs, evaluation, checkpoints and the saved result.
+"""A whole training run in four parts: set up, start (or resume), the epochs, finish.
 
-``fit`` returns the run's metrics and reports progress through a ``Reporter`` (see
-``digitnet.commands.progress``), so it prints nothing itself. On Ctrl-C or SIGTERM it saves a checkpoint
-at the current step and raises ``Interrupted``; ``fit(..., resume=True)`` continues from there.
+``fit`` returns the run's metrics and reports progress through a ``Reporter``, so it prints
+nothing itself. What happens after each step is a hook object (``digitnet.training.hooks``).
+On Ctrl-C or SIGTERM, at any point (a step, the end-of-epoch evaluation, the final test), the
+run saves a checkpoint within about a second and raises ``Interrupted``; ``fit(...,
+resume=True)`` continues from there with the same batches, dropout masks and optimizer state.
 """
 
 from __future__ import annotations
 
-import signal
 import time
-from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import torch
 from torch import nn
@@ -23,12 +23,11 @@ from digitnet.datasets import Dataset, load
 from digitnet.errors import DigitnetError
 from digitnet.evaluate import Evaluation, evaluate_sums, from_sums
 from digitnet.models import build_model, count_parameters
-from digitnet.preprocess import to_tensor
-from digitnet.training import devices, distributed, runs
+from digitnet.preprocess import input_tensor
+from digitnet.training import checkpoints, devices, distributed, runs, seeding
 from digitnet.training.augment import Augmentation
 from digitnet.training.config import TrainConfig
 from digitnet.training.epoch import (
-    RunningStats,
     check_shards,
     epoch_order,
     learning_rate,
@@ -36,8 +35,17 @@ from digitnet.training.epoch import (
     steps_per_epoch,
     train_one_epoch,
 )
-
-STEP_TRACE_EVERY = 50  # steps between points of the per-step loss curve in the history
+from digitnet.training.hooks import (
+    CheckpointHook,
+    EmaHook,
+    EpochTally,
+    ProgressHook,
+    Reporter,
+    SilentReporter,
+    StepHooks,
+    StopRequest,
+    TraceHook,
+)
 
 
 class Interrupted(Exception):
@@ -48,16 +56,18 @@ class Interrupted(Exception):
         self.run_dir, self.epoch, self.step = run_dir, epoch, step
 
 
-class Reporter(Protocol):
-    def start_epoch(self, epoch: int, epochs: int, steps: int, done: int) -> None: ...
-    def step(self, done: int, stats: RunningStats) -> None: ...
-    def end_epoch(self, epoch: int, record: dict[str, Any]) -> None: ...
+@dataclass
+class Setup:
+    """Where and how the run computes, decided once from the config and the machine."""
 
+    device: torch.device
+    ctx: distributed.Context
+    precision: str  # "fp32" or "bf16", resolved from "auto"
+    threads: int
+    channels_last: bool
 
-class SilentReporter:
-    def start_epoch(self, epoch: int, epochs: int, steps: int, done: int) -> None: ...
-    def step(self, done: int, stats: RunningStats) -> None: ...
-    def end_epoch(self, epoch: int, record: dict[str, Any]) -> None: ...
+    def autocast(self):
+        return devices.autocast(self.precision, self.device)
 
 
 @dataclass
@@ -73,6 +83,43 @@ class Split:
     eval_name: str  # "val" or "test"
 
 
+@dataclass
+class Learner:
+    """The network being trained and what updates it."""
+
+    model: nn.Module  # the plain module: what is checkpointed
+    optimizer: torch.optim.Optimizer
+    ema: AveragedModel | None
+    train_model: nn.Module | None = None  # what the steps call: the model, or DDP around it
+
+    @property
+    def final(self) -> nn.Module:
+        """What is measured and saved: the weight average when there is one."""
+        return self.ema.module if self.ema is not None else self.model
+
+
+@dataclass
+class Position:
+    """Where the run stands: the epoch in progress, steps of it done, time spent, history."""
+
+    epoch: int = 0
+    step: int = 0
+    seconds: float = 0.0
+    history: dict[str, Any] = field(default_factory=lambda: {"epochs": [], "steps": []})
+    tally: EpochTally = field(default_factory=EpochTally)
+
+
+def set_up(config: TrainConfig) -> Setup:
+    """Device, process group, precision, threads, memory format, and the initial-weight seed."""
+    device = devices.resolve_device(config.device)
+    ctx = distributed.init(device)
+    precision = devices.resolve_precision(config.precision, device)
+    threads = devices.configure_threads(config.threads, config.deterministic)
+    channels_last = config.channels_last or devices.prefers_channels_last(device, precision)
+    seeding.seed_everything(config.seed)  # the same on every process: identical initial weights
+    return Setup(device, ctx, precision, threads, channels_last)
+
+
 def make_split(ds: Dataset, config: TrainConfig, device: torch.device) -> Split:
     """Apply --limit and --validation (the last N training images are held out)."""
     n = len(ds.x_train) if config.limit == 0 else min(config.limit, len(ds.x_train))
@@ -80,8 +127,8 @@ def make_split(ds: Dataset, config: TrainConfig, device: torch.device) -> Split:
         raise DigitnetError(
             f"--validation {config.validation} leaves no training images out of {n}; lower it"
         )
-    x, y = to_tensor(ds.x_train[:n], device), torch.from_numpy(ds.y_train[:n]).long().to(device)
-    x_test = to_tensor(ds.x_test, device)
+    x, y = input_tensor(ds.x_train[:n], device), torch.from_numpy(ds.y_train[:n]).long().to(device)
+    x_test = input_tensor(ds.x_test, device)
     y_test = torch.from_numpy(ds.y_test).long().to(device)
     if config.validation:
         cut = n - config.validation
@@ -89,50 +136,18 @@ def make_split(ds: Dataset, config: TrainConfig, device: torch.device) -> Split:
     return Split(x, y, x_test, y_test, x_test, y_test, "test")
 
 
-@dataclass
-class _Flags:
-    stop: bool = False
-    signals: list[int] = field(default_factory=list)
+def build_learner(config: TrainConfig, setup: Setup) -> Learner:
+    model = build_model(config.model, **config.model_args).to(setup.device)
+    if setup.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    seeding.seed_streams(config.seed, setup.ctx.rank)  # each process its own dropout masks
+    optimizer = make_optimizer(config, model.parameters(), setup.device)
+    ema = (AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema), use_buffers=True)
+           if config.ema else None)
+    return Learner(model, optimizer, ema)
 
 
-@contextmanager
-def stop_on_signals(flags: _Flags):
-    """Turn Ctrl-C and SIGTERM into a request to stop after the current step."""
-    def handler(signum, _frame):
-        flags.stop = True
-        flags.signals.append(signum)
-
-    previous = {}
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with suppress(ValueError):  # not the main thread: signals stay as they are
-            previous[sig] = signal.signal(sig, handler)
-    try:
-        yield flags
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
-
-
-class EpochTally:
-    """The epoch's [loss sum, correct, images] over all processes, as if never interrupted.
-
-    ``carried`` came from a checkpoint; ``latest`` is train_one_epoch's running stats since.
-    ``total`` sums over processes, so every process must call it at the same steps.
-    """
-
-    def __init__(self, carried: list[float], trace_from: list[float]) -> None:
-        self.carried, self.trace_from = list(carried), list(trace_from)
-        self.latest: RunningStats | None = None
-
-    def total(self, ctx: distributed.Context, device: torch.device) -> list[float]:
-        local = torch.zeros(3, dtype=torch.float64, device=device)
-        if self.latest is not None:
-            local[0], local[1], local[2] = self.latest.loss_sum, self.latest.correct, self.latest.images
-        distributed.all_reduce_sum(local, ctx)
-        return [a + b for a, b in zip(self.carried, local.tolist(), strict=True)]
-
-
-def restore_streams(ckpt: runs.Checkpoint, ctx: distributed.Context, device: torch.device,
+def restore_streams(ckpt: checkpoints.Checkpoint, ctx: distributed.Context, device: torch.device,
                     seed: int, global_step: int) -> None:
     """Continue each process's random streams (dropout) from the checkpoint.
 
@@ -141,22 +156,188 @@ def restore_streams(ckpt: runs.Checkpoint, ctx: distributed.Context, device: tor
     (seed, rank, step), which keeps the data order and optimizer exact but draws new masks.
     """
     if ckpt.world_size != ctx.world_size:
-        devices.seed_streams(seed, ctx.rank, global_step)
+        seeding.seed_streams(seed, ctx.rank, global_step)
         return
     suffix = f".{ctx.rank}"
     state = {k.removesuffix(suffix): v for k, v in ckpt.rng.items() if k.endswith(suffix)}
     if "torch" not in state:
         raise DigitnetError(f"checkpoint has no random state for process {ctx.rank}; "
                             "it was not written by this version of digitnet, start a new run")
-    devices.set_rng_state(state, device)
+    seeding.set_rng_state(state, device)
+
+
+def resume(run_dir: Path, config: TrainConfig, setup: Setup, learner: Learner,
+           steps: int) -> Position:
+    """The position saved in ``run_dir``'s checkpoint, with the learner's state restored."""
+    ckpt, _ = checkpoints.load_checkpoint(run_dir)
+    learner.model.load_state_dict(ckpt.model)
+    learner.optimizer.load_state_dict(ckpt.optimizer)
+    if learner.ema is not None:
+        learner.ema.load_state_dict(ckpt.ema)
+    restore_streams(ckpt, setup.ctx, setup.device, config.seed, ckpt.epoch * steps + ckpt.step)
+    ckpt.history.setdefault("resumed", []).append(
+        {"epoch": ckpt.epoch + 1, "step": ckpt.step, "world_size": setup.ctx.world_size})
+    return Position(ckpt.epoch, ckpt.step, ckpt.train_seconds, ckpt.history,
+                    EpochTally(ckpt.epoch_sums, ckpt.trace_from))
+
+
+def start(run_dir: Path, config: TrainConfig, setup: Setup, learner: Learner, ds: Dataset,
+          steps: int, *, resumed: bool) -> Position:
+    """A new run writes its config.json; a resumed one continues from its checkpoint."""
+    if resumed:
+        position = resume(run_dir, config, setup, learner, steps)
+    else:
+        position = Position()
+        if setup.ctx.is_main:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            runs.write_config(run_dir, config, dataset_sha256=ds.sha256,
+                              parameters=count_parameters(learner.model),
+                              world_size=setup.ctx.world_size, precision=setup.precision,
+                              device=setup.device.type, threads=setup.threads,
+                              channels_last=setup.channels_last)
+    learner.train_model = learner.model
+    if setup.ctx.distributed:  # after loading: DDP broadcasts rank 0's weights when it starts
+        learner.train_model = nn.parallel.DistributedDataParallel(
+            learner.model, device_ids=[setup.device.index] if setup.device.type == "cuda" else None)
+    return position
+
+
+def save_checkpoint(run_dir: Path, config: TrainConfig, setup: Setup, learner: Learner,
+                    position: Position, epoch: int, step: int) -> None:
+    """Collective: every process passes here at the same step; process 0 writes."""
+    sums = position.tally.total(setup.ctx, setup.device) if step else [0.0] * 3
+    states = distributed.all_gather_object(seeding.rng_state(setup.device), setup.ctx)
+    if not setup.ctx.is_main:
+        return
+    checkpoints.save_checkpoint(run_dir, checkpoints.Checkpoint(
+        epoch=epoch, step=step, model=learner.model.state_dict(),
+        optimizer=learner.optimizer.state_dict(),
+        ema=learner.ema.state_dict() if learner.ema else {},
+        rng={f"{k}.{rank}": v for rank, state in enumerate(states) for k, v in state.items()},
+        history=position.history, train_seconds=position.seconds,
+        world_size=setup.ctx.world_size, epoch_sums=sums,
+        trace_from=position.tally.trace_from if step else [0.0] * 3,
+    ), config)
 
 
 def measure(model: nn.Module, x: torch.Tensor, y: torch.Tensor, config: TrainConfig,
-            ctx: distributed.Context, autocast) -> Evaluation:
-    """Evaluate on this process's share of (x, y) and add the counts up over all processes."""
-    sums = evaluate_sums(model, x[ctx.rank :: ctx.world_size], y[ctx.rank :: ctx.world_size],
-                         config.eval_batch_size, autocast)
+            setup: Setup, stop: StopRequest) -> Evaluation | None:
+    """Evaluate in fp32 on this process's share of (x, y), summed over all processes; None if a
+    stop was requested meanwhile. It is asked between chunks, so a stop waits a second at most."""
+    ctx = setup.ctx
+    share = -(-len(x) // ctx.world_size)  # the largest share: every process asks equally often
+    x, y = x[ctx.rank :: ctx.world_size], y[ctx.rank :: ctx.world_size]
+    chunk = 4 * config.eval_batch_size
+    sums = evaluate_sums(model, x[:0], y[:0])  # zeros of the right length
+    for i in range(0, max(share, 1), chunk):
+        if stop.requested():
+            return None
+        sums += evaluate_sums(model, x[i : i + chunk], y[i : i + chunk], config.eval_batch_size)
     return from_sums(distributed.all_reduce_sum(sums, ctx))
+
+
+def epoch_hooks(run_dir: Path, config: TrainConfig, setup: Setup, learner: Learner,
+                position: Position, reporter: Reporter, stop: StopRequest, steps: int) -> StepHooks:
+    epoch = position.epoch
+    hooks = []
+    if learner.ema is not None:
+        hooks.append(EmaHook(learner.ema, learner.model))
+    hooks.append(TraceHook(position.history["steps"], position.tally, epoch * steps,
+                           setup.ctx, setup.device))
+    hooks.append(ProgressHook(reporter, position.tally.carried))
+    if config.checkpoint_every:
+        hooks.append(CheckpointHook(config.checkpoint_every, partial(
+            save_checkpoint, run_dir, config, setup, learner, position, epoch)))
+    return StepHooks(position.tally, hooks, stop)
+
+
+def train_steps(run_dir: Path, config: TrainConfig, setup: Setup, learner: Learner, split: Split,
+                position: Position, reporter: Reporter, stop: StopRequest) -> None:
+    """The rest of the epoch in progress, from ``position.step`` to its end."""
+    n, steps = len(split.x_train), steps_per_epoch(len(split.x_train), config.batch_size)
+    epoch, first = position.epoch, position.step
+    reporter.start_epoch(epoch, config.epochs, steps, first)
+    started = time.perf_counter()
+    result = train_one_epoch(
+        learner.train_model, learner.optimizer, split.x_train, split.y_train,
+        order=epoch_order(n, config.seed, epoch), batch_size=config.batch_size, start_step=first,
+        lr_at=lambda s: learning_rate(config, epoch * steps + s, steps * config.epochs),
+        autocast=setup.autocast, label_smoothing=config.label_smoothing,
+        rank=setup.ctx.rank, world_size=setup.ctx.world_size,
+        after_step=epoch_hooks(run_dir, config, setup, learner, position, reporter, stop, steps),
+        transform=Augmentation() if config.augment else None,
+    )
+    position.seconds += time.perf_counter() - started
+    position.step = first + result.steps
+
+
+def end_epoch(config: TrainConfig, setup: Setup, learner: Learner, split: Split,
+              position: Position, stop: StopRequest) -> dict[str, Any] | None:
+    """The epoch's record: training loss and accuracy, and the evaluation (None if stopped)."""
+    if stop.requested():
+        return None
+    measured = measure(learner.final, split.x_eval, split.y_eval, config, setup, stop)
+    if measured is None:
+        return None
+    loss_sum, correct, images = position.tally.total(setup.ctx, setup.device)
+    return {
+        "epoch": position.epoch + 1,
+        "train_loss": loss_sum / images if images else None,
+        "train_accuracy": correct / images if images else None,
+        f"{split.eval_name}_loss": measured.loss,
+        f"{split.eval_name}_accuracy": measured.accuracy,
+        "seconds": position.seconds,
+    }
+
+
+def train_epochs(run_dir: Path, config: TrainConfig, setup: Setup, learner: Learner,
+                 split: Split, position: Position, reporter: Reporter, stop: StopRequest) -> None:
+    """Epochs until the planned end or the target accuracy; Interrupted on a stop request."""
+    save = partial(save_checkpoint, run_dir, config, setup, learner, position)
+    while position.epoch < config.epochs:
+        train_steps(run_dir, config, setup, learner, split, position, reporter, stop)
+        # A stop during the steps, or during evaluation: a checkpoint at the last step taken
+        # (a finished epoch resumes with its evaluation).
+        record = end_epoch(config, setup, learner, split, position, stop)
+        if record is None:
+            save(position.epoch, position.step)
+            raise Interrupted(run_dir, position.epoch, position.step)
+        position.history["epochs"].append(record)
+        reporter.end_epoch(position.epoch, record)
+        position.epoch, position.step, position.tally = position.epoch + 1, 0, EpochTally()
+        save(position.epoch, 0)
+        if (config.target_accuracy and split.eval_name == "val"
+                and record["val_accuracy"] >= config.target_accuracy):
+            break
+
+
+def finish(run_dir: Path, config: TrainConfig, setup: Setup, learner: Learner, split: Split,
+           position: Position, ds: Dataset, stop: StopRequest) -> dict[str, Any]:
+    """Test the final model (in fp32, as ``digitnet evaluate`` does), save it and the metrics."""
+    test = measure(learner.final, split.x_test, split.y_test, config, setup, stop)
+    if test is None:  # the checkpoint after the last epoch is already saved
+        raise Interrupted(run_dir, position.epoch, 0)
+    metrics = {
+        "run_dir": str(run_dir),
+        "test_accuracy": test.accuracy,
+        "test_loss": test.loss,
+        "train_seconds": position.seconds,
+        "epochs": config.epochs,
+        "epochs_run": len(position.history["epochs"]),
+        "batch_size": config.batch_size,
+        "train_images": len(split.x_train),
+        "precision": setup.precision,
+        "world_size": setup.ctx.world_size,
+        "device": setup.device.type,
+        "threads": setup.threads,
+        "per_class_accuracy": test.to_dict(ds.classes)["per_class_accuracy"],
+        "confusion": test.confusion.tolist(),
+        "history": position.history,
+    }
+    if setup.ctx.is_main:
+        runs.save_model(run_dir, learner.final, config)
+        runs.write_metrics(run_dir, metrics)
+    return metrics
 
 
 def fit(config: TrainConfig, run_dir: Path | None = None, *,
@@ -167,153 +348,21 @@ def fit(config: TrainConfig, run_dir: Path | None = None, *,
     Without ``run_dir`` a new ``runs/<timestamp>-<dataset>`` is made (named by process 0).
     The returned metrics carry the run directory as ``run_dir``.
     """
-    device = devices.resolve_device(config.device)
-    ctx = distributed.init(device)
+    setup = set_up(config)
     # Only process 0 shows progress; the others train silently.
-    reporter = (reporter or SilentReporter()) if ctx.is_main else SilentReporter()
+    reporter = (reporter or SilentReporter()) if setup.ctx.is_main else SilentReporter()
     if run_dir is None:
-        run_dir = Path(distributed.broadcast_object(str(runs.new_run_dir(config.dataset)), ctx))
-    precision = devices.resolve_precision(config.precision, device)
-    threads = devices.configure_threads(config.threads, config.deterministic)
-    devices.seed_everything(config.seed)  # the same on every process: identical initial weights
-    autocast = partial(devices.autocast, precision, device)
-
+        run_dir = Path(distributed.broadcast_object(str(runs.new_run_dir(config.dataset)), setup.ctx))
     ds = dataset or load(config.dataset, data_dir)
-    split = make_split(ds, config, device)
+    split = make_split(ds, config, setup.device)
+    check_shards(len(split.x_train), config.batch_size, setup.ctx.world_size)
+    steps = steps_per_epoch(len(split.x_train), config.batch_size)
 
-    model = build_model(config.model, **config.model_args).to(device)
-    channels_last = config.channels_last or devices.prefers_channels_last(device, precision)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    devices.seed_streams(config.seed, ctx.rank)  # each process its own dropout masks
-    optimizer = make_optimizer(config, model.parameters(), device)
-    ema = (AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema), use_buffers=True)
-           if config.ema else None)
-
-    n_train = len(split.x_train)
-    check_shards(n_train, config.batch_size, ctx.world_size)
-    n_steps = steps_per_epoch(n_train, config.batch_size)
-    total_steps = n_steps * config.epochs
-
-    start_epoch, start_step, seconds = 0, 0, 0.0
-    history: dict[str, Any] = {"epochs": [], "steps": []}
-    tally = EpochTally([0.0] * 3, [0.0] * 3)
+    learner = build_learner(config, setup)
+    position = start(run_dir, config, setup, learner, ds, steps, resumed=resume)
     if resume:
-        ckpt, _ = runs.load_checkpoint(run_dir)
-        model.load_state_dict(ckpt.model)
-        optimizer.load_state_dict(ckpt.optimizer)
-        if ema is not None:
-            ema.load_state_dict(ckpt.ema)
-        start_epoch, start_step, seconds, history = (ckpt.epoch, ckpt.step, ckpt.train_seconds,
-                                                     ckpt.history)
-        restore_streams(ckpt, ctx, device, config.seed, start_epoch * n_steps + start_step)
-        tally = EpochTally(ckpt.epoch_sums, ckpt.trace_from)
-        history.setdefault("resumed", []).append(
-            {"epoch": start_epoch, "step": start_step, "world_size": ctx.world_size})
-    elif ctx.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        runs.write_config(run_dir, config, dataset_sha256=ds.sha256,
-                          parameters=count_parameters(model), world_size=ctx.world_size,
-                          precision=precision, device=device.type, threads=threads,
-                          channels_last=channels_last)
-
-    train_model = model
-    if ctx.distributed:
-        train_model = nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None
-        )
-
-    def save(epoch: int, step: int) -> None:
-        # Collective: every process passes here at the same step.
-        sums = tally.total(ctx, device) if step else [0.0] * 3
-        states = distributed.all_gather_object(devices.rng_state(device), ctx)
-        if ctx.is_main:
-            runs.save_checkpoint(run_dir, runs.Checkpoint(
-                epoch=epoch, step=step, model=model.state_dict(),
-                optimizer=optimizer.state_dict(), ema=ema.state_dict() if ema else {},
-                rng={f"{k}.{rank}": v for rank, state in enumerate(states) for k, v in state.items()},
-                history=history, train_seconds=seconds, world_size=ctx.world_size,
-                epoch_sums=sums, trace_from=tally.trace_from if step else [0.0] * 3,
-            ), config)
-
-    flags = _Flags()
-    final_model = ema.module if ema is not None else model  # what is measured and saved
-    with stop_on_signals(flags):
-        for epoch in range(start_epoch, config.epochs):
-            first = start_step if epoch == start_epoch else 0
-            if epoch != start_epoch:
-                tally = EpochTally([0.0] * 3, [0.0] * 3)
-            reporter.start_epoch(epoch, config.epochs, n_steps, first)
-
-            def after_step(done: int, stats: RunningStats, epoch=epoch, tally=tally):
-                tally.latest = stats
-                if ema is not None:
-                    ema.update_parameters(model)
-                if done % STEP_TRACE_EVERY == 0:
-                    now = tally.total(ctx, device)
-                    loss_sum, correct, images = (a - b for a, b in zip(now, tally.trace_from,
-                                                                       strict=True))
-                    history["steps"].append({"step": epoch * n_steps + done,
-                                             "loss": loss_sum / max(images, 1),
-                                             "accuracy": correct / max(images, 1)})
-                    tally.trace_from = now
-                reporter.step(done, stats)
-                if config.checkpoint_every and done % config.checkpoint_every == 0:
-                    save(epoch, done)
-                return distributed.any_process(flags.stop, ctx, device)
-
-            started = time.perf_counter()
-            result = train_one_epoch(
-                train_model, optimizer, split.x_train, split.y_train,
-                order=epoch_order(n_train, config.seed, epoch), batch_size=config.batch_size,
-                start_step=first,
-                lr_at=lambda s, e=epoch: learning_rate(config, e * n_steps + s, total_steps),
-                autocast=autocast, label_smoothing=config.label_smoothing,
-                rank=ctx.rank, world_size=ctx.world_size, after_step=after_step,
-                transform=Augmentation() if config.augment else None,
-            )
-            seconds += time.perf_counter() - started
-            if result.stopped:
-                save(epoch, first + result.steps)
-                raise Interrupted(run_dir, epoch, first + result.steps)
-
-            loss_sum, correct, images = tally.total(ctx, device)
-            measured = measure(final_model, split.x_eval, split.y_eval, config, ctx, autocast)
-            record = {
-                "epoch": epoch + 1,
-                "train_loss": loss_sum / images if images else None,
-                "train_accuracy": correct / images if images else None,
-                f"{split.eval_name}_loss": measured.loss,
-                f"{split.eval_name}_accuracy": measured.accuracy,
-                "seconds": seconds,
-            }
-            history["epochs"].append(record)
-            reporter.end_epoch(epoch, record)
-            reached = (config.target_accuracy and split.eval_name == "val"
-                       and measured.accuracy >= config.target_accuracy)
-            save(epoch + 1, 0)
-            if reached:
-                break
-
-    test = measure(final_model, split.x_test, split.y_test, config, ctx, autocast)
-    metrics = {
-        "run_dir": str(run_dir),
-        "test_accuracy": test.accuracy,
-        "test_loss": test.loss,
-        "train_seconds": seconds,
-        "epochs": config.epochs,
-        "epochs_run": len(history["epochs"]),
-        "batch_size": config.batch_size,
-        "train_images": n_train,
-        "precision": precision,
-        "world_size": ctx.world_size,
-        "device": device.type,
-        "threads": threads,
-        "per_class_accuracy": test.to_dict(ds.classes)["per_class_accuracy"],
-        "confusion": test.confusion.tolist(),
-        "history": history,
-    }
-    if ctx.is_main:
-        runs.save_model(run_dir, final_model, config)
-        runs.write_metrics(run_dir, metrics)
-    return metrics
+        reporter.resume(position.epoch, position.step, steps)
+    stop = StopRequest(setup.ctx, setup.device)
+    with stop.listening():
+        train_epochs(run_dir, config, setup, learner, split, position, reporter, stop)
+        return finish(run_dir, config, setup, learner, split, position, ds, stop)

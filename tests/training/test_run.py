@@ -17,12 +17,12 @@ from digitnet.training.run import Interrupted, fit
 
 
 def test_subset_run_reaches_stated_accuracy(trained_run):
-    """12,000 images, 2 epochs, the tutorial's settings: measured about 97.5%; 96% is the bar."""
+    """6,000 images, one epoch, the tutorial's settings: measured about 95%; 93% is the bar."""
     metrics = runs.read_metrics(trained_run)
-    assert metrics["test_accuracy"] >= 0.96
-    assert 0 < metrics["test_loss"] < 0.15
-    assert metrics["epochs"] == 2 and metrics["batch_size"] == 32
-    assert [e["epoch"] for e in metrics["history"]["epochs"]] == [1, 2]
+    assert metrics["test_accuracy"] >= 0.93
+    assert 0 < metrics["test_loss"] < 0.25
+    assert metrics["epochs"] == 1 and metrics["batch_size"] == 32
+    assert [e["epoch"] for e in metrics["history"]["epochs"]] == [1]
     assert {"train_loss", "train_accuracy", "test_loss", "test_accuracy"} <= set(
         metrics["history"]["epochs"][0])
     assert metrics["history"]["steps"], "a per-step loss trace is recorded"
@@ -38,7 +38,7 @@ def test_run_directory_contents(trained_run):
     model, config = runs.load_model(trained_run)
     assert config == TrainConfig.from_dict(saved["config"])
     ckpt, _ = checkpoints.load_checkpoint(trained_run)
-    assert (ckpt.epoch, ckpt.step) == (2, 0)
+    assert (ckpt.epoch, ckpt.step) == (1, 0)
     assert not list(trained_run.glob(".*.tmp")), "no temporary files are left behind"
 
 
@@ -88,3 +88,56 @@ def test_validation_split_and_target_accuracy(tmp_path, mnist):
 def test_validation_must_leave_training_images(tmp_path, mnist):
     with pytest.raises(DigitnetError, match="leaves no training images"):
         fit(TrainConfig(limit=100, validation=100), tmp_path / "r", dataset=mnist)
+
+
+def test_stop_during_the_last_evaluation_saves_and_resumes(tmp_path, mnist, monkeypatch):
+    """Ctrl-C while the last epoch is being evaluated stops the run there, with a checkpoint;
+    resuming evaluates that epoch and ends as an uninterrupted run does."""
+    from digitnet.training import run as run_module
+
+    config = TrainConfig(limit=600, epochs=1, batch_size=50, precision="fp32", threads=1)
+    straight = fit(config, tmp_path / "straight", dataset=mnist)
+
+    real = run_module.evaluate_sums
+    calls = []
+
+    def interrupting(*args, **kwargs):
+        if len(args[1]) and not calls:
+            calls.append(1)
+            os.kill(os.getpid(), signal.SIGINT)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(run_module, "evaluate_sums", interrupting)
+    with pytest.raises(Interrupted) as info:
+        fit(config, tmp_path / "stopped", dataset=mnist)
+    assert (info.value.epoch, info.value.step) == (0, 12)  # all 12 steps done, evaluation not
+    ckpt, _ = checkpoints.load_checkpoint(tmp_path / "stopped")
+    assert (ckpt.epoch, ckpt.step) == (0, 12)
+    assert not (tmp_path / "stopped" / "model.safetensors").exists()
+
+    monkeypatch.setattr(run_module, "evaluate_sums", real)
+    resumed = fit(config, tmp_path / "stopped", dataset=mnist, resume=True)
+    assert resumed["test_accuracy"] == straight["test_accuracy"]
+    assert resumed["history"]["epochs"][0]["train_loss"] == pytest.approx(
+        straight["history"]["epochs"][0]["train_loss"])
+
+
+def test_stop_during_the_final_test_keeps_the_checkpoint(tmp_path, mnist, monkeypatch):
+    from digitnet.training import run as run_module
+
+    config = TrainConfig(limit=600, validation=100, epochs=1, batch_size=50, precision="fp32")
+    real = run_module.evaluate_sums
+
+    def interrupting(model, x, *args, **kwargs):
+        if len(x) and len(x) != 100:  # the test set, not the validation split
+            os.kill(os.getpid(), signal.SIGINT)
+        return real(model, x, *args, **kwargs)
+
+    monkeypatch.setattr(run_module, "evaluate_sums", interrupting)
+    with pytest.raises(Interrupted):
+        fit(config, tmp_path / "r", dataset=mnist)
+    ckpt, _ = checkpoints.load_checkpoint(tmp_path / "r")
+    assert (ckpt.epoch, ckpt.step) == (1, 0)
+    monkeypatch.setattr(run_module, "evaluate_sums", real)
+    metrics = fit(config, tmp_path / "r", dataset=mnist, resume=True)
+    assert metrics["test_accuracy"] > 0.5 and (tmp_path / "r" / "model.safetensors").exists()

@@ -56,6 +56,20 @@ def test_refuses_mismatched_weights(run_copy):
         runs.load_model(run_copy)
 
 
+def test_refuses_model_args_that_do_not_fit_the_architecture(run_copy, cli):
+    """An edited config.json is one line from the CLI, never a TypeError traceback."""
+    import json
+
+    path = run_copy / runs.CONFIG_FILE
+    saved = json.loads(path.read_text())
+    saved["config"]["model_args"] = {"no_such_argument": 3}
+    path.write_text(json.dumps(saved))
+    with pytest.raises(DigitnetError, match="model_args do not fit"):
+        runs.load_model(run_copy)
+    code, _, err = cli("evaluate", run_copy)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "model_args" in err
+
+
 def test_refuses_missing_and_damaged_files(run_copy, tmp_path):
     with pytest.raises(DigitnetError, match="no such run directory"):
         runs.load_model(tmp_path / "missing")

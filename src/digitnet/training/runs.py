@@ -167,7 +167,11 @@ def load_model(run_dir: str | Path, device: str = "cpu") -> tuple[nn.Module, Tra
     config, _ = read_config(Path(run_dir))
     path = Path(run_dir) / MODEL_FILE
     tensors, _ = read_safetensors(path, "weights")
-    model = build_model(config.model, **config.model_args)
+    try:
+        model = build_model(config.model, **config.model_args)
+    except TypeError as e:
+        raise DigitnetError(f"{run_dir}/{CONFIG_FILE}: model_args do not fit the {config.model} "
+                            f"architecture ({e}); the file was edited or is damaged") from e
     try:
         model.load_state_dict(tensors, strict=True)
     except RuntimeError as e:

@@ -2,71 +2,79 @@
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
+import json
 import os
 import sys
 from pathlib import Path
 
 from digitnet import atomic
-from digitnet.commands.common import add_data_options, console
+from digitnet.commands.common import console
 from digitnet.commands.progress import ConsoleReporter
 from digitnet.datasets import get_spec
 from digitnet.errors import DigitnetError
 from digitnet.plots import figures
 from digitnet.training import checkpoints, distributed, recipes
-from digitnet.training.config import PRECISIONS, TrainConfig
+from digitnet.training.config import TrainConfig
 from digitnet.training.ensemble import fit_ensemble
 from digitnet.training.run import Interrupted, fit
 
-# Options that map one-to-one onto TrainConfig fields; None means "keep the config's value".
-OVERRIDES = ("dataset", "epochs", "batch_size", "lr", "seed", "limit", "validation",
-             "precision", "threads", "device", "target_accuracy", "checkpoint_every")
-DEVICES = ("auto", "cpu", "cuda", "mps")
 # What may change when resuming: more epochs, and how the machine is used.
 RESUMABLE = {"epochs", "threads", "checkpoint_every", "device"}
+TYPES = {"int": int, "float": float, "str": str, "bool": bool}
+
+
+def recipe_values(name: str) -> str:
+    """'; fast: 64, speedrun: 128' for the recipes that set field ``name``, else ''."""
+    values = [f"{recipe}: {preset[name]}" for recipe, preset in recipes.RECIPES.items()
+              if name in preset]
+    return f"; {', '.join(values)}" if values else ""
+
+
+def add_config_options(parser: argparse.ArgumentParser) -> None:
+    """One option per TrainConfig field, its help and default taken from the field itself.
+
+    Every option defaults to None, meaning "keep the recipe's value", so what a user typed is
+    told apart from a default.
+    """
+    for f in TrainConfig.options():
+        flag = "--" + f.name.replace("_", "-")
+        kind = TYPES[f.type] if isinstance(f.type, str) else f.type
+        text = f"{f.metadata['help']} (default {f.default}{recipe_values(f.name)})"
+        if kind is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=text)
+        else:
+            parser.add_argument(flag, type=kind, default=None, choices=f.metadata["choices"],
+                                metavar=None if f.metadata["choices"] else f.name.upper(), help=text)
 
 
 def register(sub) -> None:
-    p = sub.add_parser("train", help="train a model and save it in a run directory")
-    add_data_options(p)
-    p.set_defaults(dataset=None)
+    p = sub.add_parser("train", help="train a model and save it in a run directory",
+                       description="Train a model into a run directory. Without options: the "
+                                   "Keras tutorial (Adam 1e-3, batch 32, one epoch).")
     p.add_argument("--recipe", choices=tuple(recipes.RECIPES),
-                   help="preset to start from: tutorial (default, the Keras tutorial's settings), "
-                        "fast, speedrun or accurate; the other options override its values")
+                   help=("preset to start from: " + "; ".join(
+                       f"{name}: {text}" for name, text in recipes.DESCRIPTIONS.items())
+                       + " (default tutorial); the options below override its values"
+                         ).replace("%", "%%"))
+    add_config_options(p)
+    p.add_argument("--data-dir", default=None,
+                   help="folder with the IDX files (default: $DIGITNET_DATA, system, cache)")
     p.add_argument("--ensemble", type=int, metavar="K",
                    help="train K models (seeds seed..seed+K-1) into RUN_DIR/member-<k>/ and "
                         "measure their averaged probabilities")
-    p.add_argument("--epochs", type=int, help="passes over the training set (default 1)")
-    p.add_argument("--batch-size", type=int,
-                   help="images per step over ALL processes (the global batch), so the learning "
-                        "rate needs no change under torchrun (32)")
-    p.add_argument("--lr", type=float, help="learning rate (1e-3)")
-    p.add_argument("--seed", type=int, help="seed for weights, data order and dropout (0)")
-    p.add_argument("--limit", type=int, help="train on the first N training images only")
-    p.add_argument("--validation", type=int,
-                   help="hold out the last N training images for validation (0)")
-    p.add_argument("--target-accuracy", type=float,
-                   help="stop once validation accuracy reaches this fraction (needs --validation)")
-    p.add_argument("--precision", choices=PRECISIONS,
-                   help="auto: bf16 where the CPU/GPU has it natively, else fp32")
-    p.add_argument("--threads", type=int, help="torch threads (default: one per core)")
-    p.add_argument("--device", choices=DEVICES,
-                   help="auto (default): a CUDA or Apple GPU when there is one, else cpu")
-    p.add_argument("--deterministic", action="store_true",
-                   help="deterministic kernels, every seed and a fixed thread count: a rerun with "
-                        "the same seed, fp32 and number of processes gives identical weights")
-    p.add_argument("--checkpoint-every", type=int, help="also checkpoint every N steps")
     p.add_argument("--out", type=Path, help="the run directory (default runs/<time>-<dataset>)")
     p.add_argument("--resume", type=Path, metavar="RUN_DIR",
                    help="continue an interrupted run to its planned end")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the resolved config (recipe, then options) and exit")
     p.set_defaults(run=run)
 
 
 def given_overrides(args) -> dict:
-    values = {name: getattr(args, name) for name in OVERRIDES if getattr(args, name) is not None}
-    if args.deterministic:
-        values["deterministic"] = True
-    return values
+    return {f.name: getattr(args, f.name) for f in TrainConfig.options()
+            if getattr(args, f.name) is not None}
 
 
 def build_config(args) -> tuple[TrainConfig, Path | None]:
@@ -101,6 +109,9 @@ def resume_command(run_dir: Path) -> str:
 
 def run(args) -> int:
     config, run_dir = build_config(args)
+    if args.dry_run:
+        console().print_json(json.dumps(config.to_dict()))
+        return 0
     reporter = ConsoleReporter()
     main = distributed.launched_rank() == 0  # under torchrun only process 0 prints
     try:

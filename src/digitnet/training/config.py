@@ -1,8 +1,10 @@
 """The one typed configuration of a training run, saved into every run and checkpoint.
 
-Defaults are the Keras tutorial's exact settings; a recipe (``digitnet.training.recipes``) or the
-command line overrides them. ``TrainConfig.from_dict(config.to_dict())`` round-trips, which is
-how a run directory is resumed or rebuilt.
+Defaults are the Keras tutorial's exact settings. Each field's help text is the one
+``digitnet train --help`` shows, so a default is written in one place only; a recipe
+(``digitnet.training.recipes``) or the command line overrides them.
+``TrainConfig.from_dict(config.to_dict())`` round-trips, which is how a run directory is
+resumed or rebuilt.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from digitnet.datasets.registry import SPECS
 from digitnet.errors import DigitnetError
 
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -18,39 +21,58 @@ OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("constant", "onecycle")
 
 
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+def option(default: Any, help: str, *, choices: tuple[str, ...] | None = None,
+           flag: bool = True) -> Any:
+    """A field with its ``digitnet train`` option: the default and help text live here only."""
+    return field(default=default, metadata={"help": help, "choices": choices, "flag": flag})
+
+
 @dataclass
 class TrainConfig:
     # what to learn
-    dataset: str = "mnist"  # "mnist" or "fashion-mnist"
-    limit: int = 0  # train on the first N training images only; 0 = all 60,000
-    validation: int = 0  # hold out the last N training images to measure on; 0 = none
-    model: str = "tutorial_cnn"  # key of digitnet.models.ARCHITECTURES
-    model_args: dict[str, Any] = field(default_factory=dict)  # e.g. dropout rates
-    recipe: str = "tutorial"  # the named preset these values started from
+    dataset: str = option("mnist", "which dataset", choices=tuple(SPECS))
+    limit: int = option(0, "train on the first N training images only; 0 = all 60,000")
+    validation: int = option(0, "hold out the last N training images to measure on; 0 = none")
+    model: str = option("tutorial_cnn", "architecture (a key of digitnet.models.ARCHITECTURES)")
+    model_args: dict[str, Any] = field(default_factory=dict,
+                                       metadata={"help": "the architecture's arguments", "flag": False})
+    recipe: str = option("tutorial", "the named preset these values started from", flag=False)
 
     # how to learn it
-    epochs: int = 1  # passes over the training images
-    batch_size: int = 32  # images per optimizer step, summed over all processes
-    optimizer: str = "adam"  # "adam" (the tutorial's), "adamw" or "sgd" (Nesterov momentum)
-    lr: float = 1e-3  # peak learning rate
-    momentum: float = 0.9  # SGD momentum / Adam beta1
-    weight_decay: float = 0.0  # decoupled for adamw, L2 for sgd
-    schedule: str = "constant"  # "constant" or "onecycle" (warm-up then cosine decay, per step)
-    warmup: float = 0.2  # onecycle: fraction of all steps spent warming up
-    label_smoothing: float = 0.0  # cross-entropy label smoothing
-    ema: float = 0.0  # decay of an exponential moving average of the weights; 0 = off
-    augment: bool = False  # random shifts, rotations, scaling and elastic distortion
+    epochs: int = option(1, "passes over the training images")
+    batch_size: int = option(32, "images per optimizer step over ALL processes (the global batch), "
+                                 "so the learning rate needs no change under torchrun")
+    optimizer: str = option("adam", "adam (the tutorial's), adamw, or sgd with Nesterov momentum",
+                            choices=OPTIMIZERS)
+    lr: float = option(1e-3, "peak learning rate")
+    momentum: float = option(0.9, "SGD momentum, or Adam's beta1")
+    weight_decay: float = option(0.0, "weight decay: decoupled for adamw, L2 for sgd")
+    schedule: str = option("constant", "learning rate per step: constant, or onecycle (warm-up "
+                                       "then cosine decay)", choices=SCHEDULES)
+    warmup: float = option(0.2, "onecycle: the fraction of all steps spent warming up")
+    label_smoothing: float = option(0.0, "cross-entropy label smoothing")
+    ema: float = option(0.0, "decay of an exponential moving average of the weights; 0 = off")
+    augment: bool = option(False, "random shifts, rotations, scaling and elastic distortion")
 
     # how to run it
-    seed: int = 0  # weights, data order and dropout all follow from it
-    precision: str = "auto"  # "auto" (bf16 where the CPU has it natively), "fp32", "bf16"
-    channels_last: bool = False  # NHWC memory layout for the convolutions
-    threads: int = 0  # torch intra-op threads; 0 = torch's default (one per core)
-    device: str = "auto"  # "auto", "cpu", "cuda" or "mps"
-    deterministic: bool = False  # deterministic kernels and fixed threads, for bitwise reruns
-    target_accuracy: float = 0.0  # stop once validation accuracy reaches this; 0 = off
-    checkpoint_every: int = 0  # also save a checkpoint every N steps; 0 = at epoch ends only
-    eval_batch_size: int = 1000  # images per forward pass when measuring
+    seed: int = option(0, "seed for weights, data order and dropout")
+    precision: str = option("auto", "auto: bf16 where the CPU or GPU computes it natively "
+                                    "(AVX512-BF16, AMX, CUDA), else fp32", choices=PRECISIONS)
+    channels_last: bool = option(False, "NHWC memory layout for the convolutions (auto-chosen "
+                                        "where measured faster)")
+    threads: int = option(0, "torch intra-op threads; 0 = one per core")
+    device: str = option("auto", "auto: a CUDA or Apple GPU when there is one, else cpu",
+                         choices=DEVICES)
+    deterministic: bool = option(False, "deterministic kernels, every seed and a fixed thread "
+                                        "count: a rerun with the same seed, fp32 and number of "
+                                        "processes gives identical weights")
+    target_accuracy: float = option(0.0, "stop once validation accuracy reaches this fraction "
+                                         "(needs --validation); 0 = off")
+    checkpoint_every: int = option(0, "also save a checkpoint every N steps; 0 = at epoch ends")
+    eval_batch_size: int = option(1000, "images per forward pass when measuring")
 
     def __post_init__(self) -> None:
         self.validate()
@@ -88,6 +110,11 @@ class TrainConfig:
                 f"config has unknown keys {sorted(unknown)}; was it written by a newer digitnet?"
             )
         return cls(**data)
+
+    @classmethod
+    def options(cls) -> list[dataclasses.Field]:
+        """The fields that ``digitnet train`` offers as options, in declaration order."""
+        return [f for f in dataclasses.fields(cls) if f.metadata.get("flag", True)]
 
     def replace(self, **changes: Any) -> TrainConfig:
         return dataclasses.replace(self, **changes)

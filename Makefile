@@ -1,6 +1,6 @@
 # Two commands do all set-up on a fresh machine:
 #   make run    create .venv, install, train the tutorial model for one epoch and evaluate it
-#   make test   install with test extras and run the whole suite
+#   make test   install with test extras and run the whole suite (make test-fast: the inner loop)
 PY ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
@@ -10,7 +10,7 @@ ifneq ($(wildcard $(SHARED_DATA)/mnist),)
 export DIGITNET_DATA ?= $(SHARED_DATA)
 endif
 
-.PHONY: run test lint bench clean chromium
+.PHONY: run test test-fast lint bench clean chromium
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -28,6 +28,10 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 run: $(VENV)/.installed
 	$(BIN)/digitnet train
 	$(BIN)/digitnet evaluate
+	@echo
+	@echo "Next: type 'source $(VENV)/bin/activate' so that 'digitnet' is a command here,"
+	@echo "then e.g. 'digitnet show predictions', 'digitnet serve' or 'digitnet --help'."
+	@echo "(Or call it as $(BIN)/digitnet without activating.)"
 
 test: $(VENV)/.installed-test chromium
 	$(BIN)/ruff check .
@@ -39,6 +43,10 @@ chromium:
 	@if [ ! -x /usr/bin/chromium ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
 	fi
+
+# The inner loop: everything but the slow and browser tests, in under a minute.
+test-fast: $(VENV)/.installed-test
+	$(BIN)/pytest -m "not slow and not browser" -q
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .

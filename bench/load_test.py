@@ -65,8 +65,8 @@ def photos(n: int, seed: int = 0) -> tuple[list[bytes], list[int]]:
 
 
 def start_server(run_dir: Path, port: int, threads: int) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "digitnet", "serve", str(run_dir), "--host", HOST, "--port", str(port),
-           "--threads", str(threads)]
+    cmd = [sys.executable, "-m", "digitnet", "serve", "--run", str(run_dir), "--host", HOST,
+           "--port", str(port), "--threads", str(threads)]
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=os.environ.copy())
 
 

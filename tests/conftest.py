@@ -66,5 +66,5 @@ def exported_run(tmp_path_factory, trained_run) -> tuple[Path, int, str, str]:
     shutil.copytree(trained_run, run_dir)
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(["export", str(run_dir), "--format", "onnx"])
+        code = main(["export", "--run", str(run_dir), "--format", "onnx"])
     return run_dir, code, out.getvalue(), err.getvalue()

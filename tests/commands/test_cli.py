@@ -21,7 +21,7 @@ def test_train_and_evaluate_end_to_end(cli, tmp_path):
     assert "epoch 1/1" in err  # not a terminal: one plain line per epoch
     for name in ("config.json", "model.safetensors", "metrics.json", "checkpoint.safetensors"):
         assert (run_dir / name).is_file()
-    code, out, _ = cli("evaluate", run_dir)
+    code, out, _ = cli("evaluate", "--run", run_dir)
     assert code == 0 and "test accuracy" in out
     report = json.loads((run_dir / "evaluation.json").read_text())
     assert report["accuracy"] == pytest.approx(runs.read_metrics(run_dir)["test_accuracy"])
@@ -38,7 +38,7 @@ def test_data_and_summary(cli, mnist):
 @pytest.mark.parametrize(("argv", "message"), [
     (["train", "--dataset", "cifar"], "invalid choice: 'cifar'"),
     (["train", "--epochs", "-1"], "--epochs must be at least 1"),
-    (["evaluate", "/nonexistent/run"], "no such run directory"),
+    (["evaluate", "--run", "/nonexistent/run"], "no such run directory"),
     (["train", "--resume", "/nonexistent/run"], "no such run directory"),
     (["frobnicate"], "invalid choice"),
 ])
@@ -53,7 +53,7 @@ def test_corrupt_weights_give_one_line(cli, trained_run, tmp_path):
     run_dir = tmp_path / "run"
     shutil.copytree(trained_run, run_dir)
     (run_dir / "model.safetensors").write_bytes(b"\x00" * 100)
-    code, _, err = cli("evaluate", run_dir)
+    code, _, err = cli("evaluate", "--run", run_dir)
     assert code == 2 and "corrupt weights" in err and len(err.strip().splitlines()) == 1
 
 

@@ -15,7 +15,7 @@ def test_no_run_says_how_to_make_one(cli, tmp_path, monkeypatch):
 
 
 def test_a_missing_run_directory_stops_the_start(cli, tmp_path):
-    code, _, err = cli("serve", tmp_path / "nothing-here")
+    code, _, err = cli("serve", "--run", tmp_path / "nothing-here")
     assert code == 2 and err.count("\n") == 1 and "no such run directory" in err
 
 
@@ -24,14 +24,14 @@ def test_a_damaged_run_stops_the_start_before_listening(cli, trained_run, tmp_pa
     broken.mkdir()
     (broken / "config.json").write_text((trained_run / "config.json").read_text())
     (broken / "model.safetensors").write_bytes(b"not safetensors at all")
-    code, _, err = cli("serve", broken, "--port", "0")
+    code, _, err = cli("serve", "--run", broken, "--port", "0")
     assert code == 2 and err.count("\n") == 1 and "model.safetensors" in err
 
 
 def test_a_port_in_use_is_one_line(cli, trained_run):
     with socket.create_server(("127.0.0.1", 0)) as taken:
         port = taken.getsockname()[1]
-        code, _, err = cli("serve", trained_run, "--port", port)
+        code, _, err = cli("serve", "--run", trained_run, "--port", port)
     assert code == 2 and err.count("\n") == 1 and f"127.0.0.1:{port}" in err and "--port" in err
 
 

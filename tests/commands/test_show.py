@@ -21,14 +21,14 @@ def assert_png(path) -> None:
 @pytest.mark.parametrize("kind", ["samples", "predictions", "errors", "confusion", "history", "filters"])
 def test_every_kind_writes_a_png(cli, trained_run, tmp_path, kind):
     out = tmp_path / f"{kind}.png"
-    code, stdout, err = cli("show", kind, trained_run, "--out", out, "--n", "12")
+    code, stdout, err = cli("show", kind, "--run", trained_run, "--out", out, "--n", "12")
     assert (code, err) == (0, "")
     assert stdout.strip() == f"wrote {out}"
     assert_png(out)
 
 
 def test_default_output_is_inside_the_run(cli, trained_run):
-    code, stdout, _ = cli("show", "predictions", trained_run, "--n", "20")
+    code, stdout, _ = cli("show", "predictions", "--run", trained_run, "--n", "20")
     assert code == 0 and stdout.strip() == f"wrote {trained_run / 'predictions.png'}"
     assert_png(trained_run / "predictions.png")
 
@@ -36,8 +36,9 @@ def test_default_output_is_inside_the_run(cli, trained_run):
 def test_samples_need_no_run(cli, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     code, stdout, _ = cli("show", "samples", "--dataset", "fashion-mnist", "--n", "20")
-    assert code == 0 and stdout.strip() == "wrote samples-fashion-mnist.png"
-    assert_png(tmp_path / "samples-fashion-mnist.png")
+    # into runs/ (ignored by git), not the folder the command was typed in
+    assert code == 0 and stdout.strip() == "wrote runs/samples-fashion-mnist.png"
+    assert_png(tmp_path / "runs" / "samples-fashion-mnist.png")
 
 
 def test_bad_input_is_one_line_and_exit_2(cli, trained_run, tmp_path):
@@ -46,11 +47,11 @@ def test_bad_input_is_one_line_and_exit_2(cli, trained_run, tmp_path):
     shutil.copy(trained_run / runs.CONFIG_FILE, broken)
     (broken / runs.MODEL_FILE).write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00not a header")
     cases = {
-        ("show", "filters", tmp_path / "missing"): "no such run directory",
-        ("show", "confusion", broken): "corrupt weights",
-        ("show", "everything", trained_run): "invalid choice",
+        ("show", "filters", "--run", tmp_path / "missing"): "no such run directory",
+        ("show", "confusion", "--run", broken): "corrupt weights",
+        ("show", "everything", "--run", trained_run): "invalid choice",
         ("show", "samples", "--n", "0"): "--n 0",
-        ("show", "filters", trained_run, "--index", "10000"): "--index 10000",
+        ("show", "filters", "--run", trained_run, "--index", "10000"): "--index 10000",
     }
     for argv, message in cases.items():
         code, stdout, err = cli(*argv)

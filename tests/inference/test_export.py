@@ -109,6 +109,6 @@ def test_compare_counts_disagreements():
 
 
 def test_export_without_a_run_is_one_line(cli, tmp_path):
-    code, out, err = cli("export", tmp_path / "nowhere")
+    code, out, err = cli("export", "--run", tmp_path / "nowhere")
     assert code == 2 and out == ""
     assert err.count("\n") == 1 and "no such run directory" in err

@@ -95,7 +95,7 @@ def mixed_inputs(tmp_path, mnist):
 
 def test_predict_every_format_and_one_line_per_bad_file(cli, trained_run, mixed_inputs):
     good, bad = mixed_inputs
-    code, out, err = cli("predict", trained_run, good[0], *bad.values(), *good[1:], "--json")
+    code, out, err = cli("predict", "--run", trained_run, good[0], *bad.values(), *good[1:], "--json")
     assert code == 2
     lines = [json.loads(line) for line in out.splitlines()]
     assert [r["path"] for r in lines] == good
@@ -117,13 +117,13 @@ def test_predict_every_format_and_one_line_per_bad_file(cli, trained_run, mixed_
 
 def test_predict_text_output_top_k_and_debug_dir(cli, trained_run, mixed_inputs, tmp_path):
     good, _ = mixed_inputs
-    code, out, err = cli("predict", trained_run, good[0], good[1], "--top-k", "2",
+    code, out, err = cli("predict", "--run", trained_run, good[0], good[1], "--top-k", "2",
                          "--debug-dir", tmp_path / "seen")
     assert code == 0 and err.count("\n") == 1  # only the note about the debug images
     first = out.splitlines()[0]
     assert first.startswith(f"{good[0]}: 7 (probability ") and "top 2: 7 " in first
     assert sorted(p.name for p in (tmp_path / "seen").iterdir()) == ["gray.png", "photo.png"]
-    assert cli("predict", trained_run, good[0], "--top-k", "0")[0] == 2
+    assert cli("predict", "--run", trained_run, good[0], "--top-k", "0")[0] == 2
 
 
 def test_read_command_prints_the_number_and_json(cli, trained_run, mnist, tmp_path):
@@ -131,13 +131,18 @@ def test_read_command_prints_the_number_and_json(cli, trained_run, mnist, tmp_pa
     idx = rng.choice(len(mnist.x_test), 4, replace=False)
     path = write(tmp_path / "number.png", render.render_number(list(mnist.x_test[idx]), rng))
     truth = "".join(str(int(d)) for d in mnist.y_test[idx])
-    code, out, _ = cli("read", trained_run, path)
-    assert code == 0 and out.splitlines()[0] == truth and len(out.splitlines()) == 1 + len(truth)
-    code, out, _ = cli("read", trained_run, path, "--json")
+    code, out, _ = cli("read", "--run", trained_run, path)
+    assert code == 0 and out.splitlines()[0] == f"{path}: {truth}"
+    assert len(out.splitlines()) == 1 + len(truth)
+    code, out, _ = cli("read", "--run", trained_run, path, "--json")
     result = json.loads(out)
     assert result["path"] == path and result["text"] == truth
     assert [d["digit"] for d in result["digits"]] == [int(c) for c in truth]
     assert all(len(d["box"]) == 4 and 0 < d["probability"] <= 1 for d in result["digits"])
     blank = write(tmp_path / "blank.png", np.full((100, 300), 230, np.uint8))
-    code, _, err = cli("read", trained_run, blank)
+    code, _, err = cli("read", "--run", trained_run, blank)
     assert code == 2 and err.startswith(f"digitnet: error: {blank}: blank image")
+    # several files: each is read, a bad one is one line and does not stop the others
+    code, out, err = cli("read", "--run", trained_run, blank, path, "--json")
+    assert code == 2 and len(err.strip().splitlines()) == 1 and blank in err
+    assert json.loads(out)["text"] == truth

@@ -66,7 +66,7 @@ def test_refuses_model_args_that_do_not_fit_the_architecture(run_copy, cli):
     path.write_text(json.dumps(saved))
     with pytest.raises(DigitnetError, match="model_args do not fit"):
         runs.load_model(run_copy)
-    code, _, err = cli("evaluate", run_copy)
+    code, _, err = cli("evaluate", "--run", run_copy)
     assert code == 2 and len(err.strip().splitlines()) == 1 and "model_args" in err
 
 

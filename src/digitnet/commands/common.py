@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from rich.console import Console
 
@@ -15,6 +16,13 @@ def add_data_options(parser: argparse.ArgumentParser) -> None:
                         help="which dataset (default: mnist)")
     parser.add_argument("--data-dir", default=None,
                         help="folder with the IDX files (default: $DIGITNET_DATA, system, cache)")
+
+
+def add_run_option(parser: argparse.ArgumentParser, extra: str = "") -> None:
+    """--run DIR: how every command picks a trained model (dest ``run_dir``; ``run`` is the
+    command's function)."""
+    parser.add_argument("--run", dest="run_dir", type=Path, metavar="DIR",
+                        help=f"a trained run directory (default: the latest under runs/{extra})")
 
 
 def add_backend_option(parser: argparse.ArgumentParser) -> None:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 from rich.table import Table
 
 from digitnet import atomic
-from digitnet.commands.common import console
+from digitnet.commands.common import add_run_option, console
 from digitnet.datasets import SPECS, load
 from digitnet.evaluate import evaluate
 from digitnet.preprocess import input_tensor
@@ -17,8 +15,7 @@ from digitnet.training import runs
 
 def register(sub) -> None:
     p = sub.add_parser("evaluate", help="measure a trained model on a test set")
-    p.add_argument("run_dir", type=Path, metavar="RUN_DIR", nargs="?",
-                   help="a run directory (default: the latest under runs/)")
+    add_run_option(p)
     p.add_argument("--dataset", choices=sorted(SPECS), help="default: the one it was trained on")
     p.add_argument("--data-dir", default=None, help="folder with the IDX files")
     p.set_defaults(run=run)

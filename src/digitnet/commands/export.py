@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from digitnet.commands.common import console
+from digitnet.commands.common import add_run_option, console
 from digitnet.datasets import load
 from digitnet.inference.export import FORMATS, check_onnx, export_onnx
 from digitnet.training import runs
@@ -12,8 +10,7 @@ from digitnet.training import runs
 
 def register(sub) -> None:
     p = sub.add_parser("export", help="export a trained model to ONNX (checked against PyTorch)")
-    p.add_argument("run_dir", type=Path, metavar="RUN_DIR", nargs="?",
-                   help="a run directory (default: the latest under runs/)")
+    add_run_option(p)
     p.add_argument("--format", choices=FORMATS, default="onnx", help="file format (default: onnx)")
     p.add_argument("--data-dir", default=None,
                    help="folder with the IDX files of the run's dataset (for the check on test images)")

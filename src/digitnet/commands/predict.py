@@ -7,9 +7,10 @@ import json
 import sys
 from pathlib import Path
 
-from digitnet.commands.common import add_backend_option
+from digitnet.commands.common import add_backend_option, add_run_option
 from digitnet.inference.files import predict_files
 from digitnet.inference.predictor import Predictor
+from digitnet.training import runs
 
 
 def top_k(text: str) -> int:
@@ -27,7 +28,7 @@ def register(sub) -> None:
                        description="Read one handwritten digit per image file (PNG, JPEG, BMP, TIFF, "
                                    "WebP; photos, scans or drawings, any size, dark on light or "
                                    "light on dark).")
-    p.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a trained run directory")
+    add_run_option(p)
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files, one digit each")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.add_argument("--top-k", type=top_k, default=3, metavar="K",
@@ -39,7 +40,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    predictor = Predictor.from_run(args.run_dir, backend=args.backend)
+    predictor = Predictor.from_run(runs.resolve_run_dir(args.run_dir), backend=args.backend)
     predictions, errors = predict_files(predictor, args.images, args.top_k, args.debug_dir)
     for p in predictions:
         if args.json:

@@ -1,40 +1,58 @@
-"""``digitnet read``: the number written on one line of an image, digit by digit."""
+"""``digitnet read``: the number written on one line of each image, digit by digit."""
 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
-from digitnet.commands.common import add_backend_option
+from digitnet.commands.common import add_backend_option, add_run_option
 from digitnet.inference.predictor import Predictor
+from digitnet.training import runs
 from digitnet.vision import imaging
-from digitnet.vision.numbers import read_number
+from digitnet.vision.numbers import NumberReading, read_number
 
 
 def register(sub) -> None:
     p = sub.add_parser("read", help="read a number written on one line of an image",
                        description="Read a handwritten number (digits side by side on one line) "
-                                   "from an image file.")
-    p.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a trained run directory")
-    p.add_argument("image", type=Path, metavar="IMAGE", help="an image file of the number")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
+                                   "from each image file.")
+    p.add_argument("images", nargs="+", type=Path, metavar="IMAGE",
+                   help="image files, one number each")
+    add_run_option(p)
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
     add_backend_option(p)
     p.set_defaults(run=run)
 
 
-def run(args) -> int:
-    predictor = Predictor.from_run(args.run_dir, backend=args.backend)
-    image = imaging.load(args.image)
+def read_file(path: Path, predictor: Predictor) -> NumberReading:
     try:
-        reading = read_number(image, predictor)
+        return read_number(imaging.load(path), predictor)
     except imaging.ImageError as e:
-        raise imaging.ImageError(f"{args.image}: {e}", e.kind) from e
-    if args.json:
-        print(json.dumps({"path": str(args.image), "text": reading.text,
+        raise imaging.ImageError(f"{path}: {e}", e.kind) from e
+
+
+def show(path: Path, reading: NumberReading, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps({"path": str(path), "text": reading.text,
                           "digits": [d.to_dict() for d in reading.digits]}))
-        return 0
-    print(reading.text)
+        return
+    print(f"{path}: {reading.text}")
     for d in reading.digits:
         x, y, w, h = d.box
         print(f"  {d.digit}  probability {d.probability:.3f}  at x={x} y={y} w={w} h={h}")
-    return 0
+
+
+def run(args) -> int:
+    """Reads every file; a bad one is one line on stderr and exit code 2, the others still read."""
+    predictor = Predictor.from_run(runs.resolve_run_dir(args.run_dir), backend=args.backend)
+    failed = False
+    for path in args.images:
+        try:
+            reading = read_file(path, predictor)
+        except imaging.ImageError as e:
+            print(f"digitnet: error: {e}", file=sys.stderr)
+            failed = True
+            continue
+        show(path, reading, args.json)
+    return 2 if failed else 0

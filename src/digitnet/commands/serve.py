@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import os
 import socket
-from pathlib import Path
 
-from digitnet.commands.common import add_backend_option, console
+from digitnet.commands.common import add_backend_option, add_run_option, console
 from digitnet.errors import DigitnetError
 from digitnet.training import runs
 
 
 def register(sub) -> None:
     p = sub.add_parser("serve", help="serve a page to draw or upload digits, and a JSON API")
-    p.add_argument("run_dir", type=Path, metavar="RUN_DIR", nargs="?",
-                   help="a run directory (default: the latest under runs/)")
+    add_run_option(p)
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")

@@ -7,7 +7,7 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from digitnet import atomic
-from digitnet.commands.common import console
+from digitnet.commands.common import add_run_option, console
 from digitnet.datasets import SPECS, Dataset, load
 from digitnet.errors import DigitnetError
 from digitnet.inference.predictor import Predictor
@@ -21,10 +21,9 @@ DEFAULT_N = {"samples": 40, "predictions": 40, "errors": 30, "filters": 16}
 def register(sub) -> None:
     p = sub.add_parser("show", help="draw samples, predictions, mistakes, curves or filters as a PNG")
     p.add_argument("kind", choices=KINDS, metavar="KIND", help=" | ".join(KINDS))
-    p.add_argument("run_dir", type=Path, metavar="RUN_DIR", nargs="?",
-                   help="a run directory (default: the latest under runs/; samples need none)")
+    add_run_option(p, "; samples need none")
     p.add_argument("--out", type=Path, help="the PNG to write (default: RUN_DIR/KIND.png, "
-                   "or samples-DATASET.png here for samples without a run)")
+                   "or runs/samples-DATASET.png for samples without a run)")
     p.add_argument("--n", type=int, help="images to show (samples 40, predictions 40, errors 30); "
                    "for filters, feature maps per layer (16)")
     p.add_argument("--seed", type=int, default=0, help="which random images samples and predictions "
@@ -43,11 +42,12 @@ def run(args) -> int:
     if args.kind == "samples" and args.run_dir is None:
         dataset = args.dataset or "mnist"
         fig = samples(load(dataset, args.data_dir), n, args.seed)
-        out = args.out or Path(f"samples-{dataset}.png")
+        out = args.out or runs.DEFAULT_ROOT / f"samples-{dataset}.png"
     else:
         run_dir = runs.resolve_run_dir(args.run_dir)
         fig = DRAW[args.kind](run_dir, args, n)
         out = args.out or run_dir / f"{args.kind}.png"
+    out.parent.mkdir(parents=True, exist_ok=True)
     atomic.write_bytes(out, figures.to_png(fig))
     console().print(f"wrote {out}", soft_wrap=True, markup=False)
     return 0
@@ -87,7 +87,7 @@ def draw_errors(run_dir: Path, args, n: int) -> Figure:
 def draw_confusion(run_dir: Path, args, n: int) -> Figure:
     predictor, ds = Predictor.from_run(run_dir), run_dataset(run_dir, args)
     preds = inspection.predict(predictor, ds.x_test, ds.y_test)
-    return figures.confusion(preds.confusion(), ds.classes, f"{run_dir.name} on the {ds.name} test set")
+    return figures.confusion(preds.confusion(), ds.classes, figures.confusion_title(run_dir.name, ds.name))
 
 
 def draw_history(run_dir: Path, args, n: int) -> Figure:

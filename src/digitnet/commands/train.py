@@ -134,7 +134,7 @@ def run(args) -> int:
     out.print(f"test accuracy {metrics['test_accuracy']:.4f}  test loss {metrics['test_loss']:.4f}"
               f"  ({metrics['train_seconds']:.1f} s training, {metrics['precision']})")
     out.print(f"run saved in {run_dir}")
-    written = write_pictures(run_dir, metrics, get_spec(config.dataset).classes)
+    written = write_pictures(run_dir, metrics, config.dataset)
     out.print(f"pictures: {', '.join(map(str, written))}", soft_wrap=True, markup=False)
     return 0
 
@@ -150,10 +150,11 @@ def run_ensemble(config: TrainConfig, run_dir: Path | None, args, reporter: Cons
     return 0
 
 
-def write_pictures(run_dir: Path, metrics: dict, classes: tuple[str, ...]) -> list[Path]:
+def write_pictures(run_dir: Path, metrics: dict, dataset: str) -> list[Path]:
     """history.png and confusion.png from the metrics ``fit`` returned; their paths."""
     written = []
-    for name, fig in figures.training(metrics, classes, run_dir.name).items():
+    for name, fig in figures.training(metrics, get_spec(dataset).classes, run_dir.name,
+                                      dataset).items():
         atomic.write_bytes(run_dir / name, figures.to_png(fig))
         written.append(run_dir / name)
     return written

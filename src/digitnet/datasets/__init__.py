@@ -4,7 +4,8 @@
 >>> (x_train, y_train), (x_test, y_test) = mnist.load_data()
 """
 
+from digitnet.datasets import fashion_mnist, mnist
 from digitnet.datasets.registry import SPECS, get_spec
 from digitnet.datasets.sources import Dataset, load
 
-__all__ = ["SPECS", "Dataset", "get_spec", "load"]
+__all__ = ["SPECS", "Dataset", "fashion_mnist", "get_spec", "load", "mnist"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import math
+import textwrap
 from collections.abc import Sequence
 from typing import Any
 
@@ -42,8 +43,11 @@ def image_grid(images: np.ndarray, captions: Sequence[str], colors: Sequence[str
     cols = max(1, min(cols, n))
     rows = max(1, math.ceil(n / cols))
     caption_lines = max((c.count("\n") + 1 for c in captions), default=1)
-    fig = Figure(figsize=(cols * CELL, rows * (CELL + 0.17 * caption_lines) + 0.45),
-                 layout="constrained")
+    # A long title (a long run name) is wrapped to the grid's width rather than cut at its ends:
+    # 13-point bold takes about a tenth of an inch per character.
+    title = textwrap.fill(title, width=max(20, int(cols * CELL * 9)))
+    fig = Figure(figsize=(cols * CELL, rows * (CELL + 0.17 * caption_lines)
+                          + 0.25 + 0.22 * (title.count("\n") + 1)), layout="constrained")
     axes = fig.subplots(rows, cols, squeeze=False)
     for ax in axes.flat:
         ax.set_axis_off()
@@ -244,9 +248,16 @@ def run_history(metrics: dict[str, Any], name: str) -> Figure:
     return history(metrics["history"], per_epoch, f"Training of {name}")
 
 
-def training(metrics: dict[str, Any], classes: Sequence[str], name: str) -> dict[str, Figure]:
+def confusion_title(name: str, dataset: str) -> str:
+    """One title for the confusion matrix, whether ``train`` or ``show confusion`` draws it."""
+    return f"{name} on the {dataset} test set"
+
+
+def training(metrics: dict[str, Any], classes: Sequence[str], name: str,
+             dataset: str) -> dict[str, Figure]:
     """The pictures a finished training run leaves: ``history.png`` and ``confusion.png``."""
     return {
         "history.png": run_history(metrics, name),
-        "confusion.png": confusion(np.array(metrics["confusion"]), classes, f"Confusion matrix of {name}"),
+        "confusion.png": confusion(np.array(metrics["confusion"]), classes,
+                                   confusion_title(name, dataset)),
     }

@@ -157,7 +157,7 @@ def check_onnx(run_dir: str | Path, images: np.ndarray, labels: np.ndarray,
         raise DigitnetError(
             f"{path}: does not match the PyTorch model on {report.images} images (classes agree on "
             f"{report.agreement:.1%}, max probability difference {report.max_abs_diff:.1e} > "
-            f"{PARITY_TOLERANCE:.0e}); removed it, run 'digitnet export {run_dir}' again"
+            f"{PARITY_TOLERANCE:.0e}); removed it, run 'digitnet export --run {run_dir}' again"
         )
     _, data = runs.read_config(run_dir)
     runs.update_config(run_dir, export={**(data.get("export") or {}), "check": report.to_dict()})

@@ -72,14 +72,14 @@ def open_session(run_dir: Path, threads: int = 2):
 
     path = run_dir / ONNX_FILE
     if not path.is_file():
-        raise DigitnetError(f"{path}: missing; run 'digitnet export {run_dir}' to write it")
+        raise DigitnetError(f"{path}: missing; run 'digitnet export --run {run_dir}' to write it")
     try:
         session = ort.InferenceSession(str(path), session_options(threads),
                                        providers=["CPUExecutionProvider"])
     except Exception as e:  # onnxruntime's errors derive from Exception only, not RuntimeError
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise DigitnetError(f"{path}: not a readable ONNX model ({first[:160]}); "
-                            f"run 'digitnet export {run_dir}' again") from e
+                            f"run 'digitnet export --run {run_dir}' again") from e
     check_session(session, path, run_dir)
     return session
 
@@ -91,10 +91,10 @@ def check_session(session, path: Path, run_dir: Path) -> None:
     if ([i.name for i in inputs] != [INPUT_NAME] or [o.name for o in outputs] != [OUTPUT_NAME]
             or list(inputs[0].shape[1:]) != list(INPUT_SHAPE) or meta.get("format") != "digitnet"):
         raise DigitnetError(f"{path}: not a digitnet model (input/output or metadata differ); "
-                            f"run 'digitnet export {run_dir}' again")
+                            f"run 'digitnet export --run {run_dir}' again")
     if meta.get("weights_sha256") != weights_sha256(run_dir):
         raise DigitnetError(f"{path}: exported from other weights than {run_dir / runs.MODEL_FILE} "
-                            f"(stale or from another run); run 'digitnet export {run_dir}' again")
+                            f"(stale or from another run); run 'digitnet export --run {run_dir}' again")
 
 
 def run_session(session, x: np.ndarray) -> np.ndarray:

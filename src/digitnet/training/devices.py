@@ -59,8 +59,13 @@ def autocast(precision: str, device: torch.device) -> contextlib.AbstractContext
 
 
 def prefers_channels_last(device: torch.device, precision: str) -> bool:
-    """NHWC helps where bf16 convolutions run on tensor cores (CUDA); on CPU it only costs copies."""
-    return device.type == "cuda" and precision == "bf16"
+    """NHWC where it was measured faster: bf16 on CUDA tensor cores, and CPUs with native bf16
+    (AMX or AVX512-BF16), where a batch-32 step of the tutorial model took 11.5 ms instead of
+    13.8 in fp32 and 6.9 instead of 8.7 in bf16 (Xeon, 2 cores, medians of 3). On other CPUs it
+    has not been measured to pay, so it stays off there."""
+    if device.type == "cuda":
+        return precision == "bf16"
+    return device.type == "cpu" and cpu_has_native_bf16()
 
 
 def configure_threads(threads: int, deterministic: bool) -> int:

@@ -23,6 +23,7 @@ from torch import nn
 
 from digitnet.errors import DigitnetError
 from digitnet.inference import onnx_runtime
+from digitnet.inference.calibration import NOT_A_DIGIT_NAME
 from digitnet.models import probabilities
 from digitnet.preprocess import input_array
 from digitnet.training import runs
@@ -99,14 +100,15 @@ class Predictor:
     def classes(self) -> tuple[str, ...]:
         from digitnet.datasets import get_spec
 
-        return get_spec(self.config.dataset).classes
+        extra = (NOT_A_DIGIT_NAME,) if self.config.negatives else ()
+        return get_spec(self.config.dataset).classes + extra
 
     def probabilities(self, images: np.ndarray) -> np.ndarray:
         """float32 (N, 10) class probabilities for images as ``input_array`` accepts them."""
         x = input_array(images)
         run = self._onnx if self.backend == "onnx" else self._torch
         out = [run(x[i : i + self.batch_size]) for i in range(0, len(x), self.batch_size)]
-        return np.concatenate(out) if out else np.zeros((0, 10), np.float32)
+        return np.concatenate(out) if out else np.zeros((0, self.config.num_classes), np.float32)
 
     def _onnx(self, x: np.ndarray) -> np.ndarray:
         return onnx_runtime.run_session(self.session, x)

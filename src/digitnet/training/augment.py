@@ -1,8 +1,13 @@
-"""Data augmentation on whole batches: random affine warps plus elastic distortion.
+"""Data augmentation on whole batches: ``Augmentation`` (random affine warps plus elastic
+distortion) for MNIST itself, and ``WriterAugmentation`` for what differs between MNIST and
+people's digits (other writers' shapes, pens, scans, noise, bad crops), which the reader
+trains with. Each effect of the latter applies to a random fraction of the batch, so clean
+accuracy stays high; effects that dim the ink are followed by the stretch that preprocessing
+applies to real images (``restretch``), since the reader always sees preprocessed images.
 
 Everything is one ``F.affine_grid`` + one ``F.grid_sample`` per batch, so it costs about as much
 as a single small convolution. Randomness comes from torch's global RNG, which
-``hardware.seed_everything`` seeds and checkpoints save, so augmented runs are reproducible.
+``seeding.seed_everything`` seeds and checkpoints save, so augmented runs are reproducible.
 """
 
 from __future__ import annotations
@@ -55,3 +60,177 @@ def augment(x: torch.Tensor, aug: Augmentation | None = None) -> torch.Tensor:
     if aug.elastic_alpha:
         grid = grid + elastic_field(n, (h, w), aug, x.device).to(x.dtype)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+@dataclass(frozen=True)
+class WriterAugmentation:
+    """The reader's augmentation: other writers, pens, scans and crops (see ``writers``)."""
+
+    # geometry: every image gets a mild warp, a fraction `p_writer` a strong one (other writers)
+    mild_rotation: float = 8.0  # degrees either way
+    mild_shift: float = 1.5  # pixels either way
+    mild_scale: float = 0.08  # zoom factor in [1 - s, 1 + s]
+    p_writer: float = 0.5  # fraction warped like another writer's hand
+    rotation: float = 15.0  # degrees either way
+    slant: float = 0.35  # shear: x moves by slant * y (tan of the slant angle), either way
+    scale: tuple[float, float] = (0.75, 1.15)  # zoom factor (badly cropped or small digits)
+    aspect: float = 0.2  # one axis stretched by up to this fraction (narrow or wide writing)
+    shift: float = 3.0  # pixels either way (off-centre)
+    elastic_alpha: float = 1.2  # peak elastic displacement in pixels ...
+    elastic_grid: int = 5  # ... of a random field on a 5x5 lattice, smoothly upsampled
+    # pens: thicker (marker) or thinner (fine pen) strokes
+    p_thick: float = 0.15
+    p_thin: float = 0.15
+    # scans and photos
+    p_lowres: float = 0.1  # down- then up-sampled ...
+    lowres_side: tuple[int, int] = (10, 18)  # ... through a square this many pixels wide
+    p_blur: float = 0.1
+    blur_sigma: tuple[float, float] = (0.4, 1.2)  # pixels
+    p_noise: float = 0.1
+    noise_sigma: tuple[float, float] = (0.02, 0.15)  # of full white
+    # bad crops: one side of the ink cut off
+    p_crop: float = 0.05
+    crop_depth: tuple[float, float] = (2.0, 5.0)  # pixels cut from the ink's edge
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return writers(x, self)
+
+
+def _uniform(n: int, low: float, high: float, g: torch.Generator | None) -> torch.Tensor:
+    return low + (high - low) * torch.rand(n, generator=g)
+
+
+def _pick(n: int, p: float, g: torch.Generator | None) -> torch.Tensor:
+    """(n, 1, 1, 1) bool: which images an effect with probability p applies to."""
+    return (torch.rand(n, generator=g) < p).view(n, 1, 1, 1)
+
+
+def restretch(x: torch.Tensor) -> torch.Tensor:
+    """Scale each image so its brightest ink is white again, as preprocessing does."""
+    peak = x.amax(dim=(1, 2, 3), keepdim=True).clamp(min=0.2)
+    return (x / peak).clamp(0, 1)
+
+
+def geometry(x: torch.Tensor, a: WriterAugmentation, g: torch.Generator | None) -> torch.Tensor:
+    """Affine warp (rotation, slant, zoom, aspect, shift; mild for most images, strong for a
+    fraction) plus elastic distortion for the strong ones: one grid_sample for the batch."""
+    n = x.shape[0]
+    strong = torch.rand(n, generator=g) < a.p_writer
+    rot = torch.where(strong, _uniform(n, -a.rotation, a.rotation, g),
+                      _uniform(n, -a.mild_rotation, a.mild_rotation, g)) * math.pi / 180
+    shear = torch.where(strong, _uniform(n, -a.slant, a.slant, g), torch.zeros(n))
+    zoom = torch.where(strong, _uniform(n, *a.scale, g),
+                       _uniform(n, 1 - a.mild_scale, 1 + a.mild_scale, g))
+    stretch = torch.where(strong, _uniform(n, -a.aspect, a.aspect, g), torch.zeros(n))
+    sx, sy = zoom * (1 + stretch), zoom * (1 - stretch)
+    shift_px = torch.where(strong, torch.full((n,), a.shift), torch.full((n,), a.mild_shift))
+    shift = (torch.rand(n, 2, generator=g) * 2 - 1) * (shift_px / 14).unsqueeze(1)  # grid units
+    cos, sin = torch.cos(rot), torch.sin(rot)
+    # forward map = rotation @ shear @ scale; grid_sample needs its inverse (output -> input)
+    fwd = torch.zeros(n, 2, 2)
+    fwd[:, 0, 0], fwd[:, 0, 1] = cos * sx, (cos * shear - sin) * sy
+    fwd[:, 1, 0], fwd[:, 1, 1] = sin * sx, (sin * shear + cos) * sy
+    inv = torch.linalg.inv(fwd)
+    theta = torch.cat([inv, -(inv @ shift.unsqueeze(2))], dim=2)  # (n, 2, 3)
+    grid = F.affine_grid(theta, [n, 1, 28, 28], align_corners=False)  # (n, 28, 28, 2)
+    alpha = a.elastic_alpha / 14 * strong.float().view(n, 1, 1, 1)
+    coarse = torch.rand(n, 2, a.elastic_grid, a.elastic_grid, generator=g) * 2 - 1
+    field = F.interpolate(coarse, size=(28, 28), mode="bicubic", align_corners=True)
+    grid = grid + alpha.view(n, 1, 1, 1) * field.permute(0, 2, 3, 1)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+def dilate3(x: torch.Tensor) -> torch.Tensor:
+    """3x3 grey dilation as two separable maxima of shifted views (several times faster than
+    max_pool2d on one-channel images); the outside counts as background (0)."""
+    p = F.pad(x, (1, 1, 1, 1))
+    rows = torch.maximum(torch.maximum(p[..., :-2, :], p[..., 1:-1, :]), p[..., 2:, :])
+    return torch.maximum(torch.maximum(rows[..., :-2], rows[..., 1:-1]), rows[..., 2:])
+
+
+def erode3(x: torch.Tensor) -> torch.Tensor:
+    """3x3 grey erosion: dilation of the negative."""
+    return -dilate3(-x)
+
+
+def pen_width(x: torch.Tensor, a: WriterAugmentation, g: torch.Generator | None) -> torch.Tensor:
+    """Thicker (marker) or thinner (fine pen) strokes by grey dilation or erosion. Half-pixel
+    steps run at 2x resolution (finer than MNIST's pixels); a third of the thick ones get a
+    full pixel at 28x28."""
+    n = x.shape[0]
+    u = torch.rand(n, generator=g)
+    thick = torch.nonzero(u < a.p_thick).flatten()
+    thin = torch.nonzero((u >= a.p_thick) & (u < a.p_thick + a.p_thin)).flatten()
+    full = torch.rand(len(thick), generator=g) < 1 / 3
+    out = x.clone()
+
+    def at_2x(images: torch.Tensor, op) -> torch.Tensor:
+        big = F.interpolate(images, scale_factor=2, mode="bilinear", align_corners=False)
+        return F.avg_pool2d(op(big), 2)  # (k, 1, 28, 28)
+
+    out[thick] = torch.where(full.view(-1, 1, 1, 1), dilate3(x[thick]), at_2x(x[thick], dilate3))
+    out[thin] = restretch(at_2x(x[thin], erode3))
+    return out
+
+
+def low_resolution(x: torch.Tensor, a: WriterAugmentation, g: torch.Generator | None) -> torch.Tensor:
+    """Down- then up-sampling through one random size per batch (a coarse scan)."""
+    side = int(torch.randint(a.lowres_side[0], a.lowres_side[1] + 1, (1,), generator=g))
+    small = F.interpolate(x, size=(side, side), mode="area")
+    coarse = restretch(F.interpolate(small, size=(28, 28), mode="bilinear", align_corners=False))
+    return torch.where(_pick(x.shape[0], a.p_lowres, g), coarse, x)
+
+
+def blur(x: torch.Tensor, a: WriterAugmentation, g: torch.Generator | None) -> torch.Tensor:
+    """Gaussian blur (defocus), one sigma per image via a per-image 5x5 kernel (grouped conv)."""
+    n = x.shape[0]
+    sigma = _uniform(n, *a.blur_sigma, g).view(n, 1)
+    taps = torch.arange(-2, 3, dtype=x.dtype).view(1, 5)
+    k1 = torch.exp(-0.5 * (taps / sigma) ** 2)
+    k1 = k1 / k1.sum(dim=1, keepdim=True)  # (n, 5)
+    kernel = (k1.unsqueeze(2) * k1.unsqueeze(1)).unsqueeze(1)  # (n, 1, 5, 5)
+    blurred = F.conv2d(x.view(1, n, 28, 28), kernel, padding=2, groups=n).view_as(x)
+    return torch.where(_pick(n, a.p_blur, g), restretch(blurred), x)
+
+
+def noise(x: torch.Tensor, a: WriterAugmentation, g: torch.Generator | None) -> torch.Tensor:
+    """Sensor noise and compression speckle on and next to the strokes: preprocessing blanks
+    the background away from the ink, so only the noise near it survives."""
+    n = x.shape[0]
+    sigma = _uniform(n, *a.noise_sigma, g).view(n, 1, 1, 1)
+    near_ink = (dilate3(x) > 0.05).to(x.dtype)
+    noisy = (x + near_ink * sigma * torch.randn(x.shape, generator=g)).clamp(0, 1)
+    return torch.where(_pick(n, a.p_noise, g), noisy, x)
+
+
+def bad_crop(x: torch.Tensor, a: WriterAugmentation, g: torch.Generator | None) -> torch.Tensor:
+    """Cut a few pixels off one side of the ink (top, bottom, left or right), as a photo
+    cropped too tightly does."""
+    n = x.shape[0]
+    ink = x[:, 0] > 0.1  # (n, 28, 28)
+    pos = torch.arange(28, dtype=x.dtype)
+    rows, cols = ink.any(dim=2), ink.any(dim=1)  # (n, 28) each
+    big = torch.full_like(pos, 99.0)
+    top = torch.where(rows, pos, big).amin(1)
+    bottom = torch.where(rows, pos, -big).amax(1)
+    left = torch.where(cols, pos, big).amin(1)
+    right = torch.where(cols, pos, -big).amax(1)
+    depth = _uniform(n, *a.crop_depth, g)
+    side = torch.randint(0, 4, (n,), generator=g)
+    ys, xs = pos.view(1, 28, 1).expand(n, 28, 28), pos.view(1, 1, 28).expand(n, 28, 28)
+    coord = torch.where((side < 2).view(n, 1, 1), ys, xs)  # distance along the cut's axis
+    edge = torch.stack([top, bottom, left, right], 1).gather(1, side.view(n, 1)).view(n, 1, 1)
+    inward = torch.where(side % 2 == 0, 1.0, -1.0).view(n, 1, 1)  # top/left count down, else up
+    mask = (inward * (coord - edge) >= depth.view(n, 1, 1)).unsqueeze(1)  # (n, 1, 28, 28) kept
+    return torch.where(_pick(n, a.p_crop, g) & ~mask, torch.zeros_like(x), x)
+
+
+def writers(x: torch.Tensor, a: WriterAugmentation, g: torch.Generator | None = None) -> torch.Tensor:
+    """All effects in the order a picture meets them: the writer's hand, the pen, the crop,
+    the scanner or camera (resolution, blur), the sensor noise."""
+    x = geometry(x, a, g)
+    x = pen_width(x, a, g)
+    x = bad_crop(x, a, g)
+    x = low_resolution(x, a, g)
+    x = blur(x, a, g)
+    return noise(x, a, g)

@@ -56,6 +56,10 @@ class TrainConfig:
     label_smoothing: float = option(0.0, "cross-entropy label smoothing")
     ema: float = option(0.0, "decay of an exponential moving average of the weights; 0 = off")
     augment: bool = option(False, "random shifts, rotations, scaling and elastic distortion")
+    writers: bool = option(False, "train for other writers, pens and scans: strong warps and "
+                                  "slant, stroke width, low resolution, blur, noise, bad crops")
+    negatives: int = option(0, "add N 'not a digit' images (Fashion-MNIST, rendered letters, "
+                               "scribbles, shapes, specks) as an 11th class; 0 = none")
 
     # how to run it
     seed: int = option(0, "seed for weights, data order and dropout")
@@ -96,6 +100,7 @@ class TrainConfig:
         need(0 <= self.target_accuracy <= 1,
              f"--target-accuracy is a fraction in [0, 1], got {self.target_accuracy}")
         need(0 <= self.ema < 1, f"ema decay must be in [0, 1), got {self.ema}")
+        need(self.negatives >= 0, f"--negatives must be 0 or positive, got {self.negatives}")
         need(self.threads >= 0, f"--threads must be 0 (default) or positive, got {self.threads}")
 
     def to_dict(self) -> dict[str, Any]:
@@ -110,6 +115,15 @@ class TrainConfig:
                 f"config has unknown keys {sorted(unknown)}; was it written by a newer digitnet?"
             )
         return cls(**data)
+
+    @property
+    def num_classes(self) -> int:
+        """10 digits, plus class 10 ("not a digit") when trained with negatives."""
+        return 11 if self.negatives else 10
+
+    def model_kwargs(self) -> dict[str, Any]:
+        """Arguments of ``build_model`` for this config: its classes, then model_args."""
+        return {"num_classes": self.num_classes, **self.model_args}
 
     @classmethod
     def options(cls) -> list[dataclasses.Field]:

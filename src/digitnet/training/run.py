@@ -15,17 +15,20 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from digitnet.datasets import Dataset, load
 from digitnet.errors import DigitnetError
-from digitnet.evaluate import Evaluation, evaluate_sums, from_sums
+from digitnet.evaluate import Evaluation, evaluate_sums, from_sums, predict_logits
+from digitnet.inference import calibration
+from digitnet.inference.calibration import NOT_A_DIGIT, NOT_A_DIGIT_NAME
 from digitnet.models import build_model, count_parameters
 from digitnet.preprocess import input_tensor
-from digitnet.training import checkpoints, devices, distributed, runs, seeding
-from digitnet.training.augment import Augmentation
+from digitnet.training import checkpoints, devices, distributed, negatives, runs, seeding
+from digitnet.training.augment import Augmentation, WriterAugmentation
 from digitnet.training.config import TrainConfig
 from digitnet.training.epoch import (
     check_shards,
@@ -120,8 +123,10 @@ def set_up(config: TrainConfig) -> Setup:
     return Setup(device, ctx, precision, threads, channels_last)
 
 
-def make_split(ds: Dataset, config: TrainConfig, device: torch.device) -> Split:
-    """Apply --limit and --validation (the last N training images are held out)."""
+def make_split(ds: Dataset, config: TrainConfig, device: torch.device,
+               data_dir: str | Path | None = None) -> Split:
+    """Apply --limit and --validation (the last N training images are held out), and add
+    --negatives."""
     n = len(ds.x_train) if config.limit == 0 else min(config.limit, len(ds.x_train))
     if config.validation >= n:
         raise DigitnetError(
@@ -130,14 +135,32 @@ def make_split(ds: Dataset, config: TrainConfig, device: torch.device) -> Split:
     x, y = input_tensor(ds.x_train[:n], device), torch.from_numpy(ds.y_train[:n]).long().to(device)
     x_test = input_tensor(ds.x_test, device)
     y_test = torch.from_numpy(ds.y_test).long().to(device)
-    if config.validation:
-        cut = n - config.validation
-        return Split(x[:cut], y[:cut], x[cut:], y[cut:], x_test, y_test, "val")
-    return Split(x, y, x_test, y_test, x_test, y_test, "test")
+    if not config.validation:
+        x, y = with_negatives(x, y, config.negatives, config, data_dir, seed=0)
+        return Split(x, y, x_test, y_test, x_test, y_test, "test")
+    cut = n - config.validation
+    # The validation split gets negatives in the training share's proportion, from another seed.
+    x_val, y_val = with_negatives(x[cut:], y[cut:], config.negatives * config.validation // cut,
+                                  config, data_dir, seed=1)
+    x, y = with_negatives(x[:cut], y[:cut], config.negatives, config, data_dir, seed=0)
+    return Split(x, y, x_val, y_val, x_test, y_test, "val")
+
+
+def with_negatives(x: torch.Tensor, y: torch.Tensor, n: int, config: TrainConfig,
+                   data_dir: str | Path | None, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(x, y) with ``n`` "not a digit" images (class 10) appended; the test set never gets any,
+    so its figure stays MNIST's. Fashion-MNIST's training images and rendered letters,
+    scribbles, shapes and specks, drawn from (config.seed, seed)."""
+    if n == 0:
+        return x, y
+    fashion = load("fashion-mnist", data_dir).x_train
+    rng = np.random.default_rng([config.seed, seed])
+    images = input_tensor(negatives.pool(n, fashion, rng), x.device)
+    return torch.cat([x, images]), torch.cat([y, torch.full((len(images),), NOT_A_DIGIT, device=y.device)])
 
 
 def build_learner(config: TrainConfig, setup: Setup) -> Learner:
-    model = build_model(config.model, **config.model_args).to(setup.device)
+    model = build_model(config.model, **config.model_kwargs()).to(setup.device)
     if setup.channels_last:
         model = model.to(memory_format=torch.channels_last)
     seeding.seed_streams(config.seed, setup.ctx.rank)  # each process its own dropout masks
@@ -228,12 +251,20 @@ def measure(model: nn.Module, x: torch.Tensor, y: torch.Tensor, config: TrainCon
     share = -(-len(x) // ctx.world_size)  # the largest share: every process asks equally often
     x, y = x[ctx.rank :: ctx.world_size], y[ctx.rank :: ctx.world_size]
     chunk = 4 * config.eval_batch_size
-    sums = evaluate_sums(model, x[:0], y[:0])  # zeros of the right length
+    sums = torch.zeros(1 + config.num_classes ** 2, dtype=torch.float64, device=x.device)
     for i in range(0, max(share, 1), chunk):
         if stop.requested():
             return None
-        sums += evaluate_sums(model, x[i : i + chunk], y[i : i + chunk], config.eval_batch_size)
+        if i < len(x):
+            sums += evaluate_sums(model, x[i : i + chunk], y[i : i + chunk], config.eval_batch_size)
     return from_sums(distributed.all_reduce_sum(sums, ctx))
+
+
+def augmentation(config: TrainConfig):
+    """What each batch goes through before the step: the reader's effects, MNIST's, or none."""
+    if config.writers:
+        return WriterAugmentation()
+    return Augmentation() if config.augment else None
 
 
 def epoch_hooks(run_dir: Path, config: TrainConfig, setup: Setup, learner: Learner,
@@ -265,7 +296,7 @@ def train_steps(run_dir: Path, config: TrainConfig, setup: Setup, learner: Learn
         autocast=setup.autocast, label_smoothing=config.label_smoothing,
         rank=setup.ctx.rank, world_size=setup.ctx.world_size,
         after_step=epoch_hooks(run_dir, config, setup, learner, position, reporter, stop, steps),
-        transform=Augmentation() if config.augment else None,
+        transform=augmentation(config),
     )
     position.seconds += time.perf_counter() - started
     position.step = first + result.steps
@@ -311,9 +342,27 @@ def train_epochs(run_dir: Path, config: TrainConfig, setup: Setup, learner: Lear
             break
 
 
+def class_names(ds: Dataset, config: TrainConfig) -> tuple[str, ...]:
+    return ds.classes + ((NOT_A_DIGIT_NAME,) if config.negatives else ())
+
+
+def calibrate(model: nn.Module, split: Split, config: TrainConfig) -> dict[str, float]:
+    """Fit the temperature and the verdict's thresholds on the validation split, fold the
+    temperature into ``model``, and return them with the calibration error before and after."""
+    logits = predict_logits(model, split.x_eval, config.eval_batch_size)  # (N, classes)
+    verdict = calibration.choose_verdict(logits, split.y_eval)
+    before = calibration.ece(torch.softmax(logits, 1), split.y_eval)
+    after = calibration.ece(torch.softmax(logits / verdict.temperature, 1), split.y_eval)
+    calibration.fold_temperature(model, verdict.temperature)
+    return {"temperature": verdict.temperature, "reject": verdict.reject, "close": verdict.close,
+            "val_ece_before": before, "val_ece_after": after}
+
+
 def finish(run_dir: Path, config: TrainConfig, setup: Setup, learner: Learner, split: Split,
            position: Position, ds: Dataset, stop: StopRequest) -> dict[str, Any]:
-    """Test the final model (in fp32, as ``digitnet evaluate`` does), save it and the metrics."""
+    """Calibrate on the validation split (if any), test the final model (in fp32, as
+    ``digitnet evaluate`` does), save it and the metrics."""
+    calibrated = calibrate(learner.final, split, config) if split.eval_name == "val" else None
     test = measure(learner.final, split.x_test, split.y_test, config, setup, stop)
     if test is None:  # the checkpoint after the last epoch is already saved
         raise Interrupted(run_dir, position.epoch, 0)
@@ -330,7 +379,8 @@ def finish(run_dir: Path, config: TrainConfig, setup: Setup, learner: Learner, s
         "world_size": setup.ctx.world_size,
         "device": setup.device.type,
         "threads": setup.threads,
-        "per_class_accuracy": test.to_dict(ds.classes)["per_class_accuracy"],
+        "per_class_accuracy": test.to_dict(class_names(ds, config))["per_class_accuracy"],
+        "calibration": calibrated,
         "confusion": test.confusion.tolist(),
         "history": position.history,
     }
@@ -354,7 +404,7 @@ def fit(config: TrainConfig, run_dir: Path | None = None, *,
     if run_dir is None:
         run_dir = Path(distributed.broadcast_object(str(runs.new_run_dir(config.dataset)), setup.ctx))
     ds = dataset or load(config.dataset, data_dir)
-    split = make_split(ds, config, setup.device)
+    split = make_split(ds, config, setup.device, data_dir)
     check_shards(len(split.x_train), config.batch_size, setup.ctx.world_size)
     steps = steps_per_epoch(len(split.x_train), config.batch_size)
 

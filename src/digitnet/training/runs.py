@@ -168,7 +168,7 @@ def load_model(run_dir: str | Path, device: str = "cpu") -> tuple[nn.Module, Tra
     path = Path(run_dir) / MODEL_FILE
     tensors, _ = read_safetensors(path, "weights")
     try:
-        model = build_model(config.model, **config.model_args)
+        model = build_model(config.model, **config.model_kwargs())
     except TypeError as e:
         raise DigitnetError(f"{run_dir}/{CONFIG_FILE}: model_args do not fit the {config.model} "
                             f"architecture ({e}); the file was edited or is damaged") from e

@@ -1,0 +1,108 @@
+"""Honest confidence: temperature scaling, expected calibration error, and the verdict rule
+that turns a reader's 11 probabilities into "7", "4 or 9?" or "not a digit".
+
+The temperature is fitted on a validation split after training and folded into the model's
+last layer (``fold_temperature``), so every runtime (PyTorch, ONNX, a browser) gives the
+calibrated probabilities without knowing about it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+NOT_A_DIGIT = 10  # the reader's class for everything that is not a digit
+NOT_A_DIGIT_NAME = "not a digit"
+
+
+def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    """The T > 0 minimising the NLL of softmax(logits / T): a grid over log T, then a finer grid
+    around the best point (one parameter, so a search is simpler and as good as LBFGS)."""
+    def nll(t: torch.Tensor) -> torch.Tensor:  # (k,) temperatures -> (k,) mean NLL
+        return torch.stack([F.cross_entropy(logits / ti, labels) for ti in t])
+
+    grid = torch.logspace(-1, 1, 81, base=10.0)  # 0.1 .. 10
+    best = grid[nll(grid).argmin()]
+    fine = best * torch.logspace(-0.03, 0.03, 61, base=10.0)
+    return float(fine[nll(fine).argmin()])
+
+
+def ece(probs: torch.Tensor, labels: torch.Tensor, bins: int = 15) -> float:
+    """Expected calibration error of the top class: the mean |accuracy - confidence| over 15
+    equal-width confidence bins, weighted by how many answers fall in each."""
+    conf, pred = probs.max(dim=1)
+    correct = (pred == labels).float()
+    which = torch.clamp((conf * bins).long(), max=bins - 1)
+    gap = torch.zeros(bins).index_add_(0, which, correct - conf)
+    return float(gap.abs().sum() / len(conf))
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Thresholds of the verdict rule, chosen on validation data only."""
+
+    temperature: float = 1.0  # already folded into the saved model; kept as a record
+    reject: float = 0.5  # "not a digit" when P(not a digit) >= reject (or when it wins outright)
+    close: float = 0.3  # "a or b?" when the runner-up digit has >= close x the top digit's probability
+
+
+def decide(probs: torch.Tensor, v: Verdict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(N, 11) probabilities -> (answer, runner_up, unsure), each (N,).
+
+    answer is the digit, or NOT_A_DIGIT; runner_up is the second most likely digit; unsure
+    marks digits whose runner-up is close enough to name both ("4 or 9?").
+    """
+    digits = probs[:, :NOT_A_DIGIT]
+    top2 = digits.topk(2, dim=1)
+    if probs.shape[1] > NOT_A_DIGIT:
+        rejected = (probs[:, NOT_A_DIGIT] >= v.reject) | (probs.argmax(dim=1) == NOT_A_DIGIT)
+    else:  # a model without the 11th class never says "not a digit"
+        rejected = torch.zeros(len(probs), dtype=torch.bool)
+    answer = torch.where(rejected, NOT_A_DIGIT, top2.indices[:, 0])
+    unsure = ~rejected & (top2.values[:, 1] >= v.close * top2.values[:, 0])
+    return answer, top2.indices[:, 1], unsure
+
+
+def describe(answer: int, runner_up: int, unsure: bool) -> str:
+    """One verdict as a person reads it: "7", "4 or 9?" or "not a digit"."""
+    if answer == NOT_A_DIGIT:
+        return "not a digit"
+    return f"{answer} or {runner_up}?" if unsure else str(answer)
+
+
+def choose_verdict(logits: torch.Tensor, labels: torch.Tensor, accept: float = 0.995,
+                   sure_accuracy: float = 0.995) -> Verdict:
+    """Fit the temperature, then the thresholds on validation logits (N, 11) and labels (N,):
+
+    - reject: the lowest threshold that still accepts ``accept`` of the real digits, so that
+      as many negatives as possible are refused at that acceptance;
+    - close: the highest ratio (fewest "a or b?") at which the digits answered without doubt
+      are right ``sure_accuracy`` of the time.
+    """
+    t = fit_temperature(logits, labels)
+    probs = torch.softmax(logits.float() / t, dim=1)
+    is_digit = labels != NOT_A_DIGIT
+    reject = 1.0
+    if probs.shape[1] > NOT_A_DIGIT:
+        p_not = probs[is_digit, NOT_A_DIGIT].sort().values
+        reject = float(p_not[min(len(p_not) - 1, int(accept * len(p_not)))]) + 1e-6
+        reject = min(max(reject, 0.05), 0.95)
+    close = 0.05
+    for ratio in torch.linspace(1.0, 0.05, 96).tolist():  # from fewest to most "unsure"
+        answer, _, unsure = decide(probs[is_digit], Verdict(t, reject, ratio))
+        sure = ~unsure & (answer != NOT_A_DIGIT)
+        if (answer[sure] == labels[is_digit][sure]).float().mean() >= sure_accuracy:
+            close = ratio
+            break
+    return Verdict(t, reject, close)
+
+
+@torch.no_grad()
+def fold_temperature(model: nn.Module, temperature: float) -> None:
+    """Divide the last linear layer by ``temperature``: its logits become logits / T."""
+    head = [m for m in model.modules() if isinstance(m, nn.Linear)][-1]
+    head.weight.div_(temperature)
+    head.bias.div_(temperature)

@@ -52,18 +52,19 @@ def photos(mnist, tmp_path_factory):
             paths.append(write(folder / f"p{k:03d}.jpg", image, cv2.IMWRITE_JPEG_QUALITY, 95))
         else:
             paths.append(write(folder / f"p{k:03d}.png", image))
-    return paths, mnist.y_test[idx]
+    return paths, mnist.y_test[idx], mnist.x_test[idx]
 
 
 def test_accuracy_on_rendered_photos(predictor, photos, tmp_path):
-    # The 12,000-image, 2-epoch fixture model: measured 0.955 on these 200 photos (0.975 on
-    # the same digits clean); the full benchmark (bench/photos.py) uses a 3-epoch model.
-    paths, labels = photos
+    """Reading photos costs little accuracy: the shared one-epoch fixture model read 0.905 of
+    these 200 photos and 0.93 of the same digits clean; bench/photos.py measures a full model."""
+    paths, labels, clean = photos
     predictions, errors = predict_files(predictor, paths, top_k=3, debug_dir=tmp_path / "seen")
     assert errors == []
     assert [p.path for p in predictions] == paths
     accuracy = np.mean([p.digit == y for p, y in zip(predictions, labels, strict=True)])
-    assert accuracy >= 0.92
+    clean_accuracy = np.mean(predictor.probabilities(clean).argmax(1) == labels)
+    assert accuracy >= clean_accuracy - 0.04 and accuracy >= 0.88
     p = predictions[0]
     assert [d for d, _ in p.top_k][0] == p.digit and len(p.top_k) == 3
     assert p.top_k[0][1] >= p.top_k[1][1] >= p.top_k[2][1]

@@ -79,7 +79,7 @@ def test_history_plot_shows_the_recorded_figures(trained_run):
     epochs = metrics["history"]["epochs"]
     assert list(lines["test, end of epoch"].get_ydata()) == [e["test_accuracy"] for e in epochs]
     steps = metrics["history"]["steps"]
-    assert len(lines["train, per step"].get_xdata()) == len(steps) > 5
+    assert len(lines["train, per step"].get_xdata()) == len(steps) >= 3
     assert lines["train, per step"].get_xdata()[-1] <= len(epochs)  # steps are placed in epochs
     decode(figures.to_png(fig))
 

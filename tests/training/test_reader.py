@@ -50,7 +50,8 @@ def test_verdict_names_not_a_digit_and_close_pairs():
                           [0.0] * 4 + [0.5] + [0.0] * 4 + [0.4] + [0.1],  # 4 or 9?
                           [0.02] * 10 + [0.8]])  # not a digit
     answer, runner_up, unsure = calibration.decide(probs, v)
-    said = [calibration.describe(int(a), int(r), bool(u)) for a, r, u in zip(answer, runner_up, unsure, strict=True)]
+    said = [calibration.describe(int(a), int(r), bool(u))
+            for a, r, u in zip(answer, runner_up, unsure, strict=True)]
     assert said == ["7", "4 or 9?", "not a digit"]
 
 

@@ -110,6 +110,7 @@ class Position:
     seconds: float = 0.0
     history: dict[str, Any] = field(default_factory=lambda: {"epochs": [], "steps": []})
     tally: EpochTally = field(default_factory=EpochTally)
+    evaluation: Evaluation | None = None  # the last epoch's, not saved: finish may reuse it
 
 
 def set_up(config: TrainConfig) -> Setup:
@@ -310,6 +311,7 @@ def end_epoch(config: TrainConfig, setup: Setup, learner: Learner, split: Split,
     measured = measure(learner.final, split.x_eval, split.y_eval, config, setup, stop)
     if measured is None:
         return None
+    position.evaluation = measured
     loss_sum, correct, images = position.tally.total(setup.ctx, setup.device)
     return {
         "epoch": position.epoch + 1,
@@ -363,7 +365,9 @@ def finish(run_dir: Path, config: TrainConfig, setup: Setup, learner: Learner, s
     """Calibrate on the validation split (if any), test the final model (in fp32, as
     ``digitnet evaluate`` does), save it and the metrics."""
     calibrated = calibrate(learner.final, split, config) if split.eval_name == "val" else None
-    test = measure(learner.final, split.x_test, split.y_test, config, setup, stop)
+    test = position.evaluation  # the last epoch was measured on the test set: the same figure
+    if split.eval_name == "val" or test is None:
+        test = measure(learner.final, split.x_test, split.y_test, config, setup, stop)
     if test is None:  # the checkpoint after the last epoch is already saved
         raise Interrupted(run_dir, position.epoch, 0)
     metrics = {

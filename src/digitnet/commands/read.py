@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from digitnet.commands.common import add_backend_option
+from digitnet.inference.files import with_path
 from digitnet.inference.predictor import Predictor
 from digitnet.vision import imaging
 from digitnet.vision.numbers import read_number
@@ -26,9 +27,10 @@ def run(args) -> int:
     predictor = Predictor.from_run(args.run_dir, backend=args.backend)
     image = imaging.load(args.image)
     try:
-        reading = read_number(image, predictor)
+        with imaging.opencv_errors(str(args.image)):
+            reading = read_number(image, predictor)
     except imaging.ImageError as e:
-        raise imaging.ImageError(f"{args.image}: {e}", e.kind) from e
+        raise imaging.ImageError(with_path(str(args.image), e), e.kind) from e
     if args.json:
         print(json.dumps({"path": str(args.image), "text": reading.text,
                           "digits": [d.to_dict() for d in reading.digits]}))

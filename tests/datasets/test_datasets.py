@@ -136,7 +136,27 @@ def test_refuses_mismatched_counts(tmp_path, tiny):
     spec, payloads = tiny
     payloads = dict(payloads, **{"train-labels-idx1-ubyte": idx_bytes(np.zeros(5, np.uint8))})
     write_dataset(tmp_path, payloads)
-    assert "6 train images but 5 labels" in refuse(tmp_path, spec)
+    message = refuse(tmp_path, spec)
+    assert "6 train images but 5 labels" in message
+    assert message.startswith(str(tmp_path / "train-labels-idx1-ubyte.gz"))
+
+
+def test_mismatched_counts_name_the_file_that_was_swapped(tmp_path, tiny):
+    spec, payloads = tiny
+    # the test labels copied over the train labels: the train labels file is the wrong one
+    swapped = dict(payloads, **{"train-labels-idx1-ubyte": payloads["t10k-labels-idx1-ubyte"]})
+    write_dataset(tmp_path, swapped)
+    message = refuse(tmp_path, spec)
+    assert message.startswith(f"{tmp_path / 'train-labels-idx1-ubyte.gz'}: 6 train images but 4 labels")
+    assert "t10k-labels-idx1-ubyte" in message and "replace it" in message
+
+
+def test_mismatched_counts_blame_the_images_when_the_labels_are_original(tmp_path, tiny):
+    spec, payloads = tiny
+    seven = idx_bytes(tiny_arrays(n_test=7)["t10k-images-idx3-ubyte"])
+    swapped = dict(payloads, **{"t10k-images-idx3-ubyte": seven})
+    write_dataset(tmp_path, swapped)
+    assert refuse(tmp_path, spec).startswith(f"{tmp_path / 't10k-images-idx3-ubyte.gz'}: 7 test images")
 
 
 def test_refuses_wrong_checksum(tmp_path, tiny):

@@ -67,3 +67,18 @@ def test_opencv_failures_in_preprocessing_are_a_422_not_a_500(client, monkeypatc
         r = post(client, route, checkerboard(40, 40))
         assert r.status_code == 422, r.text
         assert "cannot process this image" in r.json()["detail"]
+
+
+@pytest.mark.parametrize("body, content_type", [
+    (b"".join(b"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"%d.png\"\r\n\r\nx\r\n" % i
+              for i in range(2)) + b"--b--\r\n", "multipart/form-data; boundary=b"),  # two files
+    (b"anything", "multipart/form-data"),  # no boundary at all
+    (b"".join(b"--b\r\nContent-Disposition: form-data; name=\"f%d\"\r\n\r\nv\r\n" % i for i in range(20))
+     + b"--b--\r\n", "multipart/form-data; boundary=b"),  # more fields than allowed
+], ids=["two-files", "no-boundary", "too-many-fields"])
+def test_malformed_multipart_is_the_documented_422(client, body, content_type):
+    r = client.post("/api/predict", content=body, headers={"content-type": content_type})
+    assert r.status_code == 422, r.text
+    assert r.json()["detail"].startswith("malformed multipart body")
+    documented = client.get("/openapi.json").json()["paths"]["/api/predict"]["post"]["responses"]
+    assert "malformed multipart" in documented["422"]["description"]

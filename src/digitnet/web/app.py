@@ -42,8 +42,9 @@ PAGE_HEADERS = {
 ERRORS = {
     413: {"model": ErrorOut, "description": "the request body is over the size limit"},
     415: {"model": ErrorOut, "description": "the body is not an image (or not multipart/JSON)"},
-    422: {"model": ErrorOut, "description": "a corrupt, empty or too large image, or a JSON body "
-                                            "of the wrong shape"},
+    422: {"model": ErrorOut, "description": "a corrupt, empty, too large or out-of-bounds image "
+                                            "(too thin, too many marks or digits), a JSON body of "
+                                            "the wrong shape, or a malformed multipart body"},
 }
 
 

@@ -82,3 +82,16 @@ def test_malformed_multipart_is_the_documented_422(client, body, content_type):
     assert r.json()["detail"].startswith("malformed multipart body")
     documented = client.get("/openapi.json").json()["paths"]["/api/predict"]["post"]["responses"]
     assert "malformed multipart" in documented["422"]["description"]
+
+
+def test_docs_pages_load_their_assets_from_this_server(client):
+    import re
+
+    for page in ("/docs", "/redoc"):
+        html = client.get(page)
+        assert html.status_code == 200
+        assets = re.findall(r"""(?:src|href)=["']([^"']+\.(?:js|css))["']""", html.text)
+        assert assets, html.text
+        for url in assets:
+            assert url.startswith("/"), f"{page} loads {url} from elsewhere"
+            assert client.get(url).status_code == 200, url

@@ -1,6 +1,7 @@
 # Two commands do all set-up on a fresh machine:
 #   make run    create .venv, install, train the tutorial model for one epoch and evaluate it
 #   make test   install with test extras and run the whole suite (make test-fast: the inner loop)
+#   make lock   refresh constraints.txt, the pinned versions both install from
 PY ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
@@ -10,19 +11,20 @@ ifneq ($(wildcard $(SHARED_DATA)/mnist),)
 export DIGITNET_DATA ?= $(SHARED_DATA)
 endif
 
-.PHONY: run test test-fast lint bench clean chromium
+.PHONY: run test test-fast lint lock bench clean chromium
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-# torch is pinned to the CPU build in pyproject.toml; the stamps re-install when it changes.
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e .
+# Every package is installed at the version pinned in constraints.txt (torch at its CPU build),
+# so two machines test the same code; the stamps re-install when either file changes.
+$(VENV)/.installed: pyproject.toml constraints.txt | $(BIN)/python
+	$(BIN)/pip install -q -c constraints.txt -e .
 	touch $@
 
-$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e ".[test]"
+$(VENV)/.installed-test: pyproject.toml constraints.txt | $(BIN)/python
+	$(BIN)/pip install -q -c constraints.txt -e ".[test]"
 	touch $(VENV)/.installed $@
 
 run: $(VENV)/.installed
@@ -37,16 +39,31 @@ test: $(VENV)/.installed-test chromium
 	$(BIN)/ruff check .
 	$(BIN)/pytest
 
-# The browser tests drive Debian's Chromium; install it when absent and we may (root with apt-get).
-# Otherwise those tests skip and say why.
+# The browser tests drive Debian's Chromium; install it (without the recommended extras: fonts,
+# drivers, desktop integration) when absent and we may (root with apt-get). When it cannot be
+# installed, say so and go on: only the browser tests skip, and say why.
 chromium:
-	@if [ ! -x /usr/bin/chromium ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	@if [ -x /usr/bin/chromium ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && apt-get update -qq \
+		&& DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; then \
+		echo "installed Chromium for the browser tests"; \
+	else \
+		echo "Chromium could not be installed (needs root and apt-get); the browser tests will skip"; \
 	fi
 
 # The inner loop: everything but the slow and browser tests, in under a minute.
 test-fast: $(VENV)/.installed-test
 	$(BIN)/pytest -m "not slow and not browser" -q
+
+# make lock: refresh constraints.txt to the newest versions pyproject.toml allows (run it after
+# changing a dependency, run the tests, then commit constraints.txt).
+lock: | $(BIN)/python
+	$(BIN)/pip install -q --upgrade -e ".[test]"
+	{ echo "# Every package the project and its test extras install, pinned: 'make lock' rewrites it."; \
+	  echo "# The Makefile installs with 'pip install -c constraints.txt', so a fresh machine gets these."; \
+	  $(BIN)/pip freeze --exclude-editable; } > constraints.txt.tmp
+	mv constraints.txt.tmp constraints.txt
+	touch $(VENV)/.installed $(VENV)/.installed-test
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .

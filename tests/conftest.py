@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+
+# pytest-socket (pyproject's addopts) blocks this process's connections off the machine; npm
+# runs in a subprocess, so it is told to use its cache only.
+os.environ["NPM_CONFIG_OFFLINE"] = "true"  # npm reads its config case-insensitively
 
 from digitnet.datasets import Dataset, load
 from digitnet.errors import DigitnetError

@@ -7,6 +7,8 @@ import shutil
 import subprocess
 import sys
 
+import cv2
+import numpy as np
 import pytest
 
 from digitnet.training import runs
@@ -61,3 +63,16 @@ def test_python_dash_m_entry_point():
     result = subprocess.run([sys.executable, "-m", "digitnet", "--version"],
                             capture_output=True, text=True, check=True)
     assert result.stdout.startswith("digitnet ")
+
+
+@pytest.mark.parametrize("shape", [(2, 2), (2, 40), (3, 4000)])
+def test_read_of_a_tiny_or_thin_image_answers_or_refuses_in_one_line(cli, trained_run, tmp_path, shape):
+    image = ((np.indices(shape).sum(axis=0) % 2) * 255).astype(np.uint8)
+    path = tmp_path / "odd.png"
+    cv2.imwrite(str(path), image)
+    code, out, err = cli("read", trained_run, path)
+    assert "Traceback" not in err
+    if code:
+        assert err.strip().count("\n") == 0 and str(path) in err
+    else:
+        assert out.strip()

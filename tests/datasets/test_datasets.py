@@ -68,13 +68,13 @@ def tiny(tmp_path, monkeypatch):
 
 # --- the real files -----------------------------------------------------------------------
 
-def test_mnist_load_data_matches_keras(mnist):
+def test_mnist_load_data_gives_the_shapes_dtypes_and_known_first_values(mnist):
     (x_train, y_train), (x_test, y_test) = mnist_api.load_data()
     assert x_train.shape == (60000, 28, 28) and x_train.dtype == np.uint8
     assert y_train.shape == (60000,) and y_train.dtype == np.uint8
     assert x_test.shape == (10000, 28, 28) and x_test.dtype == np.uint8
     assert y_test.shape == (10000,) and y_test.dtype == np.uint8
-    # What keras.datasets.mnist.load_data() gives for the same files.
+    # Known values of the original files (Keras is not run: it needs a backend the tests lack).
     assert y_train[:10].tolist() == [5, 0, 4, 1, 9, 2, 1, 3, 1, 4]
     assert y_test[:5].tolist() == [7, 2, 1, 0, 4]
     assert int(x_train[0].sum()) == 27525
@@ -136,7 +136,27 @@ def test_refuses_mismatched_counts(tmp_path, tiny):
     spec, payloads = tiny
     payloads = dict(payloads, **{"train-labels-idx1-ubyte": idx_bytes(np.zeros(5, np.uint8))})
     write_dataset(tmp_path, payloads)
-    assert "6 train images but 5 labels" in refuse(tmp_path, spec)
+    message = refuse(tmp_path, spec)
+    assert "6 train images but 5 labels" in message
+    assert message.startswith(str(tmp_path / "train-labels-idx1-ubyte.gz"))
+
+
+def test_mismatched_counts_name_the_file_that_was_swapped(tmp_path, tiny):
+    spec, payloads = tiny
+    # the test labels copied over the train labels: the train labels file is the wrong one
+    swapped = dict(payloads, **{"train-labels-idx1-ubyte": payloads["t10k-labels-idx1-ubyte"]})
+    write_dataset(tmp_path, swapped)
+    message = refuse(tmp_path, spec)
+    assert message.startswith(f"{tmp_path / 'train-labels-idx1-ubyte.gz'}: 6 train images but 4 labels")
+    assert "t10k-labels-idx1-ubyte" in message and "replace it" in message
+
+
+def test_mismatched_counts_blame_the_images_when_the_labels_are_original(tmp_path, tiny):
+    spec, payloads = tiny
+    seven = idx_bytes(tiny_arrays(n_test=7)["t10k-images-idx3-ubyte"])
+    swapped = dict(payloads, **{"t10k-images-idx3-ubyte": seven})
+    write_dataset(tmp_path, swapped)
+    assert refuse(tmp_path, spec).startswith(f"{tmp_path / 't10k-images-idx3-ubyte.gz'}: 7 test images")
 
 
 def test_refuses_wrong_checksum(tmp_path, tiny):

@@ -35,8 +35,9 @@ TEST_IMAGES = 1000  # the runs measure on the first 1,000 test images: enough to
 # (measured: up to 2.7e-3 after these 16 steps with Adam at lr 1e-3).
 DROPLESS = dict(limit=1000, batch_size=64, epochs=1, precision="fp32", optimizer="sgd", lr=0.05,
                 model_args={"dropout_conv": 0.0, "dropout_dense": 0.0})
-# Measured: with SGD, 2-process and 1-process weights differ by at most 1.1e-7 after 16 steps.
-WEIGHT_TOLERANCE = 1e-5
+# Measured: with SGD, 2-process and 1-process weights differ by at most 3.0e-8 after 16 steps
+# (torch 2.13, CPU, gloo). The README promises 1e-7; the test holds it to that promise.
+WEIGHT_TOLERANCE = 1e-7
 
 
 def launch(jobs: list[dict], folder: Path, nproc: int) -> subprocess.CompletedProcess:

@@ -187,3 +187,11 @@ def test_blank_images_are_blank(make):
     with pytest.raises(imaging.ImageError) as e:
         imaging.to_mnist(make())
     assert e.value.kind == "blank"
+
+
+def test_decode_refuses_images_thinner_than_the_aspect_limit_from_the_header():
+    thin = cv2.imencode(".png", np.zeros((3, 4000), np.uint8))[1].tobytes()
+    with pytest.raises(imaging.ImageBoundsError, match="4000x3 pixels.*crop it"):
+        imaging.decode(thin)
+    square_enough = cv2.imencode(".png", np.zeros((10, 10 * imaging.MAX_ASPECT), np.uint8))[1].tobytes()
+    assert imaging.decode(square_enough).shape == (10, 10 * imaging.MAX_ASPECT)

@@ -92,3 +92,49 @@ def test_blank_line_is_blank(predictor):
     with pytest.raises(imaging.ImageError) as e:
         numbers.read_number(np.full((80, 300, 3), 220, np.uint8), predictor)
     assert e.value.kind == "blank"
+
+
+class UniformModel:
+    """Ten equal probabilities for every image: tests the segmentation, not the classifier."""
+
+    def probabilities(self, images: np.ndarray) -> np.ndarray:
+        return np.full((len(images), 10), 0.1, np.float32)
+
+
+def checkerboard(h: int, w: int) -> np.ndarray:
+    return ((np.indices((h, w)).sum(axis=0) % 2) * 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("image", [
+    checkerboard(2, 2),
+    np.tile(np.r_[np.zeros(20), np.full(20, 255)].astype(np.uint8), (2, 1)),  # a 2x40 bar
+    (np.arange(50) % 7 < 3).astype(np.uint8)[None] * 255,  # a 1 px line of dashes
+    np.zeros((3, 3), np.uint8) + np.eye(3, dtype=np.uint8) * 255,
+], ids=["checker-2x2", "bar-2x40", "dashes-1x50", "diagonal-3x3"])
+def test_tiny_images_are_read_or_refused_in_one_line(image):
+    try:
+        reading = numbers.read_number(image, UniformModel())
+    except imaging.ImageError as e:
+        assert "\n" not in str(e)
+    else:
+        assert len(reading.text) == len(reading.digits) >= 1
+
+
+def test_cut_columns_cuts_pieces_narrower_than_three_columns_per_digit():
+    assert numbers.cut_columns(np.array([2, 2]), 2) == [1]
+    assert numbers.cut_columns(np.array([1, 1, 1]), 3) == [1, 2]
+
+
+def test_a_long_bar_is_refused_before_thousands_of_candidates_are_built():
+    bar = np.zeros((20, 1150), np.uint8)  # aspect 57: up to 100 digits, over the 40 limit
+    bar[5:15, 5:1145] = 255
+    with pytest.raises(imaging.ImageBoundsError, match="too many digits"):
+        numbers.read_number(bar, UniformModel())
+
+
+def test_noise_of_thousands_of_marks_is_refused():
+    cell = np.full((10, 10), 255, np.uint8)
+    cell[:5, :5] = 0
+    noise = np.tile(cell, (60, 60))  # 3,600 separate dark 5x5 dots on white
+    with pytest.raises(imaging.ImageBoundsError, match="separate marks"):
+        numbers.read_number(noise, UniformModel())

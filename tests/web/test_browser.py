@@ -41,11 +41,16 @@ def server_url(trained_run):
 @pytest.fixture(scope="module")
 def browser():
     if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} not installed; 'apt-get install chromium' (make test does it as root)")
-    from playwright.sync_api import sync_playwright
+        pytest.skip(f"{CHROMIUM} not installed; 'apt-get install --no-install-recommends chromium' "
+                    "(make test does it as root)")
+    playwright = pytest.importorskip("playwright.sync_api", reason="playwright not installed")
 
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+    with playwright.sync_playwright() as p:
+        try:
+            b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        except playwright.Error as e:  # installed but cannot start (a library missing, say)
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            pytest.skip(f"{CHROMIUM} cannot start ({first[:160]}); reinstall it with apt-get")
         yield b
         b.close()
 

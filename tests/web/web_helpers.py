@@ -34,3 +34,28 @@ def number_on_paper(digits28: list[np.ndarray], size: int = 80, gap: int = 30) -
         x = gap + i * (size + gap)
         paper[gap : gap + size, x : x + size] = ink(d, size)
     return paper
+
+
+class UniformPredictor:
+    """Ten equal probabilities for any batch: a model that costs nothing, so tests of the image
+    path and the HTTP layer run in milliseconds and need no trained run."""
+
+    backend = "uniform"
+
+    def probabilities(self, images: np.ndarray) -> np.ndarray:
+        return np.full((len(images), 10), 0.1, np.float32)
+
+
+def uniform_app(**settings):
+    """The real application serving ``UniformPredictor``."""
+    from pathlib import Path
+
+    from digitnet.web import service
+    from digitnet.web.app import Settings, create_app
+    from digitnet.web.schemas import ModelInfo
+
+    info = ModelInfo(run="uniform", dataset="mnist", classes=[str(d) for d in range(10)],
+                     architecture="uniform", parameters=None, test_accuracy=None, precision=None,
+                     backend="uniform")
+    loaded = service.LoadedModel(UniformPredictor(), info)  # type: ignore[arg-type]
+    return create_app(Settings(run_dir=Path("uniform"), **settings), loaded=loaded)

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from digitnet.commands.common import add_backend_option, add_run_option
+from digitnet.inference.files import with_path
 from digitnet.inference.predictor import Predictor
 from digitnet.training import runs
 from digitnet.vision import imaging
@@ -27,9 +28,11 @@ def register(sub) -> None:
 
 def read_file(path: Path, predictor: Predictor) -> NumberReading:
     try:
-        return read_number(imaging.load(path), predictor)
+        image = imaging.load(path)
+        with imaging.opencv_errors(str(path)):
+            return read_number(image, predictor)
     except imaging.ImageError as e:
-        raise imaging.ImageError(f"{path}: {e}", e.kind) from e
+        raise imaging.ImageError(with_path(str(path), e), e.kind) from e
 
 
 def show(path: Path, reading: NumberReading, as_json: bool) -> None:

@@ -83,6 +83,21 @@ def check_checksum(path: Path, digest: str, spec: DatasetSpec, stem: str) -> Non
         )
 
 
+def count_mismatch(spec: DatasetSpec, files: dict[str, Path], digests: dict[str, str], split: str,
+                   n_images: int, n_labels: int) -> DigitnetError:
+    """The error for a split whose image and label counts differ, naming the file that is wrong:
+    the one whose checksum is not the original's (the labels file when neither or both are),
+    and what it is instead when it is another file of the dataset (e.g. the test labels)."""
+    stems = {role: stem for role, stem, _ in FILES}
+    images, labels = stems[f"x_{split}"], stems[f"y_{split}"]
+    altered = [s for s in (labels, images) if digests[s] != spec.sha256[s]]
+    wrong = altered[0] if len(altered) == 1 else labels
+    actually = next((s for s, d in spec.sha256.items() if d == digests[wrong] and s != wrong), None)
+    what = f"it is the {spec.name} file {actually}" if actually else f"it is not the original {wrong}"
+    return DigitnetError(f"{files[wrong]}: {n_images} {split} images but {n_labels} labels ({what}); "
+                         f"replace it with the original {wrong} file")
+
+
 def load_folder(folder: Path, spec: DatasetSpec, origin: str) -> Dataset:
     files = find_files(folder)
     if files is None:
@@ -95,9 +110,7 @@ def load_folder(folder: Path, spec: DatasetSpec, origin: str) -> Dataset:
     for split in ("train", "test"):
         x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
         if len(x) != len(y):
-            raise DigitnetError(
-                f"{folder}: {len(x)} {split} images but {len(y)} labels; replace the files"
-            )
+            raise count_mismatch(spec, files, digests, split, len(x), len(y))
     for _, stem, _ in FILES:
         check_checksum(files[stem], digests[stem], spec, stem)
     return Dataset(

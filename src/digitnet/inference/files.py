@@ -53,11 +53,8 @@ def with_path(path: str, error: Exception) -> str:
 
 def prepare(path: str | Path) -> np.ndarray:
     """One image file -> uint8 (28, 28) as the model sees it (raises DigitnetError)."""
-    try:
+    with imaging.opencv_errors(str(path)):
         return imaging.to_mnist(imaging.load(path))
-    except cv2.error as e:  # an image OpenCV decoded but cannot process (exotic layouts)
-        raise imaging.ImageError(f"{path}: cannot process this image ({e.err}); re-save it as PNG",
-                                 "corrupt") from e
 
 
 def top_classes(probabilities: np.ndarray, k: int) -> list[tuple[int, float]]:

@@ -30,6 +30,9 @@ from PIL import Image, UnidentifiedImageError
 from digitnet.errors import DigitnetError
 
 MAX_PIXELS = 40_000_000
+# Longer side / shorter side. A number of 40 digits is about 35 times as wide as tall; far
+# thinner images are lines or noise, whose ink would be cut into thousands of candidate digits.
+MAX_ASPECT = 60
 DIGIT_BOX = 20  # MNIST: the ink's longer side, in pixels
 FIELD = 28  # MNIST: the image side; the centre of mass sits at (14, 14) on average
 # Formats OpenCV decodes, as Pillow names them: a file Pillow recognises as one of these but
@@ -60,16 +63,36 @@ class ImageError(DigitnetError):
     """An input image that cannot be used; ``kind`` says why.
 
     ``kind`` is one of ``not_image`` (the bytes are no image format we read), ``corrupt``
-    (truncated or damaged), ``too_large`` (more than ``MAX_PIXELS``) or ``blank`` (no ink).
+    (truncated or damaged), ``too_large`` (more than ``MAX_PIXELS``), ``blank`` (no ink) or
+    ``out_of_bounds`` (see ``ImageBoundsError``).
     """
 
-    KINDS = ("not_image", "corrupt", "too_large", "blank")
+    KINDS = ("not_image", "corrupt", "too_large", "blank", "out_of_bounds")
 
     def __init__(self, message: str, kind: str) -> None:
         if kind not in self.KINDS:
             raise ValueError(f"unknown image error kind {kind!r}")
         super().__init__(message)
         self.kind = kind
+
+
+class ImageBoundsError(ImageError):
+    """An image whose shape or content would cost far more work than any real digit or number:
+    too thin (``MAX_ASPECT``), too many marks or candidate digits. Refused before the work."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, "out_of_bounds")
+
+
+@contextlib.contextmanager
+def opencv_errors(source: str) -> Iterator[None]:
+    """Turn an OpenCV failure on an image it decoded but cannot process (exotic layouts) into
+    the one-line ImageError; every caller that preprocesses images (CLI files, web) uses this."""
+    try:
+        yield
+    except cv2.error as e:
+        raise ImageError(f"{source}: cannot process this image ({e.err}); re-save it as PNG",
+                         "corrupt") from e
 
 
 # ---------------------------------------------------------------------------------------------
@@ -108,6 +131,9 @@ def _header(data: bytes, source: str) -> tuple[str, int, int]:
         raise ImageError(f"{source}: image too large ({width}x{height} = {width * height / 1e6:.1f} "
                          f"megapixels); the limit is {MAX_PIXELS // 1_000_000} megapixels, "
                          f"scale it down first", "too_large")
+    if max(width, height) > MAX_ASPECT * max(1, min(width, height)):
+        raise ImageBoundsError(f"{source}: image is {width}x{height} pixels, more than {MAX_ASPECT} "
+                               f"times as long as it is wide; crop it to the writing")
     return fmt, width, height
 
 

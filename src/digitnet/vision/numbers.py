@@ -30,6 +30,12 @@ WIDE_ASPECT = 1.0
 MERGE_OVERLAP = 0.5
 # Pieces lower than this fraction of the tallest are dots, dashes or dirt, not digits.
 MIN_HEIGHT = 0.3
+# Bounds on the work one image may cause (each candidate digit is one model input): a number
+# of up to MAX_DIGITS digits, MAX_CANDIDATES candidate digits over all splits tried, and
+# MAX_MARKS pieces of ink before merging (more is noise or texture, not a number).
+MAX_DIGITS = 40
+MAX_CANDIDATES = 400
+MAX_MARKS = 2000
 
 
 @dataclass
@@ -53,24 +59,46 @@ class NumberReading:
 
 @dataclass
 class _Piece:
-    """A group of ink components: its pixel mask (full image) and column range [x0, x1)."""
+    """A group of ink components: its pixel mask cropped to its columns [x0, x1), whose top row
+    is row y0 of the image. Cropped, because a full-image mask per candidate digit made a long
+    thin image cost gigabytes (every split of every group held a copy of the whole image)."""
 
     mask: np.ndarray
     x0: int
     x1: int
+    y0: int = 0
 
     def box(self) -> tuple[int, int, int, int]:
         ys, xs = np.nonzero(self.mask)
-        return int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)
+        return (int(self.x0 + xs.min()), int(self.y0 + ys.min()),
+                int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1))
+
+
+def _too_many(what: str, count: int, limit: int) -> imaging.ImageBoundsError:
+    return imaging.ImageBoundsError(f"too many {what} ({count}) to read as one number; the limit is "
+                                    f"{limit}, crop the image to the number")
 
 
 def _components(mask: np.ndarray) -> list[_Piece]:
     count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    if count - 1 > MAX_MARKS:  # noise: each piece costs a pass over its box, refuse before
+        raise _too_many("separate marks", count - 1, MAX_MARKS)
     pieces = []
     for c in range(1, count):
-        x, w = stats[c, cv2.CC_STAT_LEFT], stats[c, cv2.CC_STAT_WIDTH]
-        pieces.append(_Piece(labels == c, int(x), int(x + w)))
+        x, y, w, h = (int(v) for v in stats[c, :4])
+        pieces.append(_Piece(labels[y : y + h, x : x + w] == c, x, x + w, y))
     return sorted(pieces, key=lambda p: p.x0)
+
+
+def _union(a: _Piece, b: _Piece) -> _Piece:
+    """One piece holding the ink of both."""
+    y0 = min(a.y0, b.y0)
+    y1 = max(a.y0 + a.mask.shape[0], b.y0 + b.mask.shape[0])
+    x0, x1 = min(a.x0, b.x0), max(a.x1, b.x1)
+    mask = np.zeros((y1 - y0, x1 - x0), bool)
+    for p in (a, b):
+        mask[p.y0 - y0 : p.y0 - y0 + p.mask.shape[0], p.x0 - x0 : p.x1 - x0] |= p.mask
+    return _Piece(mask, x0, x1, y0)
 
 
 def merge_overlapping(pieces: list[_Piece]) -> list[_Piece]:
@@ -81,7 +109,7 @@ def merge_overlapping(pieces: list[_Piece]) -> list[_Piece]:
             last = merged[-1]
             overlap = min(last.x1, p.x1) - max(last.x0, p.x0)
             if overlap >= MERGE_OVERLAP * min(last.x1 - last.x0, p.x1 - p.x0):
-                merged[-1] = _Piece(last.mask | p.mask, min(last.x0, p.x0), max(last.x1, p.x1))
+                merged[-1] = _union(last, p)
                 continue
         merged.append(p)
     return merged
@@ -89,13 +117,20 @@ def merge_overlapping(pieces: list[_Piece]) -> list[_Piece]:
 
 def cut_columns(profile: np.ndarray, n: int) -> list[int]:
     """Where to cut a run of ``n`` touching digits: for each boundary, the column with the least
-    ink (``profile``: ink pixels per column) within a third of a digit of its expected place."""
+    ink (``profile``: ink pixels per column) within a third of a digit of its expected place.
+
+    Needs ``n <= len(profile)``; every cut lies in 1..len - 1, so no part is empty of columns.
+    """
     width = len(profile)
+    if not 1 <= n <= width:
+        raise ValueError(f"cannot cut {width} columns into {n} digits")
     step = width / n
     cuts = []
     for j in range(1, n):
         centre = j * step
-        lo, hi = max(1, int(centre - step / 3)), min(width - 1, int(centre + step / 3) + 1)
+        lo = min(width - 1, max(1, int(centre - step / 3)))
+        # at least one column: a digit narrower than 3 px leaves a window of none
+        hi = max(lo + 1, min(width, int(centre + step / 3) + 1))
         window = profile[lo:hi].astype(np.float64)
         # ties (a flat run of thin ink) go to the column nearest the expected place
         distance = np.abs(np.arange(lo, hi) - centre) / step
@@ -108,14 +143,14 @@ def split_at(piece: _Piece, n: int) -> list[_Piece]:
     if n == 1:
         return [piece]
     x, _, w, _ = piece.box()
-    profile = piece.mask[:, x : x + w].sum(axis=0)
-    edges = [x, *(x + c for c in cut_columns(profile, n)), x + w]
+    left = x - piece.x0
+    profile = piece.mask[:, left : left + w].sum(axis=0)
+    edges = [left, *(left + c for c in cut_columns(profile, n)), left + w]
     parts = []
     for a, b in zip(edges[:-1], edges[1:], strict=True):
-        part = np.zeros_like(piece.mask)
-        part[:, a:b] = piece.mask[:, a:b]
+        part = piece.mask[:, a:b]
         if part.any():
-            parts.append(_Piece(part, a, b))
+            parts.append(_Piece(part, piece.x0 + a, piece.x0 + b, piece.y0))
     return parts
 
 
@@ -131,8 +166,11 @@ def digit_counts(piece: _Piece) -> list[int]:
     if aspect <= SINGLE_ASPECT:
         return [1]
     low = max(1 if aspect <= MAX_DIGIT_ASPECT else 2, int(aspect / WIDE_ASPECT))
-    high = max(low, 2, round(aspect / NARROW_ASPECT))
-    return list(range(low, high + 1))
+    if low > MAX_DIGITS:
+        raise _too_many("digits", low, MAX_DIGITS)
+    # a digit is at least a column wide, and the count stays bounded however long the piece
+    high = min(max(low, 2, round(aspect / NARROW_ASPECT)), MAX_DIGITS, w)
+    return list(range(low, max(low, high) + 1))
 
 
 def segment(mask: np.ndarray) -> list[list[list[_Piece]]]:
@@ -142,17 +180,27 @@ def segment(mask: np.ndarray) -> list[list[list[_Piece]]]:
         return []
     tallest = max(g.box()[3] for g in groups)
     groups = [g for g in groups if g.box()[3] >= MIN_HEIGHT * tallest]
-    return [[split_at(g, n) for n in digit_counts(g)] for g in groups]
+    if len(groups) > MAX_DIGITS:
+        raise _too_many("digits", len(groups), MAX_DIGITS)
+    counts = [digit_counts(g) for g in groups]
+    tried = sum(sum(c) for c in counts)
+    if tried > MAX_CANDIDATES:  # each candidate digit is one image through the model
+        raise _too_many("candidate digits", tried, MAX_CANDIDATES)
+    return [[split_at(g, n) for n in c] for g, c in zip(groups, counts, strict=True)]
 
 
 def digit_crop(ink: np.ndarray, piece: _Piece) -> tuple[np.ndarray, np.ndarray]:
     """The grey ink of one digit alone (other digits blanked), cropped: (image, mask)."""
     x, y, w, h = piece.box()
-    grown = cv2.dilate(piece.mask.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5)))
-    own = np.where(grown > 0, ink, 0).astype(np.uint8)
-    ys = slice(max(0, y - 2), y + h + 2)
-    xs = slice(max(0, x - 2), x + w + 2)
-    return own[ys, xs], piece.mask[ys, xs]
+    ys = slice(max(0, y - 2), min(ink.shape[0], y + h + 2))  # 2 px: the dilation's reach
+    xs = slice(max(0, x - 2), min(ink.shape[1], x + w + 2))
+    mask = np.zeros((ys.stop - ys.start, xs.stop - xs.start), bool)
+    r0, r1 = max(ys.start, piece.y0), min(ys.stop, piece.y0 + piece.mask.shape[0])
+    c0, c1 = max(xs.start, piece.x0), min(xs.stop, piece.x1)
+    mask[r0 - ys.start : r1 - ys.start, c0 - xs.start : c1 - xs.start] = \
+        piece.mask[r0 - piece.y0 : r1 - piece.y0, c0 - piece.x0 : c1 - piece.x0]
+    grown = cv2.dilate(mask.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5)))
+    return np.where(grown > 0, ink[ys, xs], 0).astype(np.uint8), mask
 
 
 def read_number(image: np.ndarray, predictor: Model) -> NumberReading:

@@ -21,6 +21,7 @@ import torch
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 
 from digitnet.errors import DigitnetError
 from digitnet.inference.predictor import DEFAULT_BACKEND
@@ -42,8 +43,9 @@ PAGE_HEADERS = {
 ERRORS = {
     413: {"model": ErrorOut, "description": "the request body is over the size limit"},
     415: {"model": ErrorOut, "description": "the body is not an image (or not multipart/JSON)"},
-    422: {"model": ErrorOut, "description": "a corrupt, empty or too large image, or a JSON body "
-                                            "of the wrong shape"},
+    422: {"model": ErrorOut, "description": "a corrupt, empty, too large or out-of-bounds image "
+                                            "(too thin, too many marks or digits), a JSON body of "
+                                            "the wrong shape, or a malformed multipart body"},
 }
 
 
@@ -85,8 +87,10 @@ def create_app(settings: Settings, loaded: service.LoadedModel | None = None) ->
         finally:
             torch.set_num_threads(previous_threads)
 
-    app = FastAPI(title="digitnet", summary="Read handwritten digits with a trained digitnet model.",
-                  lifespan=lifespan)
+    # FastAPIOffline: /docs and /redoc load their scripts and styles from this package, not a
+    # CDN, so the API's documentation works on a machine without internet access.
+    app = FastAPIOffline(title="digitnet", summary="Read handwritten digits with a trained digitnet model.",
+                         lifespan=lifespan)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_exception_handler(DigitnetError, client_error)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import re
+from collections.abc import AsyncIterator
 
 from pydantic import ValidationError
-from starlette.datastructures import UploadFile
+from starlette.datastructures import FormData, UploadFile
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
 from digitnet.errors import DigitnetError
@@ -46,11 +49,25 @@ async def image_bytes(request: Request) -> tuple[bytes, str]:
 
 
 async def from_multipart(request: Request) -> tuple[bytes, str]:
-    async with request.form(max_files=1, max_fields=10) as form:
+    async with parsed_form(request) as form:
         upload = form.get("file")
         if not isinstance(upload, UploadFile):
             raise DigitnetError(f"no file in the multipart field 'file'; {HOW}")
         return await upload.read(), upload.filename or "upload"
+
+
+@contextlib.asynccontextmanager
+async def parsed_form(request: Request) -> AsyncIterator[FormData]:
+    """The multipart form; a malformed body (no boundary, cut-off parts, too many fields) is a
+    422 like every other body of the wrong shape, not Starlette's undocumented 400."""
+    try:
+        form = await request.form(max_files=1, max_fields=10)
+    except HTTPException as e:
+        raise DigitnetError(f"malformed multipart body ({e.detail}); {HOW}") from e
+    try:
+        yield form
+    finally:
+        await form.close()  # the uploads' spooled temporary files
 
 
 def from_json(body: bytes) -> tuple[bytes, str]:

@@ -61,7 +61,8 @@ def png_base64(image28: np.ndarray) -> str:
 
 def predict_image(data: bytes, source: str, predictor: Predictor) -> Prediction:
     """One digit: decode, preprocess to 28x28, classify."""
-    x = imaging.to_mnist(imaging.decode(data, source))  # (28, 28) uint8
+    with imaging.opencv_errors(source):
+        x = imaging.to_mnist(imaging.decode(data, source))  # (28, 28) uint8
     p = predictor.probabilities(x[None])[0]  # (10,)
     best = int(p.argmax())
     return Prediction(digit=best, probability=float(p[best]),
@@ -70,7 +71,8 @@ def predict_image(data: bytes, source: str, predictor: Predictor) -> Prediction:
 
 def read_image(data: bytes, source: str, predictor: Predictor) -> Reading:
     """Several digits, left to right."""
-    reading = read_number(imaging.decode(data, source), predictor)
+    with imaging.opencv_errors(source):
+        reading = read_number(imaging.decode(data, source), predictor)
     digits = [DigitOut(digit=d.digit, probability=d.probability, box=tuple(int(v) for v in d.box),
                        preprocessed=png_base64(d.image28)) for d in reading.digits]
     return Reading(text=reading.text, digits=digits)

@@ -156,7 +156,8 @@ def start_server(run_dir: Path, port: int, memory_gb: float) -> subprocess.Popen
     def limit_memory() -> None:
         resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
 
-    cmd = [sys.executable, "-m", "digitnet", "serve", str(run_dir), "--host", HOST, "--port", str(port)]
+    cmd = [sys.executable, "-m", "digitnet", "serve", "--run", str(run_dir), "--host", HOST,
+           "--port", str(port)]
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             env=os.environ.copy(), preexec_fn=limit_memory)
 

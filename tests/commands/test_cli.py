@@ -70,7 +70,7 @@ def test_read_of_a_tiny_or_thin_image_answers_or_refuses_in_one_line(cli, traine
     image = ((np.indices(shape).sum(axis=0) % 2) * 255).astype(np.uint8)
     path = tmp_path / "odd.png"
     cv2.imwrite(str(path), image)
-    code, out, err = cli("read", trained_run, path)
+    code, out, err = cli("read", "--run", trained_run, path)
     assert "Traceback" not in err
     if code:
         assert err.strip().count("\n") == 0 and str(path) in err

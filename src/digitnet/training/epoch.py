@@ -93,6 +93,23 @@ def make_optimizer(config: TrainConfig, params: Iterable[nn.Parameter],
                weight_decay=config.weight_decay, fused=fused)
 
 
+def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, xb: torch.Tensor,
+               yb: torch.Tensor, batch_images: int, autocast: Callable[[], object] | None,
+               label_smoothing: float, world_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimizer step on this process's share (xb, yb) of a batch of ``batch_images``;
+    returns the share's summed loss and its logits (b, classes), detached."""
+    with autocast() if autocast else contextlib.nullcontext():
+        logits = model(xb)  # (b, classes)
+    loss_sum = F.cross_entropy(logits.float(), yb, label_smoothing=label_smoothing, reduction="sum")
+    # The shard's sum over the whole batch's size, times world_size because DDP averages
+    # gradients over processes: the gradient is the batch mean however the batch was split.
+    loss = loss_sum * (world_size / batch_images)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss_sum.detach(), logits.detach()
+
+
 def train_one_epoch(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -136,19 +153,10 @@ def train_one_epoch(
         if lr_at is not None:
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(step)
-        with autocast() if autocast else contextlib.nullcontext():
-            logits = model(xb)  # (b, 10)
-        loss_sum = F.cross_entropy(logits.float(), yb, label_smoothing=label_smoothing,
-                                   reduction="sum")
-        # The shard's sum over the whole batch's size, times world_size because DDP averages
-        # gradients over processes: the gradient is the batch mean however the batch was split.
-        loss = loss_sum * (world_size / (batch.stop - batch.start))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-
-        stats.loss_sum += loss_sum.detach()
-        stats.correct += (logits.detach().argmax(1) == yb).sum()
+        loss_sum, logits = train_step(model, optimizer, xb, yb, batch.stop - batch.start,
+                                      autocast, label_smoothing, world_size)
+        stats.loss_sum += loss_sum
+        stats.correct += (logits.argmax(1) == yb).sum()
         stats.images += len(yb)
         step += 1
         if after_step is not None and after_step(step, stats) and step < n_steps:

@@ -190,12 +190,26 @@ def restore_streams(ckpt: checkpoints.Checkpoint, ctx: distributed.Context, devi
     seeding.set_rng_state(state, device)
 
 
+def match_parameter_layout(optimizer: torch.optim.Optimizer) -> None:
+    """Give each loaded optimizer state tensor its parameter's memory layout. A checkpoint
+    stores tensors contiguous, and the fused optimizers step parameter and state together
+    assuming one layout: a channels-last weight with a contiguous moment would not resume
+    bit for bit."""
+    for group in optimizer.param_groups:
+        for param in group["params"]:
+            state = optimizer.state.get(param, {})
+            for key, value in state.items():
+                if torch.is_tensor(value) and value.shape == param.shape:
+                    state[key] = torch.empty_like(param, dtype=value.dtype).copy_(value)
+
+
 def resume(run_dir: Path, config: TrainConfig, setup: Setup, learner: Learner,
            steps: int) -> Position:
     """The position saved in ``run_dir``'s checkpoint, with the learner's state restored."""
     ckpt, _ = checkpoints.load_checkpoint(run_dir)
     learner.model.load_state_dict(ckpt.model)
     learner.optimizer.load_state_dict(ckpt.optimizer)
+    match_parameter_layout(learner.optimizer)
     if learner.ema is not None:
         learner.ema.load_state_dict(ckpt.ema)
     restore_streams(ckpt, setup.ctx, setup.device, config.seed, ckpt.epoch * steps + ckpt.step)

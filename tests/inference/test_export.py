@@ -12,8 +12,9 @@ from onnx import numpy_helper
 from safetensors.torch import load_file, save_file
 
 from digitnet.errors import DigitnetError
-from digitnet.inference import onnx_runtime
+from digitnet.inference import export, onnx_runtime
 from digitnet.inference.export import PARITY_TOLERANCE, check_onnx, compare
+from digitnet.inference.predictor import Predictor
 from digitnet.training import runs
 
 
@@ -111,3 +112,54 @@ def test_export_without_a_run_is_one_line(cli, tmp_path):
     code, out, err = cli("export", tmp_path / "nowhere")
     assert code == 2 and out == ""
     assert err.count("\n") == 1 and "no such run directory" in err
+
+
+def test_an_unchecked_model_onnx_is_never_run(run_copy):
+    # the file is intact and from these weights, but config.json has no passed check for it
+    runs.update_config(run_copy, export=None)
+    with pytest.raises(DigitnetError, match="not checked against the PyTorch model"):
+        Predictor.from_run(run_copy, "onnx")
+    auto = Predictor.from_run(run_copy, "auto")
+    assert auto.backend == "torch" and "not checked" in auto.note
+
+
+def test_a_model_onnx_changed_after_its_check_is_not_run(run_copy):
+    path = run_copy / "model.onnx"
+    path.write_bytes(path.read_bytes() + b"\0")  # same weights hash in its metadata, other bytes
+    assert Predictor.from_run(run_copy, "auto").backend == "torch"
+
+
+def test_an_export_interrupted_during_its_check_leaves_no_model_onnx(trained_run, tmp_path, mnist,
+                                                                      monkeypatch):
+    run_dir = tmp_path / "run"
+    shutil.copytree(trained_run, run_dir)
+    (run_dir / "model.onnx").unlink(missing_ok=True)
+
+    def interrupted(*_args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(export, "compare", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        export.export_onnx(run_dir, mnist.x_test, mnist.y_test, limit=50)
+    assert sorted(p.name for p in run_dir.iterdir()) == sorted(p.name for p in trained_run.iterdir())
+    assert Predictor.from_run(run_dir, "auto").backend == "torch"
+
+
+def test_export_records_the_checked_file(exported_run):
+    run_dir = exported_run[0]
+    export_record = runs.read_config(run_dir)[1]["export"]
+    assert export_record["checked"] is True
+    assert export_record["onnx_sha256"] == onnx_runtime.file_sha256(run_dir / "model.onnx")
+    assert Predictor.from_run(run_dir, "auto").backend == "onnx"
+
+
+def test_bench_exports_through_the_checked_path(trained_run, tmp_path, mnist, monkeypatch):
+    from digitnet.benchmarks import runner
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(trained_run, run_dir)
+    monkeypatch.setattr(export, "compare", lambda *_: export.ParityReport(50, 1.0, 0.5, 0.1, 0.9))
+    opts = runner.BenchOptions.quick()
+    with pytest.raises(DigitnetError, match="does not match the PyTorch model"):
+        runner.bench_inference(run_dir, mnist.x_test[:50], mnist.y_test[:50], opts)
+    assert not (run_dir / "model.onnx").exists()

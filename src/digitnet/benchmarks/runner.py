@@ -222,9 +222,10 @@ def bench_recipes(opts: BenchOptions, work: Path, reference_seconds: float | Non
     return out
 
 
-def bench_inference(run_dir: Path, images: np.ndarray, opts: BenchOptions) -> list[dict[str, Any]]:
+def bench_inference(run_dir: Path, images: np.ndarray, labels: np.ndarray,
+                    opts: BenchOptions) -> list[dict[str, Any]]:
     """(c) images/s at batch ``opts.batch`` and single-image latency, per runtime and precision."""
-    export_onnx(run_dir)  # the onnx runtime needs the exported model
+    export_onnx(run_dir, images, labels)  # the onnx runtime needs the exported model, checked
     rows = []
     for runtime in RUNTIMES:
         for precision in RUNTIME_PRECISIONS[runtime]:
@@ -239,7 +240,7 @@ def bench_inference(run_dir: Path, images: np.ndarray, opts: BenchOptions) -> li
     return rows
 
 
-def run_bench(opts: BenchOptions, test_images: np.ndarray,
+def run_bench(opts: BenchOptions, test_images: np.ndarray, test_labels: np.ndarray,
               progress: Callable[[str], None] = lambda _msg: None) -> Report:
     """All four measurements; ``progress`` hears what is being measured."""
     unknown = [r for r in opts.recipes if r not in RECIPES]
@@ -255,7 +256,7 @@ def run_bench(opts: BenchOptions, test_images: np.ndarray,
         progress("recipes")
         report.recipes = bench_recipes(opts, work, ref)
         progress("inference")
-        report.inference = bench_inference(default_run, test_images, opts)
+        report.inference = bench_inference(default_run, test_images, test_labels, opts)
     report.memory = {"train_peak_rss_mb": report.epoch["digitnet"]["peak_rss_mb"],
                      "recipes_peak_rss_mb": max((r["peak_rss_mb"] for r in report.recipes.values()),
                                                 default=None)}

@@ -81,8 +81,9 @@ def run(args) -> int:
     out = console()
     if opts.reference is None:
         out.print("reference loop not found: skipping it (pass --reference PATH)")
-    images = load("mnist", args.data_dir).x_test
-    report = run_bench(opts, images, progress=lambda msg: out.print(f"[dim]measuring {msg} ...[/dim]"))
+    test = load("mnist", args.data_dir)
+    report = run_bench(opts, test.x_test, test.y_test,
+                       progress=lambda msg: out.print(f"[dim]measuring {msg} ...[/dim]"))
     for table in tables(report):
         out.print(table)
     machine = report.machine

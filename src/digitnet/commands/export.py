@@ -6,7 +6,7 @@ from pathlib import Path
 
 from digitnet.commands.common import console
 from digitnet.datasets import load
-from digitnet.inference.export import FORMATS, check_onnx, export_onnx
+from digitnet.inference.export import FORMATS, export_onnx
 from digitnet.training import runs
 
 
@@ -24,8 +24,7 @@ def run(args) -> int:
     run_dir = runs.resolve_run_dir(args.run_dir)
     config, _ = runs.read_config(run_dir)
     ds = load(config.dataset, args.data_dir)  # before exporting: no export without its check
-    path = export_onnx(run_dir)
-    report = check_onnx(run_dir, ds.x_test, ds.y_test)
+    path, report = export_onnx(run_dir, ds.x_test, ds.y_test)
     out = console()
     # soft_wrap: each result stays one line however narrow the terminal (or a pipe) is
     out.print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB): input float32 (batch, 1, 28, 28) "

@@ -2,8 +2,11 @@
 
 ``export_onnx`` writes ``RUN_DIR/model.onnx``: the network with its softmax, so the file maps
 float32 images (N, 1, 28, 28) in [0, 1] to probabilities (N, 10), with a dynamic batch axis.
-``check_onnx`` then runs onnxruntime and PyTorch side by side on test images; a model.onnx that
-disagrees is removed, so nothing ever uses an unchecked export by accident.
+The export is written under a temporary name and run through onnxruntime and PyTorch side by
+side on test images; only when they agree is it renamed into place and recorded in
+config.json as checked, with the SHA-256 of the file and of the weights. ``open_session``
+refuses any model.onnx without that record, so an export that failed its check, was
+interrupted during it, or was changed afterwards is never run.
 """
 
 from __future__ import annotations
@@ -80,25 +83,67 @@ def onnx_bytes(net: nn.Module, meta: dict[str, str]) -> bytes:
     return proto.SerializeToString()
 
 
-def export_onnx(run_dir: str | Path) -> Path:
-    """Write RUN_DIR/model.onnx (atomically) and record its layout in config.json."""
+def _parity_set(images: np.ndarray, labels: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarray]:
+    images, labels = np.asarray(images)[:limit], np.asarray(labels)[:limit]
+    if len(images) == 0:
+        raise DigitnetError("no images to check the ONNX model on; check the dataset")
+    return images, labels
+
+
+def _parity(run_dir: Path, onnx_path: Path, images: np.ndarray, labels: np.ndarray) -> ParityReport:
+    """The ONNX file at ``onnx_path`` (checked or not) against the run's PyTorch model."""
+    torch_predictor = Predictor.from_run(run_dir, "torch")
+    session = onnx_runtime.load_session(onnx_path, run_dir)
+    onnx_predictor = Predictor(torch_predictor.model, torch_predictor.config, run_dir, "onnx",
+                               session=session)
+    return compare(onnx_predictor.probabilities(images), torch_predictor.probabilities(images), labels)
+
+
+def _mismatch(path: Path, run_dir: Path, report: ParityReport) -> DigitnetError:
+    return DigitnetError(
+        f"{path}: does not match the PyTorch model on {report.images} images (classes agree on "
+        f"{report.agreement:.1%}, max probability difference {report.max_abs_diff:.1e} > "
+        f"{PARITY_TOLERANCE:.0e}); removed it, run 'digitnet export {run_dir}' again"
+    )
+
+
+def _record(run_dir: Path, classes: tuple[str, ...], report: ParityReport) -> None:
+    """Record in config.json the layout of the model.onnx now in place and its passed check."""
+    path = run_dir / onnx_runtime.ONNX_FILE
+    runs.update_config(run_dir, export={
+        "format": "onnx", "file": onnx_runtime.ONNX_FILE, "opset": OPSET,
+        "input": {"name": onnx_runtime.INPUT_NAME, **onnx_runtime.LAYOUT},
+        "output": {"name": onnx_runtime.OUTPUT_NAME, "dtype": "float32", "shape": ["batch", len(classes)],
+                   "meaning": "softmax probabilities"},
+        "classes": list(classes), "weights_sha256": onnx_runtime.weights_sha256(run_dir),
+        "onnx_sha256": onnx_runtime.file_sha256(path), "checked": True, "check": report.to_dict(),
+        "digitnet_version": __version__,
+    })
+
+
+def export_onnx(run_dir: str | Path, images: np.ndarray, labels: np.ndarray,
+                limit: int = PARITY_IMAGES) -> tuple[Path, ParityReport]:
+    """Write RUN_DIR/model.onnx, checked on the first ``limit`` images (uint8 (N, 28, 28)).
+
+    The file only takes the name model.onnx once it has passed the check; a failed or
+    interrupted check leaves the previous model.onnx (or none) and no temporary file.
+    """
     run_dir = runs.check_run_dir(run_dir)
+    images, labels = _parity_set(images, labels, limit)
     net, config = runs.load_model(run_dir)
     from digitnet.datasets import get_spec
 
     classes = get_spec(config.dataset).classes
     meta = onnx_runtime.metadata(run_dir, classes, config.model, config.dataset, __version__)
     path = run_dir / onnx_runtime.ONNX_FILE
-    atomic.write_bytes(path, onnx_bytes(net, meta))
-    runs.update_config(run_dir, export={
-        "format": "onnx", "file": onnx_runtime.ONNX_FILE, "opset": OPSET,
-        "input": {"name": onnx_runtime.INPUT_NAME, **onnx_runtime.LAYOUT},
-        "output": {"name": onnx_runtime.OUTPUT_NAME, "dtype": "float32", "shape": ["batch", len(classes)],
-                   "meaning": "softmax probabilities"},
-        "classes": list(classes), "weights_sha256": meta["weights_sha256"],
-        "digitnet_version": __version__,
-    })
-    return path
+    with atomic.atomic_open(path, "wb") as f:
+        f.write(onnx_bytes(net, meta))
+        f.flush()
+        report = _parity(run_dir, Path(f.name), images, labels)
+        if not report.passed():
+            raise _mismatch(path, run_dir, report)
+    _record(run_dir, classes, report)
+    return path, report
 
 
 def discard(run_dir: Path) -> None:
@@ -136,29 +181,23 @@ def compare(p_onnx: np.ndarray, p_torch: np.ndarray, labels: np.ndarray) -> Pari
 
 def check_onnx(run_dir: str | Path, images: np.ndarray, labels: np.ndarray,
                limit: int = PARITY_IMAGES) -> ParityReport:
-    """Compare model.onnx with the PyTorch model on the first ``limit`` images (uint8 (N, 28, 28)).
+    """Check the model.onnx already in RUN_DIR again, on the first ``limit`` images.
 
-    On any failure model.onnx is removed and a DigitnetError says why; on success the report is
-    also recorded in config.json under export.check.
+    On any failure model.onnx is removed and a DigitnetError says why; on success it is
+    recorded as checked in config.json, as ``export_onnx`` does.
     """
     run_dir = runs.check_run_dir(run_dir)
     path = run_dir / onnx_runtime.ONNX_FILE
-    images, labels = np.asarray(images)[:limit], np.asarray(labels)[:limit]
-    if len(images) == 0:
-        raise DigitnetError("no images to check the ONNX model on; check the dataset")
+    images, labels = _parity_set(images, labels, limit)
     try:
-        p_onnx = Predictor.from_run(run_dir, "onnx").probabilities(images)
+        report = _parity(run_dir, path, images, labels)
     except DigitnetError as e:
         discard(run_dir)
         raise DigitnetError(f"{e} (removed it)") from e
-    report = compare(p_onnx, Predictor.from_run(run_dir, "torch").probabilities(images), labels)
     if not report.passed():
         discard(run_dir)
-        raise DigitnetError(
-            f"{path}: does not match the PyTorch model on {report.images} images (classes agree on "
-            f"{report.agreement:.1%}, max probability difference {report.max_abs_diff:.1e} > "
-            f"{PARITY_TOLERANCE:.0e}); removed it, run 'digitnet export {run_dir}' again"
-        )
-    _, data = runs.read_config(run_dir)
-    runs.update_config(run_dir, export={**(data.get("export") or {}), "check": report.to_dict()})
+        raise _mismatch(path, run_dir, report)
+    from digitnet.datasets import get_spec
+
+    _record(run_dir, get_spec(runs.read_config(run_dir)[0].dataset).classes, report)
     return report

@@ -24,12 +24,16 @@ INPUT_SHAPE = (1, 28, 28)  # per image, after the dynamic batch axis
 LAYOUT = {"layout": "NCHW", "dtype": "float32", "shape": ["batch", *INPUT_SHAPE], "scale": "[0, 1]"}
 
 
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def weights_sha256(run_dir: Path) -> str:
     """SHA-256 of the run's model.safetensors: what a model.onnx must have been exported from."""
     path = run_dir / runs.MODEL_FILE
     if not path.is_file():
         raise DigitnetError(f"{path}: missing weights; train the run (again) to write it")
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    return file_sha256(path)
 
 
 def metadata(run_dir: Path, classes: tuple[str, ...], architecture: str, dataset: str,
@@ -66,13 +70,33 @@ def session_options(threads: int):
     return options
 
 
-def open_session(run_dir: Path, threads: int = 2):
-    """An onnxruntime session for the run's model.onnx, refused if missing, corrupt or stale."""
-    import onnxruntime as ort
+def require_checked(path: Path, run_dir: Path) -> None:
+    """Refuse a model.onnx that config.json does not record as this very file, checked against
+    the PyTorch model: an export whose check failed or was interrupted, or a file changed since."""
+    _, data = runs.read_config(run_dir)
+    export = data.get("export") or {}
+    if not (export.get("checked") is True and (export.get("check") or {}).get("passed") is True
+            and export.get("onnx_sha256") == file_sha256(path)):
+        raise DigitnetError(f"{path}: not checked against the PyTorch model (the export failed or was "
+                            f"interrupted, or the file changed since); run 'digitnet export {run_dir}' again")
 
+
+def open_session(run_dir: Path, threads: int = 2):
+    """An onnxruntime session for the run's model.onnx, refused if missing, unchecked, corrupt
+    or stale."""
     path = run_dir / ONNX_FILE
     if not path.is_file():
         raise DigitnetError(f"{path}: missing; run 'digitnet export {run_dir}' to write it")
+    session = load_session(path, run_dir, threads)  # a corrupt or stale file says so first
+    require_checked(path, run_dir)
+    return session
+
+
+def load_session(path: Path, run_dir: Path, threads: int = 2):
+    """An onnxruntime session for the ONNX file at ``path`` exported from ``run_dir``'s weights,
+    checked or not: only the parity check itself should call this directly."""
+    import onnxruntime as ort
+
     try:
         session = ort.InferenceSession(str(path), session_options(threads),
                                        providers=["CPUExecutionProvider"])

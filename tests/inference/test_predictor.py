@@ -11,7 +11,7 @@ from safetensors.torch import load_file, save_file
 
 from digitnet.benchmarks import timing
 from digitnet.errors import DigitnetError
-from digitnet.inference.predictor import BACKENDS, DEFAULT_BACKEND, Predictor, as_batch
+from digitnet.inference.predictor import BACKENDS, DEFAULT_BACKEND, RUNTIMES, Predictor, as_batch
 
 
 @pytest.fixture
@@ -21,8 +21,17 @@ def run_copy(exported_run, tmp_path):
     return path
 
 
-def test_backend_choices():
-    assert DEFAULT_BACKEND in BACKENDS and {"torch", "onnx"} <= set(BACKENDS)
+def test_every_backend_choice_loads_and_classifies(exported_run, mnist):
+    # each choice the CLI offers (--backend) runs on a real runtime; the default is "auto"
+    answers = {}
+    for backend in BACKENDS:
+        predictor = Predictor.from_run(exported_run[0], backend)
+        assert predictor.backend in RUNTIMES
+        answers[backend] = predictor.probabilities(mnist.x_test[:20]).argmax(1)
+    default = Predictor.from_run(exported_run[0], DEFAULT_BACKEND)
+    assert Predictor.from_run(exported_run[0]).backend == default.backend == "onnx"
+    for backend in BACKENDS:
+        np.testing.assert_array_equal(answers[backend], answers["torch"])
 
 
 def test_onnx_and_torch_agree_on_test_images(exported_run, mnist):

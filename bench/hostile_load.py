@@ -241,6 +241,19 @@ async def hammer(args: argparse.Namespace, port: int) -> dict:
     }
 
 
+def stop(server: subprocess.Popen) -> bool:
+    """SIGTERM, then SIGKILL after 30 s (a server still busy with runaway work may not stop);
+    True if SIGTERM was enough."""
+    server.terminate()
+    try:
+        server.wait(timeout=30)
+        return True
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait(timeout=30)
+        return False
+
+
 async def run(args: argparse.Namespace) -> dict:
     run_dir = runs.resolve_run_dir(args.run_dir)
     port = free_port()
@@ -251,9 +264,10 @@ async def run(args: argparse.Namespace) -> dict:
         result = await hammer(args, port)
         result["server"] = {"rss_mb_at_start": idle, "peak_rss_mb": peak_rss_mb(server.pid),
                             "alive_after": server.poll() is None}
+        result["server"]["stopped_on_sigterm"] = stop(server)
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        if server.poll() is None:
+            stop(server)
     return {"run_dir": str(run_dir), "cpus": os.cpu_count(), **result}
 
 

@@ -70,7 +70,7 @@ class WriterAugmentation:
     mild_rotation: float = 8.0  # degrees either way
     mild_shift: float = 1.5  # pixels either way
     mild_scale: float = 0.08  # zoom factor in [1 - s, 1 + s]
-    p_writer: float = 0.5  # fraction warped like another writer's hand
+    p_writer: float = 0.35  # fraction warped like another writer's hand
     rotation: float = 15.0  # degrees either way
     slant: float = 0.35  # shear: x moves by slant * y (tan of the slant angle), either way
     scale: tuple[float, float] = (0.75, 1.15)  # zoom factor (badly cropped or small digits)

@@ -26,12 +26,13 @@ TRAIN_FONTS = ("DejaVuSans.ttf", "DejaVuSans-Bold.ttf", "DejaVuSans-Oblique.ttf"
 # kept out of training, for the hold-out benchmark
 HOLDOUT_FONTS = ("DejaVuSerif-BoldItalic.ttf", "DejaVuSansMono-BoldOblique.ttf",
                  "DejaVuSans-BoldOblique.ttf", "DejaVuSansMono-Oblique.ttf")
+FASHION_TROUSER = 1  # Fashion-MNIST's label for trousers
 # Fashion-MNIST images and rendered kinds, in the proportions of a pool of negatives
 MIX = {"fashion": 0.42, "glyph": 0.28, "scribble": 0.14, "shape": 0.12, "specks": 0.04}
 # Letters and symbols that cannot pass for a digit. Left out: O o Q D (0), I l i j | ! / \ ( ) [ ]
 # ' " ; (1 once scaled up), Z z (2), } (3), S s $ (5), G b (6), B & (8), g q a (9), and T Y y
 # (7, 4 when written quickly).
-GLYPHS = "ACEFHJKLMNPRUVWXcdefhkmnprtuvwx+-*=?#@%<>~^:"
+GLYPHS = "ACEFHJKLMNPRUVWXcdefhkmnprtuvwx+-*=?#@%<>~^"
 
 
 def to_field(ink: np.ndarray) -> np.ndarray | None:
@@ -116,8 +117,9 @@ def shape(rng: np.random.Generator) -> np.ndarray:
             d = r * np.array([np.cos(a), np.sin(a)])
             _draw(canvas, np.stack([c - d, c + d]), w)
         return canvas
-    else:  # filled blob: the hull of random points, never longer than twice its width
-        pts = c + rng.uniform(-r, r, (int(rng.integers(5, 12)), 2)) * [1, rng.uniform(0.6, 1.6)]
+    else:  # filled blob: the hull of points at 0.5-1 radius all round, so never a thin sliver
+        t = rng.uniform(0, 2 * np.pi, int(rng.integers(5, 12)))
+        pts = c + (r * rng.uniform(0.5, 1.0, len(t)))[:, None] * np.stack([np.cos(t), np.sin(t)], 1)
         cv2.fillPoly(canvas, [cv2.convexHull(np.round(pts).astype(np.int32))], 1.0, cv2.LINE_AA)
         return canvas
     if rng.random() < 0.3:
@@ -163,7 +165,8 @@ def fashion_fields(images: np.ndarray) -> np.ndarray:
 
 def pool(n: int, fashion: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """``n`` negatives in the proportions of ``MIX`` -> uint8 (n, 28, 28): Fashion-MNIST images
-    drawn from ``fashion`` (uint8 (m, 28, 28)) and rendered letters, scribbles, shapes, specks."""
+    drawn from ``fashion`` (uint8 (m, 28, 28), trousers already left out) and rendered letters,
+    scribbles, shapes, specks."""
     counts = {kind: int(round(share * n)) for kind, share in MIX.items()}
     wanted = counts.pop("fashion")
     pick = rng.choice(len(fashion), wanted, replace=wanted > len(fashion))

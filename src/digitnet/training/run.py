@@ -154,7 +154,9 @@ def with_negatives(x: torch.Tensor, y: torch.Tensor, n: int, config: TrainConfig
     scribbles, shapes and specks, drawn from (config.seed, seed)."""
     if n == 0:
         return x, y
-    fashion = load("fashion-mnist", data_dir).x_train
+    fashion = load("fashion-mnist", data_dir)
+    # Scaled to a 20-pixel box, a pair of trousers is a thick 1: they are left out.
+    fashion = fashion.x_train[fashion.y_train != negatives.FASHION_TROUSER]
     rng = np.random.default_rng([config.seed, seed])
     images = input_tensor(negatives.pool(n, fashion, rng), x.device)
     return torch.cat([x, images]), torch.cat([y, torch.full((len(images),), NOT_A_DIGIT, device=y.device)])

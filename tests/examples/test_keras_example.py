@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "keras_tutorial.py"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "keras_tutorial.py"
 
 
 def test_keras_tutorial_runs_on_a_subset(mnist, monkeypatch):

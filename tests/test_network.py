@@ -9,6 +9,9 @@ from pytest_socket import SocketConnectBlockedError
 
 from digitnet.datasets import get_spec, sources
 
+# pytest-socket warns as it refuses; here the refusal is the point
+pytestmark = pytest.mark.filterwarnings("ignore:A test tried to use socket:UserWarning")
+
 
 def test_a_connection_off_this_machine_is_refused():
     with pytest.raises(SocketConnectBlockedError):

@@ -20,7 +20,6 @@ import contextlib
 import json
 import os
 import resource
-import socket
 import subprocess
 import sys
 import time
@@ -30,10 +29,11 @@ from pathlib import Path
 import cv2
 import httpx
 import numpy as np
+import server as server_process  # bench/server.py, beside this script
+from server import HOST
 
 from digitnet.training import runs
 
-HOST = "127.0.0.1"  # loopback only: this tool never sends load to another machine
 HOW = "multipart/form-data; boundary=b"
 
 
@@ -144,22 +144,13 @@ async def streamed_body_over_limit(port: int, timeout: float) -> int:
         writer.close()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
-
 def start_server(run_dir: Path, port: int, memory_gb: float) -> subprocess.Popen:
     limit = int(memory_gb * 2**30)
 
     def limit_memory() -> None:
         resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
 
-    cmd = [sys.executable, "-m", "digitnet", "serve", "--run", str(run_dir), "--host", HOST,
-           "--port", str(port)]
-    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env=os.environ.copy(), preexec_fn=limit_memory)
+    return server_process.start(run_dir, port, preexec_fn=limit_memory)
 
 
 def peak_rss_mb(pid: int) -> float | None:
@@ -171,21 +162,6 @@ def peak_rss_mb(pid: int) -> float | None:
     except OSError:
         return None
     return None
-
-
-async def wait_ready(port: int, server: subprocess.Popen, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    async with httpx.AsyncClient(base_url=f"http://{HOST}:{port}") as client:
-        while time.monotonic() < deadline:
-            if server.poll() is not None:
-                raise SystemExit("the server stopped before it answered /api/health")
-            try:
-                if (await client.get("/api/health")).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.2)
-    raise SystemExit(f"the server did not answer /api/health within {timeout:.0f} s")
 
 
 def percentiles(seconds: list[float]) -> dict[str, float]:
@@ -256,10 +232,10 @@ def stop(server: subprocess.Popen) -> bool:
 
 async def run(args: argparse.Namespace) -> dict:
     run_dir = runs.resolve_run_dir(args.run_dir)
-    port = free_port()
+    port = server_process.free_port()
     server = start_server(run_dir, port, args.server_memory_gb)
     try:
-        await wait_ready(port, server)
+        await server_process.wait_ready(port, server, timeout=120)
         idle = peak_rss_mb(server.pid)
         result = await hammer(args, port)
         result["server"] = {"rss_mb_at_start": idle, "peak_rss_mb": peak_rss_mb(server.pid),

@@ -16,7 +16,6 @@ import asyncio
 import base64
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -25,12 +24,12 @@ from pathlib import Path
 import cv2
 import httpx
 import numpy as np
+import server  # bench/server.py, beside this script
+from server import HOST
 
 from digitnet.datasets import load
 from digitnet.training import runs
 from digitnet.vision.render import render_photo
-
-HOST = "127.0.0.1"  # loopback only: this tool never sends load to another machine
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -45,12 +44,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
-
 def photos(n: int, seed: int = 0) -> tuple[list[bytes], list[int]]:
     """``n`` PNG photos of MNIST test digits, and their labels."""
     ds = load("mnist")
@@ -62,26 +55,6 @@ def photos(n: int, seed: int = 0) -> tuple[list[bytes], list[int]]:
         assert ok
         data.append(png.tobytes())
     return data, [int(y) for y in ds.y_test[:n]]
-
-
-def start_server(run_dir: Path, port: int, threads: int) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "digitnet", "serve", "--run", str(run_dir), "--host", HOST,
-           "--port", str(port), "--threads", str(threads)]
-    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=os.environ.copy())
-
-
-async def wait_ready(client: httpx.AsyncClient, server: subprocess.Popen, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise SystemExit(f"the server stopped: {server.stderr.read().decode().strip()}")
-        try:
-            if (await client.get("/api/health")).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        await asyncio.sleep(0.2)
-    raise SystemExit(f"the server did not answer /api/health within {timeout:.0f} s")
 
 
 def shape_problem(endpoint: str, answer: dict) -> str | None:
@@ -156,15 +129,14 @@ async def load_test(args: argparse.Namespace, base_url: str, data: list[bytes], 
 async def run(args: argparse.Namespace) -> dict:
     run_dir = runs.resolve_run_dir(args.run_dir)
     data, labels = photos(args.images)
-    port = free_port()
-    server = start_server(run_dir, port, args.threads)
+    port = server.free_port()
+    process = server.start(run_dir, port, "--threads", str(args.threads), stderr=subprocess.PIPE)
     try:
-        async with httpx.AsyncClient(base_url=f"http://{HOST}:{port}") as probe:
-            await wait_ready(probe, server)
+        await server.wait_ready(port, process)
         result = await load_test(args, f"http://{HOST}:{port}", data, labels)
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        process.terminate()
+        process.wait(timeout=30)
     return {"run_dir": str(run_dir), **result}
 
 

@@ -56,7 +56,7 @@ def test_verdict_names_not_a_digit_and_close_pairs():
 
 
 @pytest.mark.slow
-def test_reader_recipe_trains_calibrates_and_reads(mnist, tmp_path):
+def test_reader_recipe_trains_calibrates_and_reads(mnist, tmp_path, cli):
     """The recipe's whole path on a few hundred images: 11 classes, calibration recorded and
     folded into the saved model, and a predictor that names the 11th class."""
     config = recipes.resolve("reader", {"limit": 1200, "validation": 200, "negatives": 400,
@@ -71,3 +71,7 @@ def test_reader_recipe_trains_calibrates_and_reads(mnist, tmp_path):
     assert predictor.probabilities(mnist.x_test[:5]).shape == (5, 11)
     model, _ = runs.load_model(tmp_path / "reader")
     assert model.head.out_features == 11
+    # the 11 classes have 11 names wherever a command reports per class
+    code, out, err = cli("evaluate", "--run", tmp_path / "reader")
+    assert code == 0, err
+    assert "not a digit" in out

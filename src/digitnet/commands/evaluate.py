@@ -26,7 +26,8 @@ def run(args) -> int:
     model, config = runs.load_model(args.run_dir)
     ds = load(args.dataset or config.dataset, args.data_dir)
     result = evaluate(model, input_tensor(ds.x_test), torch.from_numpy(ds.y_test).long())
-    report = {"dataset": ds.name, **result.to_dict(ds.classes)}
+    classes = config.class_names(ds.classes)
+    report = {"dataset": ds.name, **result.to_dict(classes)}
     atomic.write_json(args.run_dir / "evaluation.json", report)
 
     out = console()
@@ -34,7 +35,7 @@ def run(args) -> int:
     out.print(f"test loss {result.loss:.4f}  test accuracy {result.accuracy:.4f}")
     table = Table("class", "name", "images", "accuracy")
     totals = result.confusion.sum(axis=1)
-    for c, name in enumerate(ds.classes):
+    for c, name in enumerate(classes):
         table.add_row(str(c), name, str(totals[c]), f"{result.per_class_accuracy[c]:.4f}")
     out.print(table)
     out.print(f"wrote {args.run_dir / 'evaluation.json'}")

@@ -12,7 +12,6 @@ from pathlib import Path
 from digitnet import atomic
 from digitnet.commands.common import console
 from digitnet.commands.progress import ConsoleReporter
-from digitnet.datasets import get_spec
 from digitnet.errors import DigitnetError
 from digitnet.plots import figures
 from digitnet.training import checkpoints, distributed, recipes
@@ -134,7 +133,7 @@ def run(args) -> int:
     out.print(f"test accuracy {metrics['test_accuracy']:.4f}  test loss {metrics['test_loss']:.4f}"
               f"  ({metrics['train_seconds']:.1f} s training, {metrics['precision']})")
     out.print(f"run saved in {run_dir}")
-    written = write_pictures(run_dir, metrics, config.dataset)
+    written = write_pictures(run_dir, metrics, config)
     out.print(f"pictures: {', '.join(map(str, written))}", soft_wrap=True, markup=False)
     return 0
 
@@ -150,11 +149,11 @@ def run_ensemble(config: TrainConfig, run_dir: Path | None, args, reporter: Cons
     return 0
 
 
-def write_pictures(run_dir: Path, metrics: dict, dataset: str) -> list[Path]:
+def write_pictures(run_dir: Path, metrics: dict, config: TrainConfig) -> list[Path]:
     """history.png and confusion.png from the metrics ``fit`` returned; their paths."""
     written = []
-    for name, fig in figures.training(metrics, get_spec(dataset).classes, run_dir.name,
-                                      dataset).items():
+    for name, fig in figures.training(metrics, config.classes, run_dir.name,
+                                      config.dataset).items():
         atomic.write_bytes(run_dir / name, figures.to_png(fig))
         written.append(run_dir / name)
     return written

@@ -14,8 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-NOT_A_DIGIT = 10  # the reader's class for everything that is not a digit
-NOT_A_DIGIT_NAME = "not a digit"
+from digitnet.training.config import NOT_A_DIGIT
 
 
 def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:

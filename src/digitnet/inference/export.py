@@ -131,9 +131,7 @@ def export_onnx(run_dir: str | Path, images: np.ndarray, labels: np.ndarray,
     run_dir = runs.check_run_dir(run_dir)
     images, labels = _parity_set(images, labels, limit)
     net, config = runs.load_model(run_dir)
-    from digitnet.datasets import get_spec
-
-    classes = get_spec(config.dataset).classes
+    classes = config.classes
     meta = onnx_runtime.metadata(run_dir, classes, config.model, config.dataset, __version__)
     path = run_dir / onnx_runtime.ONNX_FILE
     with atomic.atomic_open(path, "wb") as f:
@@ -197,7 +195,5 @@ def check_onnx(run_dir: str | Path, images: np.ndarray, labels: np.ndarray,
     if not report.passed():
         discard(run_dir)
         raise _mismatch(path, run_dir, report)
-    from digitnet.datasets import get_spec
-
-    _record(run_dir, get_spec(runs.read_config(run_dir)[0].dataset).classes, report)
+    _record(run_dir, runs.read_config(run_dir)[0].classes, report)
     return report

@@ -23,7 +23,6 @@ from torch import nn
 
 from digitnet.errors import DigitnetError
 from digitnet.inference import onnx_runtime
-from digitnet.inference.calibration import NOT_A_DIGIT_NAME
 from digitnet.models import probabilities
 from digitnet.preprocess import input_array
 from digitnet.training import runs
@@ -98,10 +97,7 @@ class Predictor:
 
     @property
     def classes(self) -> tuple[str, ...]:
-        from digitnet.datasets import get_spec
-
-        extra = (NOT_A_DIGIT_NAME,) if self.config.negatives else ()
-        return get_spec(self.config.dataset).classes + extra
+        return self.config.classes
 
     def probabilities(self, images: np.ndarray) -> np.ndarray:
         """float32 (N, 10) class probabilities for images as ``input_array`` accepts them."""

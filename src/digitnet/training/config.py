@@ -22,6 +22,8 @@ SCHEDULES = ("constant", "onecycle")
 
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
+NOT_A_DIGIT = 10  # the class of everything that is not a digit, in models trained with negatives
+NOT_A_DIGIT_NAME = "not a digit"
 
 
 def option(default: Any, help: str, *, choices: tuple[str, ...] | None = None,
@@ -120,6 +122,15 @@ class TrainConfig:
     def num_classes(self) -> int:
         """10 digits, plus class 10 ("not a digit") when trained with negatives."""
         return 11 if self.negatives else 10
+
+    def class_names(self, dataset_classes: tuple[str, ...]) -> tuple[str, ...]:
+        """The model's output classes: the dataset's, then "not a digit" with negatives."""
+        return dataset_classes + ((NOT_A_DIGIT_NAME,) if self.negatives else ())
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """``class_names`` of the dataset the model was trained on."""
+        return self.class_names(SPECS[self.dataset].classes)
 
     def model_kwargs(self) -> dict[str, Any]:
         """Arguments of ``build_model`` for this config: its classes, then model_args."""

@@ -24,12 +24,11 @@ from digitnet.datasets import Dataset, load
 from digitnet.errors import DigitnetError
 from digitnet.evaluate import Evaluation, evaluate_sums, from_sums, predict_logits
 from digitnet.inference import calibration
-from digitnet.inference.calibration import NOT_A_DIGIT, NOT_A_DIGIT_NAME
 from digitnet.models import build_model, count_parameters
 from digitnet.preprocess import input_tensor
 from digitnet.training import checkpoints, devices, distributed, negatives, runs, seeding
 from digitnet.training.augment import Augmentation, WriterAugmentation
-from digitnet.training.config import TrainConfig
+from digitnet.training.config import NOT_A_DIGIT, TrainConfig
 from digitnet.training.epoch import (
     check_shards,
     epoch_order,
@@ -360,10 +359,6 @@ def train_epochs(run_dir: Path, config: TrainConfig, setup: Setup, learner: Lear
             break
 
 
-def class_names(ds: Dataset, config: TrainConfig) -> tuple[str, ...]:
-    return ds.classes + ((NOT_A_DIGIT_NAME,) if config.negatives else ())
-
-
 def calibrate(model: nn.Module, split: Split, config: TrainConfig) -> dict[str, float]:
     """Fit the temperature and the verdict's thresholds on the validation split, fold the
     temperature into ``model``, and return them with the calibration error before and after."""
@@ -399,7 +394,7 @@ def finish(run_dir: Path, config: TrainConfig, setup: Setup, learner: Learner, s
         "world_size": setup.ctx.world_size,
         "device": setup.device.type,
         "threads": setup.threads,
-        "per_class_accuracy": test.to_dict(class_names(ds, config))["per_class_accuracy"],
+        "per_class_accuracy": test.to_dict(config.class_names(ds.classes))["per_class_accuracy"],
         "calibration": calibrated,
         "confusion": test.confusion.tolist(),
         "history": position.history,

@@ -163,6 +163,12 @@ def fashion_fields(images: np.ndarray) -> np.ndarray:
     return np.stack([f for f in fields if f is not None])
 
 
+def fashion_images(ds) -> np.ndarray:
+    """Fashion-MNIST's training images fit to be negatives: uint8 (n, 28, 28) without trousers,
+    which scaled to a 20-pixel box are a thick 1."""
+    return ds.x_train[ds.y_train != FASHION_TROUSER]
+
+
 def pool(n: int, fashion: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """``n`` negatives in the proportions of ``MIX`` -> uint8 (n, 28, 28): Fashion-MNIST images
     drawn from ``fashion`` (uint8 (m, 28, 28), trousers already left out) and rendered letters,

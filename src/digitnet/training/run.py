@@ -135,29 +135,27 @@ def make_split(ds: Dataset, config: TrainConfig, device: torch.device,
     x, y = input_tensor(ds.x_train[:n], device), torch.from_numpy(ds.y_train[:n]).long().to(device)
     x_test = input_tensor(ds.x_test, device)
     y_test = torch.from_numpy(ds.y_test).long().to(device)
+    # Fashion-MNIST is read once, for the negatives of both splits.
+    fashion = negatives.fashion_images(load("fashion-mnist", data_dir)) if config.negatives else None
     if not config.validation:
-        x, y = with_negatives(x, y, config.negatives, config, data_dir, seed=0)
+        x, y = with_negatives(x, y, config.negatives, fashion, (config.seed, 0))
         return Split(x, y, x_test, y_test, x_test, y_test, "test")
     cut = n - config.validation
     # The validation split gets negatives in the training share's proportion, from another seed.
     x_val, y_val = with_negatives(x[cut:], y[cut:], config.negatives * config.validation // cut,
-                                  config, data_dir, seed=1)
-    x, y = with_negatives(x[:cut], y[:cut], config.negatives, config, data_dir, seed=0)
+                                  fashion, (config.seed, 1))
+    x, y = with_negatives(x[:cut], y[:cut], config.negatives, fashion, (config.seed, 0))
     return Split(x, y, x_val, y_val, x_test, y_test, "val")
 
 
-def with_negatives(x: torch.Tensor, y: torch.Tensor, n: int, config: TrainConfig,
-                   data_dir: str | Path | None, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+def with_negatives(x: torch.Tensor, y: torch.Tensor, n: int, fashion: np.ndarray | None,
+                   seed: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
     """(x, y) with ``n`` "not a digit" images (class 10) appended; the test set never gets any,
-    so its figure stays MNIST's. Fashion-MNIST's training images and rendered letters,
-    scribbles, shapes and specks, drawn from (config.seed, seed)."""
+    so its figure stays MNIST's. Fashion-MNIST images and rendered letters, scribbles, shapes
+    and specks, drawn from ``seed``."""
     if n == 0:
         return x, y
-    fashion = load("fashion-mnist", data_dir)
-    # Scaled to a 20-pixel box, a pair of trousers is a thick 1: they are left out.
-    fashion = fashion.x_train[fashion.y_train != negatives.FASHION_TROUSER]
-    rng = np.random.default_rng([config.seed, seed])
-    images = input_tensor(negatives.pool(n, fashion, rng), x.device)
+    images = input_tensor(negatives.pool(n, fashion, np.random.default_rng(seed)), x.device)
     return torch.cat([x, images]), torch.cat([y, torch.full((len(images),), NOT_A_DIGIT, device=y.device)])
 
 

@@ -11,7 +11,7 @@ ifneq ($(wildcard $(SHARED_DATA)/mnist),)
 export DIGITNET_DATA ?= $(SHARED_DATA)
 endif
 
-.PHONY: run test test-fast lint lock bench clean chromium
+.PHONY: run test test-fast lint lock bench clean chromium reader
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -34,6 +34,14 @@ run: $(VENV)/.installed
 	@echo "Next: type 'source $(VENV)/bin/activate' so that 'digitnet' is a command here,"
 	@echo "then e.g. 'digitnet show predictions', 'digitnet serve' or 'digitnet --help'."
 	@echo "(Or call it as $(BIN)/digitnet without activating.)"
+
+# make reader: train the reader recipe (about 10 minutes on 2 cores) into runs/, check it and make
+# it the reader bundled in the package (src/digitnet/bundled/reader), the default of predict,
+# read and serve. Commit the three files it writes.
+reader: $(VENV)/.installed
+	run=runs/reader-$$(date +%Y%m%d-%H%M%S) && \
+	$(BIN)/digitnet train --recipe reader --out $$run && \
+	$(BIN)/python -m digitnet.inference.bundled $$run
 
 test: $(VENV)/.installed-test chromium
 	$(BIN)/ruff check .

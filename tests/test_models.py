@@ -1,8 +1,16 @@
 """Tutorial step 5: the network's layers, output shapes and parameter count."""
 
+import pytest
 import torch
 
-from digitnet.models import TutorialCNN, build_model, count_parameters, layer_summary, probabilities
+from digitnet.models import (
+    ARCHITECTURES,
+    TutorialCNN,
+    build_model,
+    count_parameters,
+    layer_summary,
+    probabilities,
+)
 
 
 def test_tutorial_cnn_has_600810_parameters():
@@ -41,3 +49,19 @@ def test_softmax_at_inference_sums_to_one():
 def test_speedrun_net_shapes():
     model = build_model("speedrun_net")
     assert model(torch.rand(3, 1, 28, 28)).shape == (3, 10)
+
+
+@pytest.mark.parametrize("name", sorted(ARCHITECTURES))
+def test_every_weight_learns(name):
+    """After a few steps every parameter gets a gradient: no block is switched off for good
+    (a zero-initialised BatchNorm followed by a ReLU would be)."""
+    torch.manual_seed(0)
+    model = build_model(name)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    x, y = torch.rand(16, 1, 28, 28), torch.randint(0, 10, (16,))
+    for _ in range(3):
+        optimizer.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        optimizer.step()
+    silent = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert not silent

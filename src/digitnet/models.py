@@ -68,16 +68,22 @@ class SpeedrunNet(nn.Module):
 
 
 class Residual(nn.Module):
-    """Two conv_bn layers with a skip connection: more depth at the same width."""
+    """Two 3x3 convolutions with a skip connection, ReLU after the sum (as in ResNet): more
+    depth at the same width."""
 
     def __init__(self, channels: int) -> None:
         super().__init__()
-        self.body = nn.Sequential(conv_bn(channels, channels), conv_bn(channels, channels))
-        # The block starts as the identity (last BatchNorm scale 0): stable at a high learning rate.
-        nn.init.zeros_(self.body[1][1].weight)
+        self.body = nn.Sequential(
+            conv_bn(channels, channels),
+            nn.Conv2d(channels, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels),
+        )
+        # The block starts as the identity (last BatchNorm scale 0): stable at a high learning
+        # rate. No ReLU may follow that BatchNorm inside the body: ReLU's gradient at exactly 0
+        # is 0, and the block would stay switched off for good.
+        nn.init.zeros_(self.body[2].weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, C, H, W) -> (N, C, H, W)
-        return x + self.body(x)
+        return F.relu(x + self.body(x))
 
 
 class ReaderNet(nn.Module):

@@ -6,12 +6,21 @@ import socket
 
 import pytest
 
+from digitnet.inference import bundled
 
-def test_no_run_says_how_to_make_one(cli, tmp_path, monkeypatch):
+
+def test_no_latest_run_says_how_to_make_one(cli, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    code, out, err = cli("serve")
+    code, out, err = cli("serve", "--run", "latest")
     assert code == 2 and out == ""
     assert err.count("\n") == 1 and "digitnet train" in err
+
+
+def test_without_the_bundled_reader_serve_says_how_to_rebuild_it(cli, tmp_path, monkeypatch):
+    monkeypatch.setattr(bundled, "READER_DIR", tmp_path)
+    code, out, err = cli("serve")
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and "make reader" in err
 
 
 def test_a_missing_run_directory_stops_the_start(cli, tmp_path):

@@ -101,7 +101,8 @@ def test_predict_every_format_and_one_line_per_bad_file(cli, trained_run, mixed_
     lines = [json.loads(line) for line in out.splitlines()]
     assert [r["path"] for r in lines] == good
     assert {r["digit"] for r in lines} == {7}  # the same photo in every format and layout
-    assert all(set(r) == {"path", "digit", "probability", "top_k"} and len(r["top_k"]) == 3 for r in lines)
+    keys = {"path", "verdict", "text", "digit", "runner_up", "probability", "top_k"}
+    assert all(set(r) == keys and len(r["top_k"]) == 3 for r in lines)
     errors = err.splitlines()
     assert len(errors) == len(bad)
     for path, line in zip(bad.values(), errors, strict=True):
@@ -147,3 +148,20 @@ def test_read_command_prints_the_number_and_json(cli, trained_run, mnist, tmp_pa
     code, out, err = cli("read", "--run", trained_run, blank, path, "--json")
     assert code == 2 and len(err.strip().splitlines()) == 1 and blank in err
     assert json.loads(out)["text"] == truth
+
+
+def test_predict_on_a_number_points_to_read(cli, trained_run, mnist, tmp_path):
+    rng = np.random.default_rng(3)
+    idx = rng.choice(len(mnist.x_test), 6, replace=False)
+    number = write(tmp_path / "314159.png", render.render_number(list(mnist.x_test[idx]), rng))
+    single = write(tmp_path / "one.png", render.render_photo(mnist.x_test[0], rng)[0])
+    code, out, _ = cli("predict", "--run", trained_run, number, single)
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[1].startswith("  this looks like a number of ")
+    assert lines[1].endswith(f"digits, not one digit: read it with 'digitnet read {number}'")
+    assert len(lines) == 3 and lines[2].startswith(f"{single}: "), "no note for one digit"
+    code, out, _ = cli("predict", "--run", trained_run, number, single, "--json")
+    first, second = (json.loads(line) for line in out.splitlines())
+    # 6 written; a touching pair may count as one
+    assert first["number_of_digits"] >= 4 and "number_of_digits" not in second

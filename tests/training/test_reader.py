@@ -46,13 +46,20 @@ def test_temperature_fit_lowers_calibration_error():
 
 def test_verdict_names_not_a_digit_and_close_pairs():
     v = calibration.Verdict(reject=0.5, close=0.3)
-    probs = torch.tensor([[0.0] * 7 + [0.9] + [0.0] * 2 + [0.1],  # a sure 7
-                          [0.0] * 4 + [0.5] + [0.0] * 4 + [0.4] + [0.1],  # 4 or 9?
-                          [0.02] * 10 + [0.8]])  # not a digit
-    answer, runner_up, unsure = calibration.decide(probs, v)
-    said = [calibration.describe(int(a), int(r), bool(u))
-            for a, r, u in zip(answer, runner_up, unsure, strict=True)]
-    assert said == ["7", "4 or 9?", "not a digit"]
+    probs = np.array([[0.0] * 7 + [0.9] + [0.0] * 2 + [0.1],  # a sure 7
+                      [0.0] * 4 + [0.5] + [0.0] * 4 + [0.4] + [0.1],  # 4 or 9?
+                      [0.02] * 10 + [0.8]])  # not a digit
+    said = calibration.answers(probs, v, [str(d) for d in range(10)])
+    assert [a.text for a in said] == ["7", "4 or 9?", "not a digit"]
+    assert [a.verdict for a in said] == ["digit", "unsure", "not_a_digit"]
+    assert [a.digit for a in said] == [7, 4, 0] and said[1].runner_up == 9
+    assert [a.probability for a in said] == pytest.approx([0.9, 0.5, 0.8])
+
+
+def test_a_model_without_the_11th_class_never_refuses():
+    probs = np.array([[0.05] * 9 + [0.55]])
+    (said,) = calibration.answers(probs, calibration.from_record(None), list("0123456789"))
+    assert said.verdict == "digit" and said.text == "9"
 
 
 @pytest.mark.slow

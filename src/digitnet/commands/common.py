@@ -25,6 +25,14 @@ def add_run_option(parser: argparse.ArgumentParser, extra: str = "") -> None:
                         help=f"a trained run directory (default: the latest under runs/{extra})")
 
 
+def add_model_option(parser: argparse.ArgumentParser) -> None:
+    """--run DIR for the commands that use a model (predict, read, serve): without it they use
+    the reader bundled with digitnet (dest ``run_dir``; resolve with ``bundled.model_dir``)."""
+    parser.add_argument("--run", dest="run_dir", metavar="DIR",
+                        help="a trained run directory, or 'latest' for the newest under runs/ "
+                             "(default: the reader bundled with digitnet)")
+
+
 def add_backend_option(parser: argparse.ArgumentParser) -> None:
     from digitnet.inference.predictor import BACKENDS, DEFAULT_BACKEND
 

@@ -7,10 +7,10 @@ import json
 import sys
 from pathlib import Path
 
-from digitnet.commands.common import add_backend_option, add_run_option
+from digitnet.commands.common import add_backend_option, add_model_option
+from digitnet.inference import bundled
 from digitnet.inference.files import predict_files
 from digitnet.inference.predictor import Predictor
-from digitnet.training import runs
 
 
 def top_k(text: str) -> int:
@@ -28,7 +28,7 @@ def register(sub) -> None:
                        description="Read one handwritten digit per image file (PNG, JPEG, BMP, TIFF, "
                                    "WebP; photos, scans or drawings, any size, dark on light or "
                                    "light on dark).")
-    add_run_option(p)
+    add_model_option(p)
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files, one digit each")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.add_argument("--top-k", type=top_k, default=3, metavar="K",
@@ -40,14 +40,18 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    predictor = Predictor.from_run(runs.resolve_run_dir(args.run_dir), backend=args.backend)
+    predictor = Predictor.from_run(bundled.model_dir(args.run_dir), backend=args.backend)
     predictions, errors = predict_files(predictor, args.images, args.top_k, args.debug_dir)
     for p in predictions:
         if args.json:
             print(json.dumps(p.to_dict()))
-        else:
-            others = ", ".join(f"{d} {q:.3f}" for d, q in p.top_k)
-            print(f"{p.path}: {p.digit} (probability {p.probability:.3f}; top {len(p.top_k)}: {others})")
+            continue
+        others = ", ".join(f"{predictor.classes[c]} {q:.3f}" for c, q in p.top_k)
+        print(f"{p.path}: {p.answer.text} (probability {p.answer.probability:.3f}; "
+              f"top {len(p.top_k)}: {others})")
+        if p.number > 1:
+            print(f"  this looks like a number of {p.number} digits, not one digit: "
+                  f"read it with 'digitnet read {p.path}'")
     for e in errors:
         print(f"digitnet: error: {e.message}", file=sys.stderr)
     if args.debug_dir is not None and predictions:

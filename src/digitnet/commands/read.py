@@ -6,10 +6,10 @@ import json
 import sys
 from pathlib import Path
 
-from digitnet.commands.common import add_backend_option, add_run_option
+from digitnet.commands.common import add_backend_option, add_model_option
+from digitnet.inference import bundled
 from digitnet.inference.files import with_path
 from digitnet.inference.predictor import Predictor
-from digitnet.training import runs
 from digitnet.vision import imaging
 from digitnet.vision.numbers import NumberReading, read_number
 
@@ -20,7 +20,7 @@ def register(sub) -> None:
                                    "from each image file.")
     p.add_argument("images", nargs="+", type=Path, metavar="IMAGE",
                    help="image files, one number each")
-    add_run_option(p)
+    add_model_option(p)
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     add_backend_option(p)
     p.set_defaults(run=run)
@@ -48,7 +48,7 @@ def show(path: Path, reading: NumberReading, as_json: bool) -> None:
 
 def run(args) -> int:
     """Reads every file; a bad one is one line on stderr and exit code 2, the others still read."""
-    predictor = Predictor.from_run(runs.resolve_run_dir(args.run_dir), backend=args.backend)
+    predictor = Predictor.from_run(bundled.model_dir(args.run_dir), backend=args.backend)
     failed = False
     for path in args.images:
         try:

@@ -5,14 +5,14 @@ from __future__ import annotations
 import os
 import socket
 
-from digitnet.commands.common import add_backend_option, add_run_option, console
+from digitnet.commands.common import add_backend_option, add_model_option, console
 from digitnet.errors import DigitnetError
-from digitnet.training import runs
+from digitnet.inference import bundled
 
 
 def register(sub) -> None:
     p = sub.add_parser("serve", help="serve a page to draw or upload digits, and a JSON API")
-    add_run_option(p)
+    add_model_option(p)
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
@@ -40,7 +40,7 @@ def run(args) -> int:
 
     if args.threads < 1:
         raise DigitnetError(f"--threads must be at least 1, got {args.threads}")
-    settings = Settings(run_dir=runs.resolve_run_dir(args.run_dir), backend=args.backend,
+    settings = Settings(run_dir=bundled.model_dir(args.run_dir), backend=args.backend,
                         torch_threads=args.threads)
     loaded = load_model(settings.run_dir, settings.backend)  # a bad run stops here, before serving
     sock = listen(args.host, args.port)

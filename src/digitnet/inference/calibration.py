@@ -8,13 +8,16 @@ calibrated probabilities without knowing about it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from digitnet.training.config import NOT_A_DIGIT
+from digitnet.training.config import NOT_A_DIGIT, NOT_A_DIGIT_NAME
 
 
 def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
@@ -65,11 +68,47 @@ def decide(probs: torch.Tensor, v: Verdict) -> tuple[torch.Tensor, torch.Tensor,
     return answer, top2.indices[:, 1], unsure
 
 
-def describe(answer: int, runner_up: int, unsure: bool) -> str:
-    """One verdict as a person reads it: "7", "4 or 9?" or "not a digit"."""
-    if answer == NOT_A_DIGIT:
-        return "not a digit"
-    return f"{answer} or {runner_up}?" if unsure else str(answer)
+VERDICTS = ("digit", "unsure", "not_a_digit")
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What the reader says of one image, as a person reads it and as the API returns it."""
+
+    verdict: str  # one of VERDICTS
+    text: str  # "7", "4 or 9?" or "not a digit"
+    digit: int  # the most likely digit (also under "not a digit", for who wants a guess)
+    runner_up: int | None  # the second most likely, named only when unsure
+    probability: float  # calibrated probability of what ``text`` says first: the digit, or not-a-digit
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"verdict": self.verdict, "text": self.text, "digit": self.digit,
+                "runner_up": self.runner_up, "probability": self.probability}
+
+
+def answers(probs: np.ndarray, v: Verdict, names: Sequence[str]) -> list[Answer]:
+    """(N, classes) calibrated probabilities -> one Answer per image, ``names`` naming classes."""
+    p = torch.as_tensor(np.asarray(probs, dtype=np.float32))
+    answer, runner_up, unsure = decide(p, v)
+    top = p[:, :NOT_A_DIGIT].argmax(dim=1)
+    out = []
+    for row, a, t, r, u in zip(p.tolist(), answer.tolist(), top.tolist(), runner_up.tolist(),
+                               unsure.tolist(), strict=True):
+        if a == NOT_A_DIGIT:
+            out.append(Answer("not_a_digit", NOT_A_DIGIT_NAME, t, None, round(row[a], 6)))
+        elif u:
+            out.append(Answer("unsure", f"{names[a]} or {names[r]}?", a, r, round(row[a], 6)))
+        else:
+            out.append(Answer("digit", names[a], a, None, round(row[a], 6)))
+    return out
+
+
+def from_record(record: dict[str, Any] | None) -> Verdict:
+    """The Verdict a run recorded when it was calibrated (metrics.json's "calibration"), or the
+    defaults for a run that was not (it then never says "not a digit")."""
+    if not record:
+        return Verdict()
+    return Verdict(float(record["temperature"]), float(record["reject"]), float(record["close"]))
 
 
 def choose_verdict(logits: torch.Tensor, labels: torch.Tensor, accept: float = 0.995,

@@ -14,26 +14,35 @@ import numpy as np
 
 from digitnet import atomic
 from digitnet.errors import DigitnetError
+from digitnet.inference.calibration import Answer
 from digitnet.vision import imaging
+from digitnet.vision.layout import count_digits
 
 
 class Model(Protocol):
     def probabilities(self, images: np.ndarray) -> np.ndarray: ...
 
+    def answers(self, probabilities: np.ndarray) -> list[Answer]: ...
+
 
 @dataclass
 class Prediction:
-    """One file's answer; ``image28`` is the uint8 (28, 28) picture the model saw."""
+    """One file's answer; ``image28`` is the uint8 (28, 28) picture the model saw; ``number``
+    counts the digits side by side (over 1: a whole number, which ``read`` is for)."""
 
     path: str
-    digit: int
-    probability: float
+    answer: Answer
     top_k: list[tuple[int, float]]
     image28: np.ndarray
+    number: int = 0
+
+    @property
+    def digit(self) -> int:
+        return self.answer.digit
 
     def to_dict(self) -> dict[str, Any]:
-        return {"path": self.path, "digit": self.digit, "probability": self.probability,
-                "top_k": [[d, p] for d, p in self.top_k]}
+        return {"path": self.path, **self.answer.to_dict(), "top_k": [[d, p] for d, p in self.top_k],
+                **({"number_of_digits": self.number} if self.number > 1 else {})}
 
 
 @dataclass
@@ -51,10 +60,12 @@ def with_path(path: str, error: Exception) -> str:
     return text if text.startswith(f"{path}:") else f"{path}: {text}"
 
 
-def prepare(path: str | Path) -> np.ndarray:
-    """One image file -> uint8 (28, 28) as the model sees it (raises DigitnetError)."""
+def prepare(path: str | Path) -> tuple[np.ndarray, int]:
+    """One image file -> uint8 (28, 28) as the model sees it, and how many digits side by side
+    it seems to hold when more than one (raises DigitnetError)."""
     with imaging.opencv_errors(str(path)):
-        return imaging.to_mnist(imaging.load(path))
+        digit, ink = imaging.digit_and_ink(imaging.load(path))
+        return digit, count_digits(ink)
 
 
 def top_classes(probabilities: np.ndarray, k: int) -> list[tuple[int, float]]:
@@ -94,21 +105,22 @@ def predict_files(predictor: Model, paths: list[str | Path], top_k: int = 3,
 
     All images go through ``predictor.probabilities`` in a single batched call.
     """
-    images, good, errors = [], [], []
+    images, counts, good, errors = [], [], [], []
     for path in paths:
         try:
-            images.append(prepare(path))
+            image, count = prepare(path)
+            images.append(image)
+            counts.append(count)
             good.append(str(path))
         except DigitnetError as e:
             errors.append(FileError(str(path), with_path(str(path), e), getattr(e, "kind", "unreadable")))
     if not images:
         return [], errors
     batch = np.stack(images)  # (N, 28, 28) uint8
-    probs = predictor.probabilities(batch)  # (N, 10)
-    predictions = []
-    for path, image, p in zip(good, images, probs, strict=True):
-        best = top_classes(p, max(1, top_k))
-        predictions.append(Prediction(path, best[0][0], best[0][1], best, image))
+    probs = predictor.probabilities(batch)  # (N, classes)
+    said = predictor.answers(probs)
+    predictions = [Prediction(path, answer, top_classes(p, max(1, top_k)), image, count)
+                   for path, image, p, answer, count in zip(good, images, probs, said, counts, strict=True)]
     if debug_dir is not None:
         write_debug(Path(debug_dir), predictions)
     return predictions, errors

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from digitnet.errors import DigitnetError
-from digitnet.inference import onnx_runtime
+from digitnet.inference import calibration, onnx_runtime
 from digitnet.models import probabilities
 from digitnet.preprocess import input_array
 from digitnet.training import runs
@@ -51,6 +51,12 @@ def torch_threads(n: int):
         torch.set_num_threads(before)
 
 
+def recorded_verdict(run_dir: Path) -> calibration.Verdict:
+    """The verdict thresholds chosen when the run was calibrated (defaults for other runs)."""
+    has_metrics = (run_dir / runs.METRICS_FILE).exists()  # a model copied without its metrics serves
+    return calibration.from_record(runs.read_metrics(run_dir).get("calibration") if has_metrics else None)
+
+
 class Predictor:
     """Probabilities (N, 10) for MNIST-style images, from a run directory's model.
 
@@ -59,7 +65,8 @@ class Predictor:
 
     def __init__(self, model: nn.Module, config: TrainConfig, run_dir: Path | None = None,
                  backend: str = "torch", batch_size: int = 1000, *, session=None,
-                 precision: str = "fp32", note: str = "") -> None:
+                 precision: str = "fp32", note: str = "",
+                 verdict: calibration.Verdict | None = None) -> None:
         if backend not in ("torch", "onnx"):
             raise DigitnetError(f"unknown backend {backend!r}; choose one of: {', '.join(BACKENDS)}")
         if backend == "onnx" and session is None:
@@ -75,6 +82,7 @@ class Predictor:
         self.session = session
         self.precision = precision
         self.note = note
+        self.verdict = verdict or calibration.Verdict()  # the thresholds the run was calibrated with
 
     @classmethod
     def from_run(cls, run_dir: str | Path, backend: str = DEFAULT_BACKEND, *, precision: str = "fp32",
@@ -93,14 +101,19 @@ class Predictor:
                     raise
                 note = f"using the torch backend: {e}"
         resolved = "onnx" if session is not None else "torch"
-        return cls(model, config, run_dir, resolved, session=session, precision=precision, note=note)
+        return cls(model, config, run_dir, resolved, session=session, precision=precision, note=note,
+                   verdict=recorded_verdict(run_dir))
 
     @property
     def classes(self) -> tuple[str, ...]:
         return self.config.classes
 
+    def answers(self, probabilities: np.ndarray) -> list[calibration.Answer]:
+        """The verdict on each row of ``probabilities``: "7", "4 or 9?" or "not a digit"."""
+        return calibration.answers(probabilities, self.verdict, self.classes)
+
     def probabilities(self, images: np.ndarray) -> np.ndarray:
-        """float32 (N, 10) class probabilities for images as ``input_array`` accepts them."""
+        """float32 (N, classes) probabilities for images as ``input_array`` accepts them."""
         x = input_array(images)
         run = self._onnx if self.backend == "onnx" else self._torch
         out = [run(x[i : i + self.batch_size]) for i in range(0, len(x), self.batch_size)]

@@ -497,5 +497,12 @@ def main_cluster(mask: np.ndarray) -> np.ndarray:
 def to_mnist(image: np.ndarray) -> np.ndarray:
     """Any decoded image (gray, BGR or BGRA, any size) of one digit -> uint8 (28, 28),
     white digit on black as in MNIST. Raises ImageError("blank") if there is no ink."""
+    return digit_and_ink(image)[0]
+
+
+def digit_and_ink(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``to_mnist``'s 28x28 digit, and the bool (H, W) mask of all the ink it was cut from
+    (which tells whether the image held a whole number rather than one digit)."""
     ink = to_white_on_black(image)
-    return mnist_from_ink(ink, main_cluster(ink_mask(ink)))
+    mask = ink_mask(ink)
+    return mnist_from_ink(ink, main_cluster(mask)), mask

@@ -14,10 +14,18 @@ class ImageIn(BaseModel):
 
 
 class Prediction(BaseModel):
-    digit: int = Field(description="the most probable class")
-    probability: float = Field(description="its probability, in [0, 1]")
-    probabilities: list[float] = Field(min_length=10, max_length=10,
-                                       description="the probability of each class 0..9")
+    verdict: Literal["digit", "unsure", "not_a_digit"] = Field(
+        description="a digit; unsure between two digits (both named in text); or not a digit")
+    text: str = Field(description='the answer as a person reads it: "7", "4 or 9?" or "not a digit"')
+    digit: int = Field(description="the most probable digit (also given when the verdict is not_a_digit)")
+    runner_up: int | None = Field(description="the second most probable digit, when unsure")
+    probability: float = Field(description="calibrated probability of what text says first: the "
+                                           "digit, or that it is not a digit; in [0, 1]")
+    probabilities: list[float] = Field(min_length=10, max_length=11,
+                                       description="the probability of each class, in the order of "
+                                                   "/api/model's classes (0..9, then 'not a digit')")
+    number_of_digits: int | None = Field(description="set when the image seems to hold a number "
+                                                     "of several digits: /api/read reads those")
     preprocessed: str = Field(description="base64 PNG of the 28x28 image the model was given")
 
 

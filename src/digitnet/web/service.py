@@ -18,6 +18,7 @@ from digitnet.errors import DigitnetError
 from digitnet.inference.predictor import Predictor
 from digitnet.training import runs
 from digitnet.vision import imaging
+from digitnet.vision.layout import count_digits
 from digitnet.vision.numbers import read_number
 from digitnet.web.schemas import DigitOut, ModelInfo, Prediction, Reading
 
@@ -62,11 +63,12 @@ def png_base64(image28: np.ndarray) -> str:
 def predict_image(data: bytes, source: str, predictor: Predictor) -> Prediction:
     """One digit: decode, preprocess to 28x28, classify."""
     with imaging.opencv_errors(source):
-        x = imaging.to_mnist(imaging.decode(data, source))  # (28, 28) uint8
-    p = predictor.probabilities(x[None])[0]  # (10,)
-    best = int(p.argmax())
-    return Prediction(digit=best, probability=float(p[best]),
-                      probabilities=[float(v) for v in p], preprocessed=png_base64(x))
+        x, ink = imaging.digit_and_ink(imaging.decode(data, source))  # (28, 28) uint8, (H, W) bool
+    p = predictor.probabilities(x[None])  # (1, classes)
+    (answer,) = predictor.answers(p)
+    count = count_digits(ink)
+    return Prediction(**answer.to_dict(), probabilities=[float(v) for v in p[0]],
+                      number_of_digits=count if count > 1 else None, preprocessed=png_base64(x))
 
 
 def read_image(data: bytes, source: str, predictor: Predictor) -> Reading:

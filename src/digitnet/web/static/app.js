@@ -1,5 +1,6 @@
 // The drawing page: strokes on a white canvas (dark ink, like paper), sent to the JSON API
-// while drawing; the answer, the 10 probabilities and the 28x28 input are shown beside it.
+// while drawing; the verdict ("7", "4 or 9?", "not a digit"), the calibrated probability of
+// each class and the 28x28 input are shown beside it (and the verdict under the canvas on a phone).
 "use strict";
 
 (() => {
@@ -22,34 +23,44 @@
   let inFlight = null; // AbortController of the request in progress
   let generation = 0; // answers to older drawings are dropped
 
+  let classes = [..."0123456789"]; // replaced by the served model's classes
+
+  // A probability as a person reads it: never "100%" (no model is certain), never "0%" either.
+  function percent(p) {
+    const pct = p * 100;
+    if (pct >= 99.9) return "over 99.9%";
+    if (pct > 0 && pct < 0.1) return "under 0.1%";
+    return `${pct < 10 ? pct.toFixed(1) : pct.toFixed(0)}%`;
+  }
+
   function buildBars() {
-    const bars = $("bars");
-    for (let d = 0; d < 10; d++) {
+    $("bars").replaceChildren(...classes.map((name) => {
       const li = document.createElement("li");
-      li.innerHTML = `<span>${d}</span><span class="track"><span class="fill"></span></span>` +
+      li.innerHTML = `<span></span><span class="track"><span class="fill"></span></span>` +
         `<span class="pct">–</span>`;
-      li.setAttribute("aria-label", `${d}: no answer yet`);
-      bars.appendChild(li);
-    }
+      li.firstChild.textContent = name;
+      li.setAttribute("aria-label", `${name}: no answer yet`);
+      return li;
+    }));
   }
 
   function showBars(probabilities) {
     const best = probabilities.indexOf(Math.max(...probabilities));
-    [...$("bars").children].forEach((li, d) => {
-      const pct = (probabilities[d] * 100);
-      li.querySelector(".fill").style.width = `${pct}%`;
-      li.querySelector(".pct").textContent = `${pct < 10 ? pct.toFixed(1) : pct.toFixed(0)}%`;
-      li.classList.toggle("best", d === best);
-      li.setAttribute("aria-label", `${d}: ${pct.toFixed(1)} percent`);
+    [...$("bars").children].forEach((li, c) => {
+      const p = probabilities[c] ?? 0;
+      li.querySelector(".fill").style.width = `${p * 100}%`;
+      li.querySelector(".pct").textContent = percent(p).replace("over ", ">").replace("under ", "<");
+      li.classList.toggle("best", c === best);
+      li.setAttribute("aria-label", `${classes[c]}: ${(p * 100).toFixed(1)} percent`);
     });
   }
 
   function resetBars() {
-    [...$("bars").children].forEach((li, d) => {
+    [...$("bars").children].forEach((li, c) => {
       li.querySelector(".fill").style.width = "0";
       li.querySelector(".pct").textContent = "–";
       li.classList.remove("best");
-      li.setAttribute("aria-label", `${d}: no answer yet`);
+      li.setAttribute("aria-label", `${classes[c]}: no answer yet`);
     });
   }
 
@@ -135,8 +146,7 @@
   function showEmpty() {
     generation++;
     if (inFlight) inFlight.abort();
-    $("digit-result").hidden = true;
-    $("number-result").hidden = true;
+    hideAnswers();
     $("boxes").replaceChildren();
     $("result").setAttribute("aria-busy", "false");
     resetBars();
@@ -152,7 +162,10 @@
     $("placeholder").textContent = mode === "digit" ? "Draw here" : "Write a number here";
     $("input-title").textContent = mode === "digit" ? "Your digit" : "Your number";
     $("bars").hidden = mode === "number";
-    items = items.filter((item) => item.image).map((item) => ({ ...item, fit: fit(item.image) }));
+    // Strokes stay when the canvas widens (same height, so a number drawn as a digit is kept);
+    // going back to the narrower digit canvas would cut them, so they go.
+    items = items.filter((item) => item.image || mode === "number")
+      .map((item) => (item.image ? { ...item, fit: fit(item.image) } : item));
     redraw();
     items.length ? predictNow() : showEmpty();
   }
@@ -234,8 +247,7 @@
       mode === "digit" ? showDigit(answer) : showNumber(answer);
     } catch (error) {
       if (error.name === "AbortError" || mine !== generation) return;
-      $("digit-result").hidden = true;
-      $("number-result").hidden = true;
+      hideAnswers();
       resetBars();
       setStatus(error.message, true);
     } finally {
@@ -243,13 +255,50 @@
     }
   }
 
+  function hideAnswers() {
+    $("digit-result").hidden = true;
+    $("number-result").hidden = true;
+    $("note").hidden = true;
+    $("quick").hidden = true;
+  }
+
+  // What the verdict says, in words: the status line, the confidence line, the quick line.
+  function verdictWords(answer) {
+    const p = answer.probabilities;
+    if (answer.verdict === "not_a_digit") {
+      return { status: "That does not look like a digit.", confidence: `${percent(answer.probability)} sure it is not a digit` };
+    }
+    if (answer.verdict === "unsure") {
+      return {
+        status: `Unsure: ${answer.digit} or ${answer.runner_up}?`,
+        confidence: `${answer.digit}: ${percent(p[answer.digit])}, ${answer.runner_up}: ${percent(p[answer.runner_up])}`,
+      };
+    }
+    return { status: `It is a ${answer.digit}.`, confidence: `${percent(answer.probability)} sure` };
+  }
+
   function showDigit(answer) {
-    $("digit").textContent = answer.digit;
-    $("confidence").textContent = `${(answer.probability * 100).toFixed(1)}% sure`;
+    const words = verdictWords(answer);
+    $("digit").textContent = answer.text;
+    $("digit").className = `digit ${answer.verdict}`;
+    $("confidence").textContent = words.confidence;
     $("seen").src = `data:image/png;base64,${answer.preprocessed}`;
     $("digit-result").hidden = false;
+    const several = answer.number_of_digits;
+    $("note-text").textContent = several ? `This looks like a number of ${several} digits.` : "";
+    $("note").hidden = !several;
+    showQuick(answer.text, words.confidence);
     showBars(answer.probabilities);
-    setStatus(`It is a ${answer.digit}.`);
+    setStatus(words.status);
+  }
+
+  function showQuick(text, detail) {
+    const quick = $("quick");
+    quick.textContent = text;
+    const small = document.createElement("small");
+    small.textContent = ` · ${detail}`;
+    quick.appendChild(small);
+    quick.hidden = false;
   }
 
   function showNumber(answer) {
@@ -264,6 +313,7 @@
     $("digits").replaceChildren(...chips);
     showBoxes(answer.digits);
     $("number-result").hidden = false;
+    showQuick(answer.text, `${answer.digits.length} digits`);
     setStatus(`It reads ${answer.text}.`);
   }
 
@@ -295,6 +345,10 @@
     }
   });
   $("undo").addEventListener("click", undo);
+  $("to-number").addEventListener("click", () => {
+    document.querySelector("input[name=mode][value=number]").checked = true;
+    setMode("number");
+  });
   $("clear").addEventListener("click", clear);
   document.querySelectorAll("input[name=mode]").forEach((radio) =>
     radio.addEventListener("change", () => setMode(radio.value)));
@@ -302,6 +356,8 @@
   async function showModel() {
     try {
       const m = await (await fetch("/api/model")).json();
+      classes = m.classes;
+      buildBars();
       const accuracy = m.test_accuracy == null ? "" : `, ${(m.test_accuracy * 100).toFixed(1)}% on the test set`;
       $("model-info").textContent = `Model ${m.run}: ${m.architecture}, ` +
         `${m.parameters.toLocaleString("en")} parameters${accuracy}`;

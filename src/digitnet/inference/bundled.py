@@ -1,0 +1,85 @@
+"""The reader shipped inside the package, so ``predict``, ``read`` and ``serve`` work right after
+install: a run directory's three files (config, weights, metrics with the calibration) under
+``digitnet/bundled/reader``.
+
+``make reader`` trains the ``reader`` recipe and calls ``bundle`` on the run; ``bundle`` checks
+the run before copying it in (it loads, it is calibrated, it has the "not a digit" class, it
+fits the size limit), so a broken reader is never shipped.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from digitnet import atomic
+from digitnet.errors import DigitnetError
+from digitnet.training import runs
+from digitnet.training.config import NOT_A_DIGIT_NAME
+
+READER_DIR = Path(__file__).resolve().parent.parent / "bundled" / "reader"
+FILES = (runs.CONFIG_FILE, runs.MODEL_FILE, runs.METRICS_FILE)
+MAX_BYTES = 5 * 1024 * 1024  # the package stays small: the reader is well under 1 MB today
+LATEST = "latest"  # ``--run latest``: the newest finished run under runs/
+
+
+def reader_dir() -> Path:
+    """The bundled reader's run directory; one line naming the fix when it is missing."""
+    missing = [name for name in FILES if not (READER_DIR / name).is_file()]
+    if missing:
+        raise DigitnetError(f"the bundled reader is missing {', '.join(missing)} in {READER_DIR}; "
+                            "rebuild it with 'make reader', or pass --run DIR")
+    return READER_DIR
+
+
+def model_dir(run_dir: str | Path | None) -> Path:
+    """Which model answers: ``run_dir`` itself, the newest run for "latest", else the bundled reader."""
+    if run_dir is None:
+        return reader_dir()
+    if str(run_dir) == LATEST:
+        return runs.resolve_run_dir(None)
+    return runs.check_run_dir(run_dir)
+
+
+def check_reader(run_dir: Path) -> None:
+    """Refuse a run that is not a finished, calibrated reader small enough to ship."""
+    runs.load_model(run_dir)  # weights readable and matching the config
+    config, _ = runs.read_config(run_dir)
+    metrics = runs.read_metrics(run_dir)
+    if NOT_A_DIGIT_NAME not in config.classes or not metrics.get("calibration"):
+        raise DigitnetError(f"{run_dir}: not a calibrated reader (no 'not a digit' class or no "
+                            "calibration); train it with 'digitnet train --recipe reader'")
+    size = sum((run_dir / name).stat().st_size for name in FILES)
+    if size > MAX_BYTES:
+        raise DigitnetError(f"{run_dir}: {size / 1e6:.1f} MB is over the bundled reader's limit of "
+                            f"{MAX_BYTES / 1e6:.1f} MB; choose a smaller architecture")
+
+
+def bundle(run_dir: str | Path, dest: Path = READER_DIR) -> Path:
+    """Check the reader run, then copy its files into ``dest`` (each written atomically)."""
+    run_dir = runs.check_run_dir(run_dir)
+    check_reader(run_dir)
+    for name in FILES:
+        atomic.write_bytes(dest / name, (run_dir / name).read_bytes())
+    return dest
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m digitnet.inference.bundled RUN_DIR``: what ``make reader`` runs after training."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m digitnet.inference.bundled",
+                                     description="Check a reader run and make it the bundled reader.")
+    parser.add_argument("run_dir", help="a run trained with 'digitnet train --recipe reader'")
+    args = parser.parse_args(argv)
+    try:
+        dest = bundle(args.run_dir)
+    except DigitnetError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"bundled {args.run_dir} as the reader in {dest}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

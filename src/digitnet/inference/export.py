@@ -129,19 +129,26 @@ def export_onnx(run_dir: str | Path, images: np.ndarray, labels: np.ndarray,
     interrupted check leaves the previous model.onnx (or none) and no temporary file.
     """
     run_dir = runs.check_run_dir(run_dir)
+    path = run_dir / onnx_runtime.ONNX_FILE
+    report = write_checked(run_dir, path, images, labels, limit)
+    _record(run_dir, runs.read_config(run_dir)[0].classes, report)
+    return path, report
+
+
+def write_checked(run_dir: Path, path: Path, images: np.ndarray, labels: np.ndarray,
+                  limit: int = PARITY_IMAGES) -> ParityReport:
+    """Write the run's model as ONNX to ``path`` (anywhere: the run directory or a static site),
+    renamed into place only once it has passed the check on the first ``limit`` images."""
     images, labels = _parity_set(images, labels, limit)
     net, config = runs.load_model(run_dir)
-    classes = config.classes
-    meta = onnx_runtime.metadata(run_dir, classes, config.model, config.dataset, __version__)
-    path = run_dir / onnx_runtime.ONNX_FILE
+    meta = onnx_runtime.metadata(run_dir, config.classes, config.model, config.dataset, __version__)
     with atomic.atomic_open(path, "wb") as f:
         f.write(onnx_bytes(net, meta))
         f.flush()
         report = _parity(run_dir, Path(f.name), images, labels)
         if not report.passed():
             raise _mismatch(path, run_dir, report)
-    _record(run_dir, classes, report)
-    return path, report
+    return report
 
 
 def discard(run_dir: Path) -> None:

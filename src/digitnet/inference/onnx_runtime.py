@@ -82,6 +82,21 @@ def require_checked(path: Path, run_dir: Path) -> None:
                             f"'digitnet export --run {run_dir}' again")
 
 
+def current_export(run_dir: Path) -> tuple[Path, dict]:
+    """The run's model.onnx and its export record (config.json's "export") when the file is the
+    one that passed the check and was exported from the run's current weights; else a
+    DigitnetError saying why. Opens nothing: for handing the file on (to a browser)."""
+    path = run_dir / ONNX_FILE
+    if not path.is_file():
+        raise DigitnetError(f"{path}: missing; run 'digitnet export --run {run_dir}' to write it")
+    require_checked(path, run_dir)
+    export = runs.read_config(run_dir)[1]["export"]
+    if export.get("weights_sha256") != weights_sha256(run_dir):
+        raise DigitnetError(f"{path}: exported from other weights than {run_dir / runs.MODEL_FILE}; "
+                            f"run 'digitnet export --run {run_dir}' again")
+    return path, export
+
+
 def open_session(run_dir: Path, threads: int = 2):
     """An onnxruntime session for the run's model.onnx, refused if missing, unchecked, corrupt
     or stale."""

@@ -11,7 +11,7 @@ ifneq ($(wildcard $(SHARED_DATA)/mnist),)
 export DIGITNET_DATA ?= $(SHARED_DATA)
 endif
 
-.PHONY: run test test-fast lint lock bench clean chromium reader
+.PHONY: run test test-fast lint lock bench clean chromium browser-runtime reader
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -43,7 +43,7 @@ reader: $(VENV)/.installed
 	$(BIN)/digitnet train --recipe reader --out $$run && \
 	$(BIN)/python -m digitnet.inference.bundled $$run
 
-test: $(VENV)/.installed-test chromium
+test: $(VENV)/.installed-test chromium browser-runtime
 	$(BIN)/ruff check .
 	$(BIN)/pytest
 
@@ -58,6 +58,14 @@ chromium:
 	else \
 		echo "Chromium could not be installed (needs root and apt-get); the browser tests will skip"; \
 	fi
+
+# The tests of reading on the device need the browser runtime, onnxruntime-web's WebAssembly build
+# (about 14 MB through npm, kept in ~/.cache/digitnet); fetch it once when absent, before the
+# suite, which stays offline. When it cannot be fetched (no npm, no registry), say so and go on:
+# only those tests skip, and say why.
+browser-runtime: $(VENV)/.installed
+	@$(BIN)/python -m digitnet.web.browser_runtime \
+		|| echo "the browser runtime could not be fetched; the tests of reading on the device will skip"
 
 # The inner loop: everything but the slow and browser tests, in under a minute.
 test-fast: $(VENV)/.installed-test

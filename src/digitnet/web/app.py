@@ -19,23 +19,25 @@ from typing import TypeVar
 import anyio
 import torch
 from fastapi import FastAPI, Request
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
 from digitnet.errors import DigitnetError
 from digitnet.inference.predictor import DEFAULT_BACKEND
 from digitnet.vision.imaging import ImageError
-from digitnet.web import inputs, service
+from digitnet.web import inputs, service, site
 from digitnet.web.limits import BodySizeLimit
 from digitnet.web.schemas import ErrorOut, Health, ModelInfo, Prediction, Reading
 
 STATIC = Path(__file__).parent / "static"
 T = TypeVar("T")
 
-# The page's own policy: everything from this server, images also from data: and blob: URLs.
+# The page's own policy: everything from this server, images also from data: and blob: URLs, and
+# WebAssembly compiled (the runtime that reads on the device).
 PAGE_HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; object-src 'none'; "
+    "Content-Security-Policy": "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; "
+                               "img-src 'self' data: blob:; object-src 'none'; "
                                "base-uri 'none'; frame-ancestors 'none'",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
@@ -79,6 +81,7 @@ def create_app(settings: Settings, loaded: service.LoadedModel | None = None) ->
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.model = loaded or service.load_model(settings.run_dir, settings.backend)
+        app.state.on_device = site.on_device(settings.run_dir)
         app.state.limiter = anyio.CapacityLimiter(settings.max_concurrent)
         previous_threads = torch.get_num_threads()
         torch.set_num_threads(settings.torch_threads)
@@ -115,6 +118,20 @@ def create_app(settings: Settings, loaded: service.LoadedModel | None = None) ->
         data, source = await inputs.image_bytes(request)
         return await in_worker(request, service.read_image, data, source,
                                request.app.state.model.predictor)
+
+    @app.get("/ondevice/{name}", include_in_schema=False)
+    async def on_device(request: Request, name: str) -> Response:
+        """The reader folder for reading on the device (see ``site``); 404 with the reason when
+        this server has none."""
+        found = request.app.state.on_device
+        if found.info is None:
+            return JSONResponse({"detail": f"reading on this device is unavailable: {found.reason}"},
+                                status_code=404)
+        if name == site.MODEL_INFO:
+            return JSONResponse(found.info)
+        if name not in found.files:
+            return JSONResponse({"detail": f"no file {name} here"}, status_code=404)
+        return FileResponse(found.files[name])
 
     @app.get("/api/health", response_model=Health)
     async def health() -> Health:

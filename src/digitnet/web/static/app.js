@@ -1,13 +1,13 @@
-// The drawing page: strokes on a white canvas (dark ink, like paper), sent to the JSON API
-// while drawing; the verdict ("7", "4 or 9?", "not a digit"), the calibrated probability of
-// each class and the 28x28 input are shown beside it (and the verdict under the canvas on a phone).
-"use strict";
+// The drawing page: strokes on a white canvas (dark ink, like paper), read while drawing by
+// the JSON API or, with the switch on "this device", in the browser (reader/device.js); the
+// verdict ("7", "4 or 9?", "not a digit"), the calibrated probability of each class and the
+// 28x28 input are shown beside it (and the verdict under the canvas on a phone).
+import { decodeFile, openReader } from "./reader/device.js";
+import { fit as fitTo, onlyStrokes, paint } from "./reader/ink.js";
+import { percent, verdictWords } from "./reader/verdict.js";
 
 (() => {
   const SIZES = { digit: [280, 280], number: [560, 280] };
-  // MNIST strokes are about 2.5 px in a 20 px tall digit (1/8); a digit drawn over about 3/4
-  // of the canvas height gets that proportion from a line 9% of the canvas height.
-  const STROKE = 0.09;
   const DEBOUNCE_MS = 150;
 
   const $ = (id) => document.getElementById(id);
@@ -24,14 +24,8 @@
   let generation = 0; // answers to older drawings are dropped
 
   let classes = [..."0123456789"]; // replaced by the served model's classes
-
-  // A probability as a person reads it: never "100%" (no model is certain), never "0%" either.
-  function percent(p) {
-    const pct = p * 100;
-    if (pct >= 99.9) return "over 99.9%";
-    if (pct > 0 && pct < 0.1) return "under 0.1%";
-    return `${pct < 10 ? pct.toFixed(1) : pct.toFixed(0)}%`;
-  }
+  let where = "server"; // who reads: "server" or "device" (one digit only)
+  let reader = null; // the on-device reader, a promise once it is asked for
 
   function buildBars() {
     $("bars").replaceChildren(...classes.map((name) => {
@@ -72,32 +66,11 @@
   // ---- the canvas -------------------------------------------------------------------------
 
   function redraw() {
-    ctx.fillStyle = "#fff";
-    ctx.fillRect(0, 0, pad.width, pad.height);
-    ctx.strokeStyle = "#111";
-    ctx.lineCap = "round";
-    ctx.lineJoin = "round";
-    ctx.lineWidth = Math.round(pad.height * STROKE);
-    for (const item of items) {
-      if (item.image) {
-        const { x, y, scale } = item.fit;
-        ctx.drawImage(item.image, x, y, item.image.width * scale, item.image.height * scale);
-      } else {
-        drawStroke(item.stroke);
-      }
-    }
+    paint(ctx, items);
     const empty = items.length === 0;
     $("placeholder").hidden = !empty;
     $("undo").disabled = empty;
     $("clear").disabled = empty;
-  }
-
-  function drawStroke(points) {
-    ctx.beginPath();
-    ctx.moveTo(points[0][0], points[0][1]);
-    // a single tap is a dot: a zero-length line with round caps
-    for (const [x, y] of points.length > 1 ? points.slice(1) : points) ctx.lineTo(x, y);
-    ctx.stroke();
   }
 
   function canvasPoint(event) {
@@ -172,10 +145,7 @@
 
   // ---- images from outside ----------------------------------------------------------------
 
-  function fit(image) {
-    const scale = Math.min(pad.width / image.width, pad.height / image.height);
-    return { scale, x: (pad.width - image.width * scale) / 2, y: (pad.height - image.height * scale) / 2 };
-  }
+  const fit = (image) => fitTo(image, pad);
 
   async function useFile(file) {
     if (!file) return;
@@ -230,9 +200,11 @@
     clearTimeout(timer);
     const mine = ++generation;
     if (inFlight) inFlight.abort();
+    if (where === "device" && mode === "digit") return readOnDevice(mine, file);
     const controller = new AbortController();
     inFlight = controller;
     $("result").setAttribute("aria-busy", "true");
+    const start = performance.now();
     const blob = file || await currentImage();
     if (!blob) return showEmpty();
     const body = new FormData();
@@ -245,6 +217,7 @@
       if (mine !== generation) return;
       if (!response.ok) throw new Error(answer.detail || `the server answered ${response.status}`);
       mode === "digit" ? showDigit(answer) : showNumber(answer);
+      showTime("on the server", performance.now() - start);
     } catch (error) {
       if (error.name === "AbortError" || mine !== generation) return;
       hideAnswers();
@@ -255,26 +228,41 @@
     }
   }
 
+  // The same answer computed in this browser: the canvas's pixels (or the untouched upload's,
+  // at full resolution) through reader/device.js.
+  async function readOnDevice(mine, file) {
+    $("result").setAttribute("aria-busy", "true");
+    setStatus("Reading on this device…");
+    try {
+      const device = await (reader ??= openReader("/ondevice/"));
+      const upload = file || (items.length === 1 && items[0].file);
+      const pixels = upload ? await decodeFile(upload) : ctx.getImageData(0, 0, pad.width, pad.height);
+      if (mine !== generation) return;
+      const answer = await device.read(pixels.data, pixels.width, pixels.height, !upload && onlyStrokes(items));
+      if (mine !== generation) return;
+      showDigit(answer);
+      showTime("on this device", answer.ms);
+    } catch (error) {
+      if (mine !== generation) return;
+      hideAnswers();
+      resetBars();
+      setStatus(error.message, true);
+    } finally {
+      if (mine === generation) $("result").setAttribute("aria-busy", "false");
+    }
+  }
+
+  function showTime(place, ms) {
+    $("timing").textContent = `Read ${place} in ${ms < 10 ? ms.toFixed(1) : ms.toFixed(0)} ms.`;
+    $("timing").hidden = false;
+  }
+
   function hideAnswers() {
+    $("timing").hidden = true;
     $("digit-result").hidden = true;
     $("number-result").hidden = true;
     $("note").hidden = true;
     $("quick").hidden = true;
-  }
-
-  // What the verdict says, in words: the status line, the confidence line, the quick line.
-  function verdictWords(answer) {
-    const p = answer.probabilities;
-    if (answer.verdict === "not_a_digit") {
-      return { status: "That does not look like a digit.", confidence: `${percent(answer.probability)} sure it is not a digit` };
-    }
-    if (answer.verdict === "unsure") {
-      return {
-        status: `Unsure: ${answer.digit} or ${answer.runner_up}?`,
-        confidence: `${answer.digit}: ${percent(p[answer.digit])}, ${answer.runner_up}: ${percent(p[answer.runner_up])}`,
-      };
-    }
-    return { status: `It is a ${answer.digit}.`, confidence: `${percent(answer.probability)} sure` };
   }
 
   function showDigit(answer) {
@@ -352,6 +340,31 @@
   $("clear").addEventListener("click", clear);
   document.querySelectorAll("input[name=mode]").forEach((radio) =>
     radio.addEventListener("change", () => setMode(radio.value)));
+  document.querySelectorAll("input[name=where]").forEach((radio) =>
+    radio.addEventListener("change", () => setWhere(radio.value)));
+
+  function setWhere(next) {
+    where = next;
+    $("where-note").hidden = where === "server";
+    items.length ? predictNow() : showEmpty();
+  }
+
+  // Whether this server offers reading on the device, and if not, why (the switch says so).
+  async function checkDevice() {
+    const note = $("where-note");
+    try {
+      const response = await fetch("/ondevice/model.json");
+      if (response.ok) {
+        note.textContent = "Reads one digit in this browser; numbers are read on the server.";
+        return;
+      }
+      note.textContent = (await response.json()).detail;
+    } catch {
+      note.textContent = "reading on this device is unavailable: the server cannot be reached";
+    }
+    document.querySelector("input[name=where][value=device]").disabled = true;
+    note.hidden = false;
+  }
 
   async function showModel() {
     try {
@@ -369,4 +382,5 @@
   buildBars();
   setMode(document.querySelector("input[name=mode]:checked").value);
   showModel();
+  checkDevice();
 })();

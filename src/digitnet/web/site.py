@@ -1,0 +1,143 @@
+"""Reading digits in the browser, with no server: the files a page needs for it.
+
+A *reader folder* holds ``model.json`` (the classes, the verdict's thresholds, what to load),
+``model.onnx`` (the run's model, checked against PyTorch) and the browser runtime
+(``browser_runtime``). The page's ``reader/device.js`` opens such a folder. ``export_site``
+writes one together with the page, a static site for any host (``digitnet export --web DIR``);
+``on_device`` finds the files for the served page's "read on this device" switch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from digitnet import atomic
+from digitnet.errors import DigitnetError
+from digitnet.inference import export, onnx_runtime
+from digitnet.training import runs
+from digitnet.web import browser_runtime
+
+STATIC = Path(__file__).parent / "static"
+MODEL_INFO = "model.json"
+FORMAT = "digitnet-reader"
+# the page of the static site: file in static/ -> its name in the site
+PAGE = {"site.html": "index.html", "site.js": "site.js", "style.css": "style.css",
+        "favicon.svg": "favicon.svg", "reader/imaging.js": "reader/imaging.js",
+        "reader/verdict.js": "reader/verdict.js", "reader/device.js": "reader/device.js",
+        "reader/ink.js": "reader/ink.js"}
+
+
+def reader_info(run_dir: Path) -> dict[str, Any]:
+    """model.json: what the page needs to read with the run's model, as the server does."""
+    config, config_file = runs.read_config(run_dir)
+    metrics = runs.read_metrics(run_dir) if (run_dir / runs.METRICS_FILE).exists() else {}
+    return {
+        "format": FORMAT,
+        "run": run_dir.resolve().name,
+        "architecture": config.model,
+        "parameters": config_file.get("model", {}).get("parameters"),
+        "dataset": config.dataset,
+        "test_accuracy": metrics.get("test_accuracy"),
+        "classes": list(config.classes),
+        # the thresholds of the verdict (calibration.from_record reads the same record)
+        "calibration": metrics.get("calibration"),
+        "model": onnx_runtime.ONNX_FILE,
+        "input": onnx_runtime.INPUT_NAME,
+        "output": onnx_runtime.OUTPUT_NAME,
+        "runtime": {"name": browser_runtime.PACKAGE, "version": browser_runtime.VERSION,
+                    "module": browser_runtime.MODULE},
+    }
+
+
+@dataclass(frozen=True)
+class OnDevice:
+    """The served page's reader folder: its files by name, or why there is none."""
+
+    files: dict[str, Path]
+    info: dict[str, Any] | None
+    reason: str = ""
+
+
+def on_device(run_dir: Path) -> OnDevice:
+    """The run's checked, current model.onnx and the cached runtime, when both are there."""
+    runtime = browser_runtime.cached()
+    if runtime is None:
+        return OnDevice({}, None, browser_runtime.missing())
+    try:
+        model, _ = onnx_runtime.current_export(run_dir)
+        info = reader_info(run_dir)
+    except DigitnetError as e:
+        return OnDevice({}, None, f"this model has no checked ONNX file: {e}")
+    files = {name: runtime / name for name in browser_runtime.FILES}
+    return OnDevice({**files, onnx_runtime.ONNX_FILE: model}, info)
+
+
+@dataclass
+class Site:
+    """What ``export_site`` wrote."""
+
+    path: Path
+    bytes: int
+    files: int
+    check: dict[str, Any]  # the ONNX check (export.ParityReport.to_dict())
+    reused: bool  # the run's own checked model.onnx was copied rather than exported again
+
+
+def _is_site(path: Path) -> bool:
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        return json.loads((path / MODEL_INFO).read_text()).get("format") == FORMAT
+    return False
+
+
+def _model(run_dir: Path, dest: Path, images: np.ndarray, labels: np.ndarray) -> tuple[dict, bool]:
+    """The run's model as ONNX in ``dest``: its own model.onnx when that passed the check and is
+    current, else exported and checked here. Returns the check and whether the file was copied."""
+    try:
+        path, record = onnx_runtime.current_export(run_dir)
+    except DigitnetError:
+        return export.write_checked(run_dir, dest, images, labels).to_dict(), False
+    shutil.copyfile(path, dest)
+    return record["check"], True
+
+
+def export_site(run_dir: Path, dest: Path, images: np.ndarray, labels: np.ndarray) -> Site:
+    """Write the static site into ``dest``: built in a temporary folder beside it, then renamed
+    into place (replacing an earlier site there, never any other folder)."""
+    dest = Path(dest)
+    if dest.exists() and not (dest.is_dir() and (_is_site(dest) or not any(dest.iterdir()))):
+        raise DigitnetError(f"{dest}: exists and is not a site written by digitnet; choose a new "
+                            "or empty folder")
+    runtime = browser_runtime.ensure()
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}."))
+    umask = os.umask(0)
+    os.umask(umask)
+    try:
+        check, reused = _model(run_dir, tmp / onnx_runtime.ONNX_FILE, images, labels)
+        atomic.write_json(tmp / MODEL_INFO, reader_info(run_dir))
+        for source, name in PAGE.items():
+            (tmp / name).parent.mkdir(exist_ok=True)
+            shutil.copyfile(STATIC / source, tmp / name)
+        for name in browser_runtime.FILES:
+            shutil.copyfile(runtime / name, tmp / name)
+        for path in (tmp, *(p for p in tmp.rglob("*") if p.is_dir())):
+            path.chmod(0o777 & ~umask)  # a web server must be able to read the site
+        if dest.exists():
+            old = dest.rename(Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.old.")) / "site")
+            tmp.rename(dest)
+            shutil.rmtree(old.parent)
+        else:
+            tmp.rename(dest)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    files = [p for p in dest.rglob("*") if p.is_file()]
+    return Site(dest, sum(p.stat().st_size for p in files), len(files), check, reused)

@@ -1,23 +1,33 @@
-"""``digitnet export``: write the run's model as ONNX and check it against PyTorch."""
+"""``digitnet export``: write the run's model as ONNX and check it against PyTorch, or a static
+site that reads digits in the browser (``--web DIR``)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from digitnet.commands.common import add_run_option, console
 from digitnet.datasets import load
+from digitnet.inference import bundled
 from digitnet.inference.export import FORMATS, export_onnx
 from digitnet.training import runs
 
 
 def register(sub) -> None:
-    p = sub.add_parser("export", help="export a trained model to ONNX (checked against PyTorch)")
-    add_run_option(p)
+    p = sub.add_parser("export", help="export a trained model to ONNX (checked against PyTorch), "
+                                      "or a static site that reads digits in the browser")
+    add_run_option(p, "; with --web: the reader bundled with digitnet, 'latest' for the newest run")
     p.add_argument("--format", choices=FORMATS, default="onnx", help="file format (default: onnx)")
+    p.add_argument("--web", type=Path, metavar="DIR",
+                   help="write a static site into DIR instead: the page, the model as ONNX and the "
+                        "browser runtime (fetched once through npm), for any static host")
     p.add_argument("--data-dir", default=None,
                    help="folder with the IDX files of the run's dataset (for the check on test images)")
     p.set_defaults(run=run)
 
 
 def run(args) -> int:
+    if args.web is not None:
+        return run_web(args)
     run_dir = runs.resolve_run_dir(args.run_dir)
     config, _ = runs.read_config(run_dir)
     ds = load(config.dataset, args.data_dir)  # before exporting: no export without its check
@@ -29,4 +39,25 @@ def run(args) -> int:
     out.print(f"checked against PyTorch on {report.images:,} {ds.name} test images: same class for "
               f"{report.agreement:.1%}, max probability difference {report.max_abs_diff:.1e}, "
               f"accuracy {report.accuracy:.2%}", soft_wrap=True)
+    return 0
+
+
+def run_web(args) -> int:
+    from digitnet.web import browser_runtime
+    from digitnet.web.site import export_site
+
+    run_dir = bundled.model_dir(args.run_dir)
+    config, _ = runs.read_config(run_dir)
+    ds = load(config.dataset, args.data_dir)  # before exporting: no export without its check
+    site = export_site(run_dir, args.web, ds.x_test, ds.y_test)
+    check = site.check
+    how = "model.onnx (the run's own)" if site.reused else "model.onnx"
+    out = console()
+    out.print(f"wrote {site.path}: a static site reading digits with {run_dir.name} in the browser "
+              f"({site.files} files, {site.bytes / 1e6:.1f} MB, {browser_runtime.NAME})", soft_wrap=True)
+    out.print(f"{how} checked against PyTorch on {check['images']:,} {ds.name} test images: same class "
+              f"for {check['agreement']:.1%}, max probability difference {check['max_abs_diff']:.1e}",
+              soft_wrap=True)
+    out.print(f"try it: python -m http.server -d {site.path}, then open http://localhost:8000/",
+              soft_wrap=True)
     return 0

@@ -1,0 +1,209 @@
+// The static site's page: the served page's drawing and reading, with every answer computed in
+// this browser (reader/device.js) from the reader folder the page lies in. One digit at a time.
+import { decodeFile, openReader } from "./reader/device.js";
+import { fit, onlyStrokes, paint } from "./reader/ink.js";
+import { percent, verdictWords } from "./reader/verdict.js";
+
+const $ = (id) => document.getElementById(id);
+const pad = $("pad");
+const ctx = pad.getContext("2d", { willReadFrequently: true });
+
+let items = []; // what is on the canvas, in order: {stroke: [[x, y], ...]} or {image, file, fit}
+let drawing = null; // the stroke being drawn
+let generation = 0; // answers to older drawings are dropped
+let busy = false; // a reading is running; `again` asks for one more when it ends
+let again = false;
+const reader = openReader("./");
+
+function setStatus(text, isError = false) {
+  $("status").textContent = text;
+  $("status").classList.toggle("error", isError);
+}
+
+function redraw() {
+  paint(ctx, items);
+  $("placeholder").hidden = items.length > 0;
+  $("undo").disabled = $("clear").disabled = items.length === 0;
+}
+
+function point(event) {
+  const r = pad.getBoundingClientRect();
+  return [(event.clientX - r.left) * (pad.width / r.width), (event.clientY - r.top) * (pad.height / r.height)];
+}
+
+pad.addEventListener("pointerdown", (event) => {
+  if (event.button !== 0 && event.pointerType === "mouse") return;
+  event.preventDefault();
+  pad.setPointerCapture(event.pointerId);
+  drawing = { stroke: [point(event)] };
+  items.push(drawing);
+  redraw();
+});
+pad.addEventListener("pointermove", (event) => {
+  if (!drawing) return;
+  const events = event.getCoalescedEvents ? event.getCoalescedEvents() : [];
+  for (const e of events.length ? events : [event]) drawing.stroke.push(point(e));
+  redraw();
+  read(); // answers follow the pen: reading takes a few milliseconds here
+});
+function endStroke() {
+  if (!drawing) return;
+  drawing = null;
+  read();
+}
+pad.addEventListener("pointerup", endStroke);
+pad.addEventListener("pointercancel", endStroke);
+
+// Read what is on the canvas now; while a reading runs, one more follows it with the latest.
+async function read() {
+  const mine = ++generation;
+  if (!items.length) return showEmpty();
+  if (busy) {
+    again = true;
+    return;
+  }
+  busy = true;
+  $("result").setAttribute("aria-busy", "true");
+  try {
+    const device = await reader;
+    const upload = items.length === 1 && items[0].file;
+    const pixels = upload ? await decodeFile(upload) : ctx.getImageData(0, 0, pad.width, pad.height);
+    const answer = await device.read(pixels.data, pixels.width, pixels.height, onlyStrokes(items));
+    if (mine === generation) show(answer);
+  } catch (error) {
+    if (mine === generation) showError(error.message);
+  } finally {
+    busy = false;
+    if (again) {
+      again = false;
+      read();
+    } else {
+      $("result").setAttribute("aria-busy", "false");
+    }
+  }
+}
+
+function show(answer) {
+  const words = verdictWords(answer);
+  $("digit").textContent = answer.text;
+  $("digit").className = `digit ${answer.verdict}`;
+  $("confidence").textContent = words.confidence;
+  $("seen").src = `data:image/png;base64,${answer.preprocessed}`;
+  $("digit-result").hidden = false;
+  $("quick").textContent = answer.text;
+  $("quick").hidden = false;
+  showBars(answer.probabilities);
+  setStatus(words.status);
+  $("timing").textContent = `Read on this device in ${answer.ms < 10 ? answer.ms.toFixed(1) : answer.ms.toFixed(0)} ms.`;
+  $("timing").hidden = false;
+}
+
+function showError(message) {
+  for (const id of ["digit-result", "quick", "timing"]) $(id).hidden = true;
+  showBars([]);
+  setStatus(message, true);
+}
+
+function showEmpty() {
+  generation++;
+  for (const id of ["digit-result", "quick", "timing"]) $(id).hidden = true;
+  showBars([]);
+  setStatus("Draw a digit to begin.");
+  if (!busy) $("result").setAttribute("aria-busy", "false");
+}
+
+function buildBars(classes) {
+  $("bars").replaceChildren(...classes.map((name) => {
+    const li = document.createElement("li");
+    li.innerHTML = `<span></span><span class="track"><span class="fill"></span></span><span class="pct">–</span>`;
+    li.firstChild.textContent = name;
+    return li;
+  }));
+}
+
+// Empty probabilities reset the bars.
+function showBars(probabilities) {
+  const best = probabilities.length ? probabilities.indexOf(Math.max(...probabilities)) : -1;
+  [...$("bars").children].forEach((li, c) => {
+    const p = probabilities[c];
+    const name = li.firstChild.textContent;
+    li.querySelector(".fill").style.width = `${(p ?? 0) * 100}%`;
+    li.querySelector(".pct").textContent = p === undefined ? "–" : percent(p).replace("over ", ">").replace("under ", "<");
+    li.classList.toggle("best", c === best);
+    li.setAttribute("aria-label", p === undefined ? `${name}: no answer yet` : `${name}: ${(p * 100).toFixed(1)} percent`);
+  });
+}
+
+async function useFile(file) {
+  if (!file) return;
+  let image = null;
+  try {
+    image = await createImageBitmap(file);
+  } catch {
+    // not a picture this browser shows; reading it says so
+  }
+  items = image ? [{ image, file, fit: fit(image, pad) }] : [];
+  redraw();
+  if (image) read();
+  else showError(`${file.name}: not an image file this browser can read; use a PNG, JPEG or WebP file`);
+}
+
+function undo() {
+  items.pop();
+  redraw();
+  read();
+}
+
+function clear() {
+  items = [];
+  redraw();
+  showEmpty();
+}
+
+$("undo").addEventListener("click", undo);
+$("clear").addEventListener("click", clear);
+$("upload").addEventListener("click", () => $("file").click());
+$("file").addEventListener("change", () => {
+  useFile($("file").files[0]);
+  $("file").value = "";
+});
+$("paper").addEventListener("dragover", (event) => {
+  event.preventDefault();
+  $("paper").classList.add("dragging");
+});
+$("paper").addEventListener("dragleave", () => $("paper").classList.remove("dragging"));
+$("paper").addEventListener("drop", (event) => {
+  event.preventDefault();
+  $("paper").classList.remove("dragging");
+  useFile(event.dataTransfer.files[0]);
+});
+document.addEventListener("paste", (event) => {
+  const item = [...event.clipboardData.items].find((i) => i.type.startsWith("image/"));
+  if (item) {
+    event.preventDefault();
+    useFile(item.getAsFile());
+  }
+});
+document.addEventListener("keydown", (event) => {
+  if ((event.ctrlKey || event.metaKey) && event.key.toLowerCase() === "z") {
+    event.preventDefault();
+    undo();
+  } else if (event.key === "Escape") {
+    clear();
+  }
+});
+
+redraw();
+reader.then((device) => {
+  const m = device.info;
+  buildBars(m.classes);
+  const accuracy = m.test_accuracy == null ? "" : `, ${(m.test_accuracy * 100).toFixed(1)}% on the test set`;
+  $("model-info").textContent = `Model ${m.run}: ${m.architecture}, ${(m.parameters ?? 0).toLocaleString("en")} ` +
+    `parameters${accuracy}; read in this browser by ${m.runtime.name} ${m.runtime.version}`;
+  if (items.length) read();
+  else showEmpty();
+}, (error) => {
+  $("model-info").textContent = "Model unavailable";
+  showError(`the reader could not be loaded (${error.message}); serve this folder over HTTP, e.g. ` +
+    "'python -m http.server'");
+});

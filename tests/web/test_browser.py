@@ -2,57 +2,18 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
-from pathlib import Path
-
 import pytest
-from web_helpers import number_on_paper, on_paper, png
+from web_helpers import draw, live_server, number_on_paper, on_paper, png, settled
 
 from digitnet.web.app import Settings, create_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run"]
-
 
 @pytest.fixture(scope="module")
 def server_url(trained_run):
-    """uvicorn on 127.0.0.1, a free port, in a thread; stopped after the module."""
-    import uvicorn
-
-    sock = socket.create_server(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(Settings(run_dir=trained_run)), log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}/"
-    server.should_exit = True
-    thread.join(timeout=10)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} not installed; 'apt-get install --no-install-recommends chromium' "
-                    "(make test does it as root)")
-    playwright = pytest.importorskip("playwright.sync_api", reason="playwright not installed")
-
-    with playwright.sync_playwright() as p:
-        try:
-            b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        except playwright.Error as e:  # installed but cannot start (a library missing, say)
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            pytest.skip(f"{CHROMIUM} cannot start ({first[:160]}); reinstall it with apt-get")
-        yield b
-        b.close()
+    with live_server(create_app(Settings(run_dir=trained_run))) as url:
+        yield url
 
 
 @pytest.fixture
@@ -65,26 +26,6 @@ def page(browser, server_url):
     yield page
     context.close()
     assert not errors, errors
-
-
-def draw(page, strokes: list[list[tuple[float, float]]]) -> None:
-    """Each stroke is a list of points as fractions of the canvas's width and height."""
-    box = page.locator("canvas").bounding_box()
-    for stroke in strokes:
-        points = [(box["x"] + fx * box["width"], box["y"] + fy * box["height"]) for fx, fy in stroke]
-        page.mouse.move(*points[0])
-        page.mouse.down()
-        for point in points[1:]:
-            page.mouse.move(*point, steps=20)
-        page.mouse.up()
-
-
-def settled(page):
-    """Wait until the answer to the last change is on the page."""
-    from playwright.sync_api import expect
-
-    expect(page.locator("#result")).to_have_attribute("aria-busy", "false", timeout=15_000)
-    return expect
 
 
 SEVEN = [[(0.25, 0.22), (0.72, 0.22), (0.45, 0.82)]]

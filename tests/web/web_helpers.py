@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
 import cv2
 import numpy as np
 
@@ -59,3 +65,91 @@ def uniform_app(**settings):
                      backend="uniform")
     loaded = service.LoadedModel(UniformPredictor(), info)  # type: ignore[arg-type]
     return create_app(Settings(run_dir=Path("uniform"), **settings), loaded=loaded)
+
+
+@contextlib.contextmanager
+def live_server(app) -> Iterator[str]:
+    """uvicorn serving ``app`` on 127.0.0.1, a free port, in a thread: yields its URL."""
+    import uvicorn
+
+    sock = socket.create_server(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def _arc(cx: float, cy: float, rx: float, ry: float, start: float, end: float, n: int = 12) -> list:
+    """Points of an elliptic arc, angles in turns (0 = right, 0.25 = down)."""
+    t = np.linspace(start, end, n) * 2 * np.pi
+    return list(zip(cx + rx * np.cos(t), cy + ry * np.sin(t), strict=True))
+
+
+# Each digit as strokes in a unit box (x right, y down), the way people commonly write it.
+DIGIT_STROKES = {
+    0: [_arc(0.5, 0.5, 0.32, 0.48, -0.25, 0.75, 24)],
+    1: [[(0.35, 0.2), (0.55, 0.0), (0.55, 1.0)]],
+    2: [_arc(0.5, 0.3, 0.3, 0.28, -0.45, 0.1) + [(0.1, 1.0), (0.9, 1.0)]],
+    3: [_arc(0.48, 0.26, 0.3, 0.25, -0.4, 0.25) + _arc(0.48, 0.74, 0.34, 0.26, -0.25, 0.4)],
+    4: [[(0.6, 0.0), (0.05, 0.68), (0.95, 0.68)], [(0.68, 0.3), (0.68, 1.0)]],
+    5: [[(0.85, 0.0), (0.25, 0.0), (0.2, 0.45)] + _arc(0.48, 0.7, 0.35, 0.3, -0.4, 0.4)],
+    6: [[(0.75, 0.0), (0.3, 0.4)] + _arc(0.5, 0.72, 0.3, 0.28, 0.55, 1.55, 18)],
+    7: [[(0.1, 0.0), (0.9, 0.0), (0.4, 1.0)]],
+    8: [_arc(0.5, 0.27, 0.25, 0.25, 0.25, 1.25, 16) + _arc(0.5, 0.75, 0.32, 0.25, -0.25, 0.75, 16)],
+    9: [_arc(0.5, 0.3, 0.3, 0.28, 0.0, 1.0, 16) + [(0.8, 0.3), (0.72, 1.0)]],
+}
+
+
+def drawn_digit(digit: int, rng: np.random.Generator, side: int = 280) -> list[list[tuple[float, float]]]:
+    """Strokes of ``digit`` as someone might draw it on a ``side`` px canvas: a random size,
+    place, slant and rotation, and a shaky hand. Points are canvas pixels."""
+    height = rng.uniform(0.35, 0.8) * side
+    width = height * rng.uniform(0.45, 0.8)
+    angle, slant = rng.uniform(-0.25, 0.25), rng.uniform(-0.3, 0.3)
+    cx = rng.uniform(width / 2 + 10, side - width / 2 - 10)
+    cy = rng.uniform(height / 2 + 10, side - height / 2 - 10)
+    strokes = []
+    for stroke in DIGIT_STROKES[digit]:
+        points = np.array(stroke, np.float64) - 0.5
+        points[:, 0] += slant * -points[:, 1]
+        points = points * (width, height) + rng.normal(0, 0.012 * side, points.shape)
+        c, s = np.cos(angle), np.sin(angle)
+        points = points @ np.array([[c, s], [-s, c]]) + (cx, cy)
+        strokes.append([(float(x), float(y)) for x, y in np.clip(points, 0, side - 1)])
+    return strokes
+
+
+def scribble(rng: np.random.Generator, side: int = 280) -> list[list[tuple[float, float]]]:
+    """Something that is no digit: a few random strokes."""
+    strokes = [rng.uniform(0.1 * side, 0.9 * side, (int(rng.integers(2, 7)), 2))
+               for _ in range(int(rng.integers(1, 4)))]
+    return [[(float(x), float(y)) for x, y in stroke] for stroke in strokes]
+
+
+def draw(page, strokes: list[list[tuple[float, float]]]) -> None:
+    """Each stroke is a list of points as fractions of the canvas's width and height."""
+    box = page.locator("canvas").bounding_box()
+    for stroke in strokes:
+        points = [(box["x"] + fx * box["width"], box["y"] + fy * box["height"]) for fx, fy in stroke]
+        page.mouse.move(*points[0])
+        page.mouse.down()
+        for point in points[1:]:
+            page.mouse.move(*point, steps=20)
+        page.mouse.up()
+
+
+def settled(page):
+    """Wait until the answer to the last change is on the page."""
+    from playwright.sync_api import expect
+
+    expect(page.locator("#result")).to_have_attribute("aria-busy", "false", timeout=15_000)
+    return expect

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from web_helpers import number_on_paper, on_paper, png
 
+from digitnet.inference import bundled
 from digitnet.web.app import Settings, create_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -19,14 +20,13 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-component-update", "--no-first-run"]
 
 
-@pytest.fixture(scope="module")
-def server_url(trained_run):
-    """uvicorn on 127.0.0.1, a free port, in a thread; stopped after the module."""
+def serve(run_dir: Path):
+    """uvicorn on 127.0.0.1, a free port, in a thread; stopped when the generator closes."""
     import uvicorn
 
     sock = socket.create_server(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(Settings(run_dir=trained_run)), log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(create_app(Settings(run_dir=run_dir)), log_level="warning"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
@@ -36,6 +36,16 @@ def server_url(trained_run):
     yield f"http://127.0.0.1:{port}/"
     server.should_exit = True
     thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def server_url(trained_run):
+    yield from serve(trained_run)
+
+
+@pytest.fixture(scope="module")
+def reader_url():
+    yield from serve(bundled.reader_dir())
 
 
 @pytest.fixture(scope="module")
@@ -144,4 +154,29 @@ def test_phone_width_fits_and_controls_are_labelled(browser, server_url):
     assert box["x"] >= 0 and box["x"] + box["width"] <= 360
     page.keyboard.press("Tab")
     assert page.locator(":focus").count() == 1  # something takes the keyboard focus
+    context.close()
+
+
+SCRIBBLE = [[(0.2, 0.3), (0.8, 0.35), (0.25, 0.5), (0.75, 0.55), (0.3, 0.75), (0.7, 0.7), (0.5, 0.2)],
+            [(0.15, 0.85), (0.85, 0.15)]]
+
+
+def test_on_a_phone_the_verdict_shows_under_the_canvas(browser, reader_url):
+    """With the bundled reader: a scribble is "not a digit", a 7 is a 7 but never "100%", and
+    on a phone the verdict sits right under the canvas, in view without scrolling."""
+    context = browser.new_context(viewport={"width": 360, "height": 740}, has_touch=True)
+    page = context.new_page()
+    page.goto(reader_url)
+    draw(page, SCRIBBLE)
+    expect = settled(page)
+    quick = page.locator("#quick")
+    expect(quick).to_contain_text("not a digit")
+    box = quick.bounding_box()
+    assert box["y"] >= 0 and box["y"] + box["height"] <= 740, "the verdict is in view"
+    expect(page.locator("#bars li")).to_have_count(11)  # the reader's 11 classes
+    page.get_by_role("button", name="Clear").click()
+    draw(page, SEVEN)
+    settled(page)
+    expect(quick).to_contain_text("7")
+    assert "100" not in page.locator("#confidence").inner_text()
     context.close()

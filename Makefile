@@ -2,6 +2,7 @@
 #   make run    create .venv, install, train the tutorial model for one epoch and evaluate it
 #   make test   install with test extras and run the whole suite (make test-fast: the inner loop)
 #   make lock   refresh constraints.txt, the pinned versions both install from
+#   make reader retrain the reader bundled in the package (predict, read and serve use it)
 PY ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin

@@ -94,7 +94,7 @@ def figures(predictor: Predictor, images: np.ndarray, labels: np.ndarray,
     if labels[0] == NOT_A_DIGIT:
         # ECE over "is it a digit": the model's stated P(not a digit) against the truth
         p_not = probs[:, NOT_A_DIGIT] if probs.shape[1] > NOT_A_DIGIT else np.zeros(n)
-        stated = np.stack([1 - p_not, p_not], 1)
+        stated = np.stack([1 - p_not, p_not], 1).astype(np.float32)  # (n, 2)
         return {"n": n, "refused": float(refused.mean()),
                 "ece": calibration.ece(torch.from_numpy(stated), torch.ones(n, dtype=torch.long))}
     digit = np.array([a.digit for a in said])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from web_helpers import draw, live_server, number_on_paper, on_paper, png, settled
 
+from digitnet.inference import bundled
 from digitnet.web.app import Settings, create_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -13,6 +14,12 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 @pytest.fixture(scope="module")
 def server_url(trained_run):
     with live_server(create_app(Settings(run_dir=trained_run))) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def reader_url():
+    with live_server(create_app(Settings(run_dir=bundled.reader_dir()))) as url:
         yield url
 
 
@@ -85,4 +92,29 @@ def test_phone_width_fits_and_controls_are_labelled(browser, server_url):
     assert box["x"] >= 0 and box["x"] + box["width"] <= 360
     page.keyboard.press("Tab")
     assert page.locator(":focus").count() == 1  # something takes the keyboard focus
+    context.close()
+
+
+SCRIBBLE = [[(0.2, 0.3), (0.8, 0.35), (0.25, 0.5), (0.75, 0.55), (0.3, 0.75), (0.7, 0.7), (0.5, 0.2)],
+            [(0.15, 0.85), (0.85, 0.15)]]
+
+
+def test_on_a_phone_the_verdict_shows_under_the_canvas(browser, reader_url):
+    """With the bundled reader: a scribble is "not a digit", a 7 is a 7 but never "100%", and
+    on a phone the verdict sits right under the canvas, in view without scrolling."""
+    context = browser.new_context(viewport={"width": 360, "height": 740}, has_touch=True)
+    page = context.new_page()
+    page.goto(reader_url)
+    draw(page, SCRIBBLE)
+    expect = settled(page)
+    quick = page.locator("#quick")
+    expect(quick).to_contain_text("not a digit")
+    box = quick.bounding_box()
+    assert box["y"] >= 0 and box["y"] + box["height"] <= 740, "the verdict is in view"
+    expect(page.locator("#bars li")).to_have_count(11)  # the reader's 11 classes
+    page.get_by_role("button", name="Clear").click()
+    draw(page, SEVEN)
+    settled(page)
+    expect(quick).to_contain_text("7")
+    assert "100" not in page.locator("#confidence").inner_text()
     context.close()

@@ -35,7 +35,7 @@ def run(args) -> int:
     out = console()
     # soft_wrap: each result stays one line however narrow the terminal (or a pipe) is
     out.print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB): input float32 (batch, 1, 28, 28) "
-              f"in [0, 1], output probabilities (batch, {len(ds.classes)})", soft_wrap=True)
+              f"in [0, 1], output probabilities (batch, {len(config.classes)})", soft_wrap=True)
     out.print(f"checked against PyTorch on {report.images:,} {ds.name} test images: same class for "
               f"{report.agreement:.1%}, max probability difference {report.max_abs_diff:.1e}, "
               f"accuracy {report.accuracy:.2%}", soft_wrap=True)

@@ -59,8 +59,11 @@ def bundle(run_dir: str | Path, dest: Path = READER_DIR) -> Path:
     """Check the reader run, then copy its files into ``dest`` (each written atomically)."""
     run_dir = runs.check_run_dir(run_dir)
     check_reader(run_dir)
-    for name in FILES:
-        atomic.write_bytes(dest / name, (run_dir / name).read_bytes())
+    # The package records what the reader measured, not where it was trained.
+    metrics = {k: v for k, v in runs.read_metrics(run_dir).items() if k != "run_dir"}
+    atomic.write_bytes(dest / runs.MODEL_FILE, (run_dir / runs.MODEL_FILE).read_bytes())
+    atomic.write_bytes(dest / runs.CONFIG_FILE, (run_dir / runs.CONFIG_FILE).read_bytes())
+    runs.write_metrics(dest, metrics)
     return dest
 
 

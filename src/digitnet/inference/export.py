@@ -12,6 +12,7 @@ interrupted during it, or was changed afterwards is never run.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import warnings
 from dataclasses import asdict, dataclass
@@ -75,7 +76,8 @@ def onnx_bytes(net: nn.Module, meta: dict[str, str]) -> bytes:
             raise DigitnetError(f"ONNX export failed ({type(e).__name__}: {str(e)[:160]}); "
                                 "check that onnx and onnxscript are installed") from e
     proto = program.model_proto
-    proto.doc_string = "digitnet: images float32 (batch, 1, 28, 28) in [0, 1] -> probabilities (batch, 10)"
+    proto.doc_string = ("digitnet: images float32 (batch, 1, 28, 28) in [0, 1] -> probabilities "
+                        f"(batch, {len(json.loads(meta['classes']))})")
     del proto.metadata_props[:]
     for key, value in meta.items():
         entry = proto.metadata_props.add()

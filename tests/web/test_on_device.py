@@ -11,6 +11,7 @@ import http.server
 import statistics
 import threading
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import cv2
@@ -111,6 +112,13 @@ def server_text(data: bytes, predictor: Predictor) -> str:
         return f"error: {e.kind}"
 
 
+def kind(text: str) -> str:
+    """What sort of answer the page shows: a digit, unsure, not a digit, or refused."""
+    if text.startswith("error: "):
+        return "refused"
+    return "not a digit" if text == "not a digit" else "unsure" if " or " in text else "digit"
+
+
 def photo_files(mnist, count: int) -> list[bytes]:
     rng = np.random.default_rng(16)
     files = []
@@ -156,12 +164,14 @@ def test_on_device_answers_equal_the_servers(device_page, exported_run, mnist, c
     same_photos = [p["text"] == t for p, t in zip(seen["photos"], server[DRAWINGS:], strict=True)]
     drawings_ms = [d["ms"] for d in seen["drawings"] if "ms" in d]
     photos_ms = [p["ms"] for p in seen["photos"] if "ms" in p]
+    kinds = Counter(kind(d["text"]) for d in seen["drawings"] + seen["photos"])
     with capsys.disabled():
         print(f"\non-device answers equal the server's: drawings {sum(same_drawings)}/{DRAWINGS} "
               f"({np.mean(same_drawings):.1%}), photos {sum(same_photos)}/{PHOTOS} "
               f"({np.mean(same_photos):.1%}); "
               f"median time per answer in Chromium: drawing {statistics.median(drawings_ms):.1f} ms, "
-              f"photo {statistics.median(photos_ms):.1f} ms")
+              f"photo {statistics.median(photos_ms):.1f} ms; answers: "
+              + ", ".join(f"{n} {k}" for k, n in kinds.most_common()))
     assert np.mean(same_drawings) >= 0.995
     assert np.mean(same_photos) >= 0.98
     assert seen["verdicts"] == expected  # verdict.js is calibration.answers

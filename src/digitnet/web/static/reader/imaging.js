@@ -42,10 +42,16 @@ function percentileSorted(sorted, q) {
   return sorted[lo] + (sorted[hi] - sorted[lo]) * (at - lo);
 }
 
-function medianOf(values) {
-  const sorted = Float64Array.from(values).sort();
-  const n = sorted.length;
-  return n % 2 ? sorted[(n - 1) / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
+// np.median of values that are whole or half grey levels in [-510, 510], by counting them.
+function medianOfHalves(values) {
+  const count = new Int32Array(2041);
+  for (let i = 0; i < values.length; i++) count[Math.round(2 * values[i]) + 1020]++;
+  const nth = (k) => {
+    for (let v = 0, seen = 0; v < 2041; v++) if ((seen += count[v]) > k) return (v - 1020) / 2;
+    return 510;
+  };
+  const n = values.length;
+  return n % 2 ? nth((n - 1) / 2) : (nth(n / 2 - 1) + nth(n / 2)) / 2;
 }
 
 // np.median of uint8 values given as a 256-bin histogram with n entries.
@@ -382,12 +388,26 @@ function lineExtremumSmall(src, out, n, lines, lineStep, step, k, a, max) {
 const erode = (src, kw, kh = kw) => extremum(src, kw, kh, false);
 const dilate = (src, kw, kh = kw) => extremum(src, kw, kh, true);
 
-// cv2.dilate with getStructuringElement(MORPH_ELLIPSE, (5, 5)): a 5x3 bar and a 1x5 bar.
-function dilateEllipse5(src) {
-  const a = dilate(src, 5, 3), b = dilate(src, 1, 5);
-  for (let i = 0; i < a.data.length; i++) a.data[i] = Math.max(a.data[i], b.data[i]);
-  return a;
+// cv2.dilate of a 0/1 mask by a symmetric element given as offsets [dx, dy] from its centre:
+// each set pixel sets its neighbours (a mask is mostly empty, so this is the quick way).
+function dilateMask(mask, element) {
+  const { w, h, data } = mask;
+  const out = plane(w, h, Uint8Array);
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      if (!data[y * w + x]) continue;
+      for (const [dx, dy] of element) {
+        const u = x + dx, v = y + dy;
+        if (u >= 0 && u < w && v >= 0 && v < h) out.data[v * w + u] = 1;
+      }
+    }
+  }
+  return out;
 }
+
+const offsets = (rows) => rows.flatMap((row, y) => [...row].flatMap((c, x) => (c === "1" ? [[x - 2, y - 2]] : [])));
+const SQUARE3 = offsets(["00000", "01110", "01110", "01110", "00000"]);
+const ELLIPSE5 = offsets(["00100", "11111", "11111", "11111", "00100"]); // getStructuringElement(MORPH_ELLIPSE, (5, 5))
 
 // cv2.GaussianBlur of float64 images, zero outside (BORDER_CONSTANT), with the kernel OpenCV
 // makes for the sigma. `data` holds 9 images interleaved (the moments of localLinear), blurred
@@ -514,9 +534,9 @@ function background(ink) {
   const sf = { w: s.w, h: s.h, data: Float32Array.from(s.data) };
   const k = Math.max(3, roundEven(0.3 * Math.min(s.w, s.h)));
   const opened = dilate(erode(sf, k), k);
-  const rise = sf.data.map((v, i) => v - opened.data[i]);
-  const mid = f32(medianOf(rise));
-  const noise = 1.4826 * f32(medianOf(rise.map((v) => Math.abs(f32(v - mid)))));
+  const rise = sf.data.map((v, i) => v - opened.data[i]); // whole grey levels
+  const mid = medianOfHalves(rise);
+  const noise = 1.4826 * medianOfHalves(rise.map((v) => Math.abs(v - mid)));
   const limit = f32(Math.max(8, 3 * noise));
   const known = plane(s.w, s.h, Uint8Array);
   for (let i = 0; i < rise.length; i++) known.data[i] = rise[i] <= limit ? 1 : 0;
@@ -603,7 +623,7 @@ function inkThreshold(smooth) {
   const limit = f32(f32(0.3) * top);
   const strong = plane(w, h, Uint8Array);
   for (let i = 0; i < w * h; i++) strong.data[i] = grad[i] >= limit ? 1 : 0;
-  const edges = dilate(strong, 3);
+  const edges = dilateMask(strong, SQUARE3);
   const hist = new Int32Array(256);
   for (let i = 0; i < w * h; i++) if (edges.data[i]) hist[data[i]]++;
   return otsu(hist);
@@ -769,7 +789,7 @@ function centreInField(digit) {
 // mnist_from_ink: the denoised ink inside the mask grown by a stroke edge (Otsu's mask cuts
 // through the strokes' grey edges, which MNIST has), cropped, fitted and centred.
 export function mnistFromInk(smooth, mask) {
-  const grown = dilateEllipse5(mask);
+  const grown = dilateMask(mask, ELLIPSE5);
   const { w, h } = smooth;
   let x0 = w, y0 = h, x1 = -1, y1 = -1;
   const clean = smooth.data.map((v, i) => (grown.data[i] ? v : 0));

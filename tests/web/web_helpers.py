@@ -51,6 +51,12 @@ class UniformPredictor:
     def probabilities(self, images: np.ndarray) -> np.ndarray:
         return np.full((len(images), 10), 0.1, np.float32)
 
+    def answers(self, probabilities: np.ndarray) -> list:
+        """The verdict a model without calibration gives (as ``Predictor.answers``)."""
+        from digitnet.inference import calibration
+
+        return calibration.answers(probabilities, calibration.Verdict(), [str(d) for d in range(10)])
+
 
 def uniform_app(**settings):
     """The real application serving ``UniformPredictor``."""

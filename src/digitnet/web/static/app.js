@@ -346,6 +346,8 @@ import { percent, verdictWords } from "./reader/verdict.js";
   function setWhere(next) {
     where = next;
     $("where-note").hidden = where === "server";
+    // start loading (a second or two) now; a failure shows when a digit is read
+    if (where === "device") (reader ??= openReader("/ondevice/")).catch(() => {});
     items.length ? predictNow() : showEmpty();
   }
 

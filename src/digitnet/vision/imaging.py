@@ -303,7 +303,9 @@ def to_gray(image: np.ndarray) -> np.ndarray:
         return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
     if channels not in (2, 4):
         raise ImageError(f"images with {channels} channels are not supported", "not_image")
-    gray = image[:, :, 0] if channels == 2 else cv2.cvtColor(image[:, :, :3], cv2.COLOR_BGR2GRAY)
+    gray = image[:, :, 0] if channels == 2 else cv2.cvtColor(image, cv2.COLOR_BGRA2GRAY)
+    if cv2.minMaxLoc(image[:, :, -1])[0] == 255:  # opaque, as the page's canvas: nothing to flatten
+        return gray
     alpha = image[:, :, -1].astype(np.float32) / 255.0
     on_white = gray * alpha + 255.0 * (1.0 - alpha)
     if np.ptp(on_white) < MIN_CONTRAST and np.ptp(alpha) >= MIN_CONTRAST / 255.0:

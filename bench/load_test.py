@@ -24,7 +24,6 @@ import asyncio
 import base64
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -168,16 +167,6 @@ async def measure(args: argparse.Namespace, run_dir: Path, kind: str, data: list
     return result
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def table(results: list[dict]) -> str:
     head = (f"{'kind':8} {'server':9} {'req/s':>7} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} "
             f"{'errors':>6} {'right':>6} {'RSS MB':>7} {'CPU ms':>7} {'load':>10}")
@@ -205,7 +194,7 @@ async def run(args: argparse.Namespace) -> dict:
             results.append({"kind": kind, "server": name, **result})
     return {"run_dir": str(run_dir), "endpoint": f"/api/{args.endpoint}", "concurrency": args.concurrency,
             "workers": args.workers, "baseline_src": str(args.baseline_src) if args.baseline_src else None,
-            "cpu": cpu_model(), "cpus": os.cpu_count(), "results": results}
+            "cpu": server.cpu_model(), "cpus": os.cpu_count(), "results": results}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -55,6 +55,7 @@ def test_decode_reads_every_common_format_in_colour_and_gray(ext):
         decoded = imaging.decode(encode(image, ext))
         assert decoded.dtype == np.uint8 and decoded.shape[:2] == gray.shape
         assert mad(imaging.to_gray(decoded), gray) < 3  # lossy formats differ a little
+        assert mad(imaging.decode(encode(image, ext), gray=True), gray) < 3
 
 
 def test_decode_keeps_alpha_and_converts_16_bit():
@@ -103,6 +104,12 @@ def test_large_jpegs_are_decoded_scaled_down_upright_and_still_checked():
     assert imaging.decode(data, min_side=500).shape == (450, 600)  # 1/2
     small = cv2.resize(full, (300, 225), interpolation=cv2.INTER_AREA)
     assert mad(reduced, small) < 3
+    colour = cv2.cvtColor(stored, cv2.COLOR_GRAY2BGR)
+    colour[..., 2] = 255 - colour[..., 2]  # red where the seven is dark: its grey is not its blue
+    ok, coloured = cv2.imencode(".jpg", colour, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    luma = imaging.decode(coloured.tobytes(), min_side=300, gray=True)  # the luma plane alone
+    assert luma.shape == (300, 225)
+    assert mad(luma, imaging.to_gray(imaging.decode(coloured.tobytes(), min_side=300))) < 2
     assert mad(imaging.to_mnist(reduced), imaging.to_mnist(full)) < 6
     with pytest.raises(imaging.ImageError) as e:  # a cut-off file is found while scaling too
         imaging.decode(data[: len(data) // 2], "cut.jpg", min_side=300)

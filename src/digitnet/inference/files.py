@@ -54,7 +54,7 @@ def with_path(path: str, error: Exception) -> str:
 def prepare(path: str | Path) -> np.ndarray:
     """One image file -> uint8 (28, 28) as the model sees it (raises DigitnetError)."""
     with imaging.opencv_errors(str(path)):
-        return imaging.to_mnist(imaging.load(path, imaging.DIGIT_PHOTO_SIDE))
+        return imaging.to_mnist(imaging.load(path, imaging.DIGIT_PHOTO_SIDE, gray=True))
 
 
 def top_classes(probabilities: np.ndarray, k: int) -> list[tuple[int, float]]:

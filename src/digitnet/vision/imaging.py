@@ -167,25 +167,28 @@ def _png_is_complete(data: bytes) -> bool:
     return True
 
 
-def _jpeg_pixels(data: bytes, width: int, height: int, min_side: int | None) -> np.ndarray | None:
+def _jpeg_pixels(data: bytes, width: int, height: int, min_side: int | None, gray: bool
+                 ) -> np.ndarray | None:
     """A JPEG decoded by Pillow: uint8 (H, W) gray or (H, W, 3) BGR; None if it ends early or is
     damaged (OpenCV's JPEG reader would pad a cut-off photo with grey instead).
 
     With ``min_side``, libjpeg scales the image by 1/2, 1/4 or 1/8 while decoding (``draft``),
     as far as its longer side stays at least ``min_side`` px: it skips most of the inverse DCT
     and colour work, so a 12-megapixel photo decodes several times faster. Every entropy-coded
-    byte is still read, so a truncated file is still found.
+    byte is still read, so a truncated file is still found. With ``gray`` only the luma is
+    reconstructed (the grey of ``to_gray``, without the colour planes).
     """
+    mode = "L" if gray else "RGB"
     scale = 1.0 if min_side is None else min(1.0, min_side / max(width, height))
     at_least = (max(1, int(np.ceil(width * scale))), max(1, int(np.ceil(height * scale))))
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             with Image.open(io.BytesIO(data)) as im:
-                im.draft("RGB", at_least)  # the largest reduction that keeps at_least (w, h)
+                im.draft(mode, at_least)  # the largest reduction that keeps at_least (w, h)
                 im.load()
-                if im.mode not in ("L", "RGB"):  # CMYK, YCCK: as OpenCV, converted to colour
-                    im = im.convert("RGB")
+                if im.mode not in ("L", mode):  # CMYK, YCCK: as OpenCV, converted to colour
+                    im = im.convert(mode)
                 pixels = np.asarray(im)
     except (OSError, SyntaxError, ValueError, EOFError):
         return None
@@ -229,8 +232,10 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
     return (scaled * 255.0 + 0.5).astype(np.uint8)
 
 
-def decode(data: bytes, source: str = "image", min_side: int | None = None) -> np.ndarray:
-    """Image bytes -> uint8 (H, W) gray, (H, W, 3) BGR or (H, W, 4) BGRA, upright.
+def decode(data: bytes, source: str = "image", min_side: int | None = None, gray: bool = False
+           ) -> np.ndarray:
+    """Image bytes -> uint8 (H, W) gray, (H, W, 3) BGR or (H, W, 4) BGRA, upright; with ``gray``
+    always (H, W) (``to_gray``).
 
     The size comes from the header first (refused above ``MAX_PIXELS`` before decoding).
     JPEGs are decoded by Pillow, at a reduced scale when ``min_side`` allows it
@@ -241,12 +246,13 @@ def decode(data: bytes, source: str = "image", min_side: int | None = None) -> n
         raise ImageError(f"{source}: empty file; {FORMATS_HINT}", "not_image")
     fmt, width, height = _header(data, source)
     if fmt in ("JPEG", "MPO"):
-        image = _jpeg_pixels(data, width, height, min_side)
+        image = _jpeg_pixels(data, width, height, min_side, gray)
         if image is None:
             raise ImageError(f"{source}: truncated or damaged {fmt} image; copy or export it again",
                              "corrupt")
     else:
         image = _opencv_pixels(data, fmt, source)
+        image = to_gray(image) if gray else image
     return _UPRIGHT.get(_orientation(data, fmt), lambda a: a)(image)
 
 
@@ -266,7 +272,7 @@ def _opencv_pixels(data: bytes, fmt: str, source: str) -> np.ndarray:
     return image[:, :, 0] if image.ndim == 3 and image.shape[2] == 1 else image
 
 
-def load(path: str | Path, min_side: int | None = None) -> np.ndarray:
+def load(path: str | Path, min_side: int | None = None, gray: bool = False) -> np.ndarray:
     """Read and ``decode`` an image file; every failure is one line naming the file."""
     path = Path(path)
     if path.is_dir():
@@ -280,7 +286,7 @@ def load(path: str | Path, min_side: int | None = None) -> np.ndarray:
         raise DigitnetError(f"{path}: permission denied; make the file readable") from e
     except OSError as e:
         raise DigitnetError(f"{path}: cannot read it ({e.strerror or e}); check the file") from e
-    return decode(data, str(path), min_side)
+    return decode(data, str(path), min_side, gray)
 
 
 # ---------------------------------------------------------------------------------------------

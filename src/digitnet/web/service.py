@@ -62,7 +62,8 @@ def png_base64(image28: np.ndarray) -> str:
 def predict_image(data: bytes, source: str, predictor: Predictor) -> Prediction:
     """One digit: decode, preprocess to 28x28, classify."""
     with imaging.opencv_errors(source):
-        x = imaging.to_mnist(imaging.decode(data, source, imaging.DIGIT_PHOTO_SIDE))  # (28, 28) uint8
+        image = imaging.decode(data, source, imaging.DIGIT_PHOTO_SIDE, gray=True)
+        x = imaging.to_mnist(image)  # (28, 28) uint8
     p = predictor.probabilities(x[None])[0]  # (10,)
     best = int(p.argmax())
     return Prediction(digit=best, probability=float(p[best]),

@@ -209,6 +209,9 @@ def test_concurrent_requests_each_get_their_own_answer(client, mnist):
 def test_worker_processes_take_their_settings_from_the_environment(monkeypatch, trained_run):
     settings = Settings(run_dir=trained_run, backend="torch", torch_threads=2, max_concurrent=3)
     assert Settings.from_json(settings.to_json()) == settings
+    assert Settings.from_json(f'{{"run_dir": "{trained_run}"}}') == Settings(run_dir=trained_run)
+    with pytest.raises(DigitnetError, match="run_dir"):
+        Settings.from_json('{"run": "x"}')
     monkeypatch.delenv(SETTINGS_VARIABLE, raising=False)
     with pytest.raises(DigitnetError, match="digitnet serve"):
         from_environment()

@@ -69,7 +69,7 @@ SPECK_FRACTION = 0.03
 # is cleaned on a crop at most DIGIT_SIDE long, far more than the 20 px it becomes.
 LOCATE_SIDE = 128
 POLARITY_SIDE = 48
-PAPER_SIDE = 24
+PAPER_SIDE = 48
 DIGIT_SIDE = 256
 # A JPEG of one digit is decoded scaled down (by 1/2, 1/4 or 1/8, inside the decoder) as far as
 # its longer side stays at least this: a digit a tenth of the photo's length keeps 100 px.
@@ -503,10 +503,17 @@ def ink_mask(ink: np.ndarray) -> np.ndarray:
     if fg.size == 0 or bg.size == 0 or float(np.median(fg)) - float(np.median(bg)) < MIN_CONTRAST:
         raise ImageError("blank image: no writing stands out from the background; "
                          "photograph the digit darker or closer", "blank")
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    return without_specks(mask)
+
+
+def without_specks(mask: np.ndarray) -> np.ndarray:
+    """bool or 0/1 (H, W) mask -> bool (H, W) without its specks: single pixels and pieces
+    smaller than ``SPECK_FRACTION`` of the largest."""
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
     areas = stats[1:, cv2.CC_STAT_AREA]
     keep = np.zeros(count, bool)
-    keep[1:] = areas >= max(2, SPECK_FRACTION * areas.max())
+    if areas.size:
+        keep[1:] = areas >= max(2, SPECK_FRACTION * areas.max())
     return keep[labels]
 
 
@@ -614,19 +621,22 @@ def find_digit(gray: np.ndarray, paper: Paper) -> np.ndarray:
         side *= 4
 
 
-def digit_view(gray: np.ndarray, found: np.ndarray) -> tuple[Region, np.ndarray]:
+def digit_view(gray: np.ndarray, found: np.ndarray) -> tuple[Region, np.ndarray, np.ndarray]:
     """The part of ``gray`` (H, W) around the ink ``found`` (bool (h, w), on a copy at most as
-    large), at most ``DIGIT_SIDE`` px long: (its region, uint8 view of it)."""
+    large), at most ``DIGIT_SIDE`` px long: (its region, uint8 (H', W') view of it, bool
+    (H', W') where the copy found the digit, grown by its two pixels of margin)."""
     h, w = found.shape
     ys, xs = np.nonzero(found)
     # two pixels of the copy around its mask: the mask misses the strokes' faintest edges
-    left, right = max(0, xs.min() - 2) / w, min(w, xs.max() + 3) / w
-    top, bottom = max(0, ys.min() - 2) / h, min(h, ys.max() + 3) / h
+    sx0, sx1 = max(0, xs.min() - 2), min(w, xs.max() + 3)
+    sy0, sy1 = max(0, ys.min() - 2), min(h, ys.max() + 3)
     height, width = gray.shape
-    x0, x1 = int(left * width), int(np.ceil(right * width))
-    y0, y1 = int(top * height), int(np.ceil(bottom * height))
-    region = (x0 / width, y0 / height, x1 / width, y1 / height)
-    return region, _small(gray[y0:y1, x0:x1], DIGIT_SIDE)
+    x0, x1 = int(sx0 / w * width), int(np.ceil(sx1 / w * width))
+    y0, y1 = int(sy0 / h * height), int(np.ceil(sy1 / h * height))
+    view = _small(gray[y0:y1, x0:x1], DIGIT_SIDE)
+    grown = cv2.dilate(found[sy0:sy1, sx0:sx1].astype(np.uint8), np.ones((5, 5), np.uint8))
+    near = cv2.resize(grown, (view.shape[1], view.shape[0]), interpolation=cv2.INTER_NEAREST) > 0
+    return (x0 / width, y0 / height, x1 / width, y1 / height), view, near
 
 
 def to_mnist(image: np.ndarray) -> np.ndarray:
@@ -635,10 +645,14 @@ def to_mnist(image: np.ndarray) -> np.ndarray:
 
     The paper is studied and the digit found on small copies (``find_digit``); the digit is
     then cropped from the image at a scale where it is at most ``DIGIT_SIDE`` px long
-    (``digit_view``), and only that crop is cleaned.
+    (``digit_view``), and only that crop is thresholded and cleaned.
     """
     gray = to_gray(image)
     paper = study_paper(_small(gray, LOCATE_SIDE))
-    region, view = digit_view(gray, find_digit(gray, paper))
+    region, view, near = digit_view(gray, find_digit(gray, paper))
     ink = paper.ink(view, region)
-    return mnist_from_ink(ink, main_cluster(ink_mask(ink)))
+    # The crop's own threshold, as its edges are the digit's, but kept to where the copy found
+    # the digit: a crop that is nearly all digit can put Otsu's split at the faintest grey,
+    # and whether there is writing at all was judged on the whole picture.
+    smooth = _denoise(ink)
+    return mnist_from_ink(ink, without_specks((smooth > ink_threshold(smooth)) & near))

@@ -71,8 +71,14 @@ class Settings:
 
     @classmethod
     def from_json(cls, text: str) -> Settings:
-        fields = json.loads(text)
-        return cls(**{**fields, "run_dir": Path(fields["run_dir"])})
+        """Settings from ``to_json``'s JSON; fields left out keep their defaults."""
+        try:
+            fields = json.loads(text)
+            return cls(**{**fields, "run_dir": Path(fields["run_dir"])})
+        except (ValueError, TypeError, KeyError) as e:
+            names = ", ".join(f.name for f in dataclasses.fields(cls))
+            raise DigitnetError(f"bad server settings {text[:80]!r} ({e}); give a JSON object with "
+                                f"run_dir and any of {names}") from e
 
 
 def status_for(error: DigitnetError) -> int:

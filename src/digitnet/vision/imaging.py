@@ -649,7 +649,10 @@ def to_mnist(image: np.ndarray) -> np.ndarray:
     """
     gray = to_gray(image)
     paper = study_paper(_small(gray, LOCATE_SIDE))
-    region, view, near = digit_view(gray, find_digit(gray, paper))
+    found = find_digit(gray, paper)
+    if found.shape == gray.shape:  # found on the picture itself: there is nothing finer to see
+        return mnist_from_ink(paper.ink(gray), found)
+    region, view, near = digit_view(gray, found)
     ink = paper.ink(view, region)
     # The crop's own threshold, as its edges are the digit's, but kept to where the copy found
     # the digit: a crop that is nearly all digit can put Otsu's split at the faintest grey,

@@ -153,17 +153,6 @@ def start_server(run_dir: Path, port: int, memory_gb: float) -> subprocess.Popen
     return server_process.start(run_dir, port, preexec_fn=limit_memory)
 
 
-def peak_rss_mb(pid: int) -> float | None:
-    """The process's peak resident memory (VmHWM), in MB."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return round(int(line.split()[1]) / 1024, 1)
-    except OSError:
-        return None
-    return None
-
-
 def percentiles(seconds: list[float]) -> dict[str, float]:
     ms = np.array(seconds or [0.0]) * 1000
     return {q: round(float(np.percentile(ms, p)), 1) for q, p in (("p50", 50), ("p99", 99), ("max", 100))}
@@ -236,9 +225,9 @@ async def run(args: argparse.Namespace) -> dict:
     server = start_server(run_dir, port, args.server_memory_gb)
     try:
         await server_process.wait_ready(port, server, timeout=120)
-        idle = peak_rss_mb(server.pid)
+        idle = server_process.peak_rss_mb(server.pid)
         result = await hammer(args, port)
-        result["server"] = {"rss_mb_at_start": idle, "peak_rss_mb": peak_rss_mb(server.pid),
+        result["server"] = {"rss_mb_at_start": idle, "peak_rss_mb": server_process.peak_rss_mb(server.pid),
                             "alive_after": server.poll() is None}
         result["server"]["stopped_on_sigterm"] = stop(server)
     finally:

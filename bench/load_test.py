@@ -1,12 +1,20 @@
-"""Load test of ``digitnet serve``: a bounded burst of real requests against 127.0.0.1 only.
+"""Load test of ``digitnet serve``: bounded bursts of real requests against 127.0.0.1 only.
 
-Starts the server in a subprocess on a free loopback port, sends ``--requests`` photos of MNIST
-test digits (rendered by ``digitnet.vision.render``), ``--concurrency`` at a time, stops early at
-``--time-limit`` seconds, checks the shape of every answer, and prints one JSON object with
-the latency percentiles and the throughput. A benchmark, not a test: figures depend on the
-machine and on whatever else runs on it.
+For each kind of image (``bench/samples.py``: 280x280 drawings, ~0.1 MP photos, 12 MP phone
+JPEGs) it starts a fresh server in a subprocess on a free loopback port, sends a few warm-up
+requests, then ``--requests`` images, ``--concurrency`` at a time, stopping early at
+``--time-limit`` seconds; it checks the shape of every answer and reports requests/s, latency
+percentiles, errors, the server's CPU time per request (all its processes) and the peak
+resident memory of all the server's processes (the sum of each one's VmHWM: supervisor and
+workers). With ``--baseline-src`` the same runs are made,
+interleaved, against another checkout's ``src/`` (served as it is, one process), so before
+and after come from one run. Prints a table, then one JSON object.
 
-    python bench/load_test.py [RUN_DIR] [--requests 2000] [--concurrency 16] [--time-limit 120]
+A benchmark, not a test: figures depend on the machine and on whatever else runs on it
+(the client runs on the same cores as the server).
+
+    python bench/load_test.py [RUN_DIR] [--kinds drawing,photo,phone] [--workers 2]
+                              [--baseline-src ../before/src] [--requests 2000] [--concurrency 16]
 """
 
 from __future__ import annotations
@@ -24,37 +32,37 @@ from pathlib import Path
 import cv2
 import httpx
 import numpy as np
+import samples  # bench/samples.py, beside this script
 import server  # bench/server.py, beside this script
 from server import HOST
 
-from digitnet.datasets import load
 from digitnet.training import runs
-from digitnet.vision.render import render_photo
+
+MIME = {"drawing": ("png", "image/png"), "photo": ("jpg", "image/jpeg"), "phone": ("jpg", "image/jpeg")}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("run_dir", nargs="?", type=Path, help="run to serve (default: the latest under runs/)")
-    p.add_argument("--requests", type=int, default=2000, help="requests to send (default 2000)")
+    p.add_argument("--kinds", default=",".join(samples.KINDS),
+                   help=f"kinds of image, comma-separated (default {','.join(samples.KINDS)})")
+    p.add_argument("--requests", type=int, default=2000, help="requests per kind and server (default 2000)")
     p.add_argument("--concurrency", type=int, default=16, help="requests in flight at once (default 16)")
-    p.add_argument("--time-limit", type=float, default=120.0, help="stop sending after this many seconds")
+    p.add_argument("--time-limit", type=float, default=60.0,
+                   help="stop sending after this many seconds, per kind and server (default 60)")
     p.add_argument("--endpoint", choices=("predict", "read"), default="predict")
-    p.add_argument("--images", type=int, default=200, help="distinct test photos to cycle through")
+    p.add_argument("--images", type=int, default=100, help="distinct images per kind to cycle through")
+    p.add_argument("--phone-images", type=int, default=8, help="distinct phone photos (slow to make)")
     p.add_argument("--threads", type=int, default=1, help="the server's torch threads per request")
-    return p.parse_args(argv)
-
-
-def photos(n: int, seed: int = 0) -> tuple[list[bytes], list[int]]:
-    """``n`` PNG photos of MNIST test digits, and their labels."""
-    ds = load("mnist")
-    rng = np.random.default_rng(seed)
-    data = []
-    for i in range(n):
-        image, _ = render_photo(ds.x_test[i], rng)
-        ok, png = cv2.imencode(".png", image)
-        assert ok
-        data.append(png.tobytes())
-    return data, [int(y) for y in ds.y_test[:n]]
+    p.add_argument("--workers", type=int, default=1, help="server processes (digitnet serve --workers)")
+    p.add_argument("--baseline-src", type=Path,
+                   help="also measure the digitnet in this src/ folder (one process), interleaved")
+    args = p.parse_args(argv)
+    args.kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
+    unknown = set(args.kinds) - set(samples.KINDS)
+    if unknown:
+        p.error(f"unknown kinds {sorted(unknown)}; choose from {', '.join(samples.KINDS)}")
+    return args
 
 
 def shape_problem(endpoint: str, answer: dict) -> str | None:
@@ -74,27 +82,38 @@ def shape_problem(endpoint: str, answer: dict) -> str | None:
     return None if all(len(d.get("box", ())) == 4 for d in digits) else "box"
 
 
-async def load_test(args: argparse.Namespace, base_url: str, data: list[bytes], labels: list[int]) -> dict:
+async def load_test(args: argparse.Namespace, base_url: str, kind: str, data: list[bytes],
+                    labels: list[int], server_pid: int) -> dict:
     latencies: list[float] = []
-    statuses: dict[int, int] = {}
+    statuses: dict[str, int] = {}
     problems: dict[str, int] = {}
     correct = 0
     next_index = 0
+    ext, mime = MIME[kind]
     limits = httpx.Limits(max_connections=args.concurrency, max_keepalive_connections=args.concurrency)
-    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=60) as client:
+    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=120) as client:
+
+        async def send(k: int) -> httpx.Response:
+            return await client.post(f"/api/{args.endpoint}", files={"file": (f"{k}.{ext}", data[k], mime)})
+
+        await asyncio.gather(*(send(k % len(data)) for k in range(args.concurrency)))  # warm-up
         start = time.perf_counter()
+        cpu_start = server.cpu_seconds(server_pid), time.process_time()
 
         async def worker() -> None:
             nonlocal next_index, correct
             while next_index < args.requests and time.perf_counter() - start < args.time_limit:
-                i = next_index
+                k = next_index % len(data)
                 next_index += 1
-                k = i % len(data)
                 t0 = time.perf_counter()
-                upload = {"file": (f"{k}.png", data[k], "image/png")}
-                r = await client.post(f"/api/{args.endpoint}", files=upload)
-                latencies.append(time.perf_counter() - t0)
-                statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
+                try:
+                    r = await send(k)
+                except httpx.TransportError as e:
+                    statuses[type(e).__name__] = statuses.get(type(e).__name__, 0) + 1
+                    continue
+                finally:
+                    latencies.append(time.perf_counter() - t0)
+                statuses[str(r.status_code)] = statuses.get(str(r.status_code), 0) + 1
                 if r.status_code != 200:
                     continue
                 answer = r.json()
@@ -108,43 +127,83 @@ async def load_test(args: argparse.Namespace, base_url: str, data: list[bytes], 
 
         await asyncio.gather(*(worker() for _ in range(args.concurrency)))
         seconds = time.perf_counter() - start
+        server_cpu = server.cpu_seconds(server_pid) - cpu_start[0]
+        client_cpu = time.process_time() - cpu_start[1]
     ms = np.array(latencies) * 1000
     done = len(latencies)
     return {
-        "endpoint": f"/api/{args.endpoint}",
         "requests": done,
         "stopped_by_time_limit": done < args.requests,
-        "concurrency": args.concurrency,
-        "status_codes": {str(k): v for k, v in sorted(statuses.items())},
+        "status_codes": dict(sorted(statuses.items())),
+        "errors": done - statuses.get("200", 0) + sum(problems.values()),
         "bad_shape": problems,
         "correct": correct,
         "seconds": round(seconds, 2),
         "throughput_rps": round(done / seconds, 1),
         "latency_ms": {q: round(float(np.percentile(ms, p)), 1)
                        for q, p in (("p50", 50), ("p90", 90), ("p99", 99), ("max", 100))},
-        "cpus": os.cpu_count(),
+        # CPU time per request, less sensitive than throughput to what else runs on the machine
+        "server_cpu_ms_per_request": round(1000 * server_cpu / max(1, done), 2),
+        "client_cpu_ms_per_request": round(1000 * client_cpu / max(1, done), 2),
     }
+
+
+async def measure(args: argparse.Namespace, run_dir: Path, kind: str, data: list[bytes], labels: list[int],
+                  src: Path | None) -> dict:
+    """One fresh server (``src``: the baseline's), one kind of image: the load test's figures,
+    the server's peak memory and the load average before and after."""
+    port = server.free_port()
+    options = ["--threads", str(args.threads)] + (["--workers", str(args.workers)] if src is None else [])
+    process = server.start(run_dir, port, *options, stderr=subprocess.PIPE, src=src)
+    try:
+        await server.wait_ready(port, process, timeout=180)
+        load_before = os.getloadavg()[0]
+        result = await load_test(args, f"http://{HOST}:{port}", kind, data, labels, process.pid)
+        result["server_peak_rss_mb"] = server.peak_rss_mb(process.pid)
+        result["load_average"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+    return result
+
+
+def table(results: list[dict]) -> str:
+    head = (f"{'kind':8} {'server':9} {'req/s':>7} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} "
+            f"{'errors':>6} {'right':>6} {'RSS MB':>7} {'CPU ms':>7} {'load':>10}")
+    rows = [head]
+    for r in results:
+        lat, load = r["latency_ms"], r["load_average"]
+        rows.append(f"{r['kind']:8} {r['server']:9} {r['throughput_rps']:7.1f} {lat['p50']:8.1f} "
+                    f"{lat['p90']:8.1f} {lat['p99']:8.1f} {r['errors']:6d} "
+                    f"{r['correct'] / max(1, r['requests']):6.1%} {r['server_peak_rss_mb']:7.0f} "
+                    f"{r['server_cpu_ms_per_request']:7.2f} {load[0]:4.1f}-{load[1]:<4.1f}")
+    return "\n".join(rows)
 
 
 async def run(args: argparse.Namespace) -> dict:
     run_dir = runs.resolve_run_dir(args.run_dir)
-    data, labels = photos(args.images)
-    port = server.free_port()
-    process = server.start(run_dir, port, "--threads", str(args.threads), stderr=subprocess.PIPE)
-    try:
-        await server.wait_ready(port, process)
-        result = await load_test(args, f"http://{HOST}:{port}", data, labels)
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-    return {"run_dir": str(run_dir), **result}
+    servers: list[tuple[str, Path | None]] = [("current", None)]
+    if args.baseline_src:
+        servers.insert(0, ("baseline", args.baseline_src.resolve()))
+    results = []
+    for kind in args.kinds:
+        data, labels = samples.samples(kind, args.phone_images if kind == "phone" else args.images)
+        for name, src in servers:
+            print(f"{kind} against {name} ...", file=sys.stderr, flush=True)
+            result = await measure(args, run_dir, kind, data, labels, src)
+            results.append({"kind": kind, "server": name, **result})
+    return {"run_dir": str(run_dir), "endpoint": f"/api/{args.endpoint}", "concurrency": args.concurrency,
+            "workers": args.workers, "baseline_src": str(args.baseline_src) if args.baseline_src else None,
+            "cpu": server.cpu_model(), "cpus": os.cpu_count(), "results": results}
 
 
 def main(argv: list[str] | None = None) -> int:
-    result = asyncio.run(run(parse_args(argv)))
-    print(json.dumps(result, indent=2))
-    ok = result["status_codes"] == {"200": result["requests"]} and not result["bad_shape"]
-    return 0 if ok else 1
+    summary = asyncio.run(run(parse_args(argv)))
+    print(f"{summary['cpu']}, {summary['cpus']} CPUs; {summary['concurrency']} clients; current server: "
+          f"{summary['workers']} worker process(es)")
+    print(table(summary["results"]))
+    print(json.dumps(summary))
+    return 0 if all(r["errors"] == 0 for r in summary["results"]) else 1
 
 
 if __name__ == "__main__":

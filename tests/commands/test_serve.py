@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 
 import pytest
@@ -42,6 +43,35 @@ def test_a_port_in_use_is_one_line(cli, trained_run):
         port = taken.getsockname()[1]
         code, _, err = cli("serve", "--run", trained_run, "--port", port)
     assert code == 2 and err.count("\n") == 1 and f"127.0.0.1:{port}" in err and "--port" in err
+
+
+def test_workers_must_be_at_least_one(cli, trained_run):
+    code, _, err = cli("serve", "--run", trained_run, "--workers", "0")
+    assert code == 2 and err.count("\n") == 1 and "--workers" in err
+
+
+def test_workers_hand_the_bound_port_to_uvicorns_process_manager(cli, trained_run, monkeypatch):
+    from digitnet.commands import serve
+    from digitnet.web.app import SETTINGS_VARIABLE, Settings
+
+    class Replaced(Exception):  # what os.execve would do: this process becomes the command
+        pass
+
+    def execve(path, argv, env):
+        raise Replaced(argv, env)
+
+    monkeypatch.setattr(serve.os, "execve", execve)
+    with pytest.raises(Replaced) as replaced:
+        cli("serve", "--run", trained_run, "--port", "0", "--workers", "3", "--backend", "torch")
+    argv, env = replaced.value.args
+    assert argv[1:4] == ["-m", "uvicorn", "digitnet.web.app:from_environment"] and "--factory" in argv
+    assert argv[argv.index("--workers") + 1] == "3"
+    fd = int(argv[argv.index("--fd") + 1])
+    with socket.socket(fileno=os.dup(fd)) as bound:  # the port bound and checked before
+        assert os.get_inheritable(fd) and bound.getsockname()[0] == "127.0.0.1"
+    os.close(fd)
+    settings = Settings.from_json(env[SETTINGS_VARIABLE])
+    assert settings.run_dir == trained_run.resolve() and settings.backend == "torch"
 
 
 def test_serve_is_a_listed_command(cli, capsys):

@@ -55,6 +55,7 @@ def test_decode_reads_every_common_format_in_colour_and_gray(ext):
         decoded = imaging.decode(encode(image, ext))
         assert decoded.dtype == np.uint8 and decoded.shape[:2] == gray.shape
         assert mad(imaging.to_gray(decoded), gray) < 3  # lossy formats differ a little
+        assert mad(imaging.decode(encode(image, ext), gray=True), gray) < 3
 
 
 def test_decode_keeps_alpha_and_converts_16_bit():
@@ -87,6 +88,32 @@ def test_exif_orientation_turns_phone_photos_upright():
     buf = io.BytesIO()
     Image.fromarray(stored).save(buf, "JPEG", quality=95, exif=exif)
     assert mad(imaging.decode(buf.getvalue()), upright) < 3
+
+
+def test_large_jpegs_are_decoded_scaled_down_upright_and_still_checked():
+    stored = cv2.rotate(drawn_seven(1200)[:900], cv2.ROTATE_90_COUNTERCLOCKWISE)  # (1200, 900)
+    exif = Image.Exif()
+    exif[imaging.EXIF_ORIENTATION] = 6
+    buf = io.BytesIO()
+    Image.fromarray(stored).save(buf, "JPEG", quality=90, exif=exif)
+    data = buf.getvalue()
+    full = imaging.decode(data)
+    assert full.shape == (900, 1200)  # upright
+    reduced = imaging.decode(data, min_side=300)
+    assert reduced.shape == (225, 300)  # 1/4, the most that keeps 300 px
+    assert imaging.decode(data, min_side=500).shape == (450, 600)  # 1/2
+    small = cv2.resize(full, (300, 225), interpolation=cv2.INTER_AREA)
+    assert mad(reduced, small) < 3
+    colour = cv2.cvtColor(stored, cv2.COLOR_GRAY2BGR)
+    colour[..., 2] = 255 - colour[..., 2]  # red where the seven is dark: its grey is not its blue
+    ok, coloured = cv2.imencode(".jpg", colour, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    luma = imaging.decode(coloured.tobytes(), min_side=300, gray=True)  # the luma plane alone
+    assert luma.shape == (300, 225)
+    assert mad(luma, imaging.to_gray(imaging.decode(coloured.tobytes(), min_side=300))) < 2
+    assert mad(imaging.to_mnist(reduced), imaging.to_mnist(full)) < 6
+    with pytest.raises(imaging.ImageError) as e:  # a cut-off file is found while scaling too
+        imaging.decode(data[: len(data) // 2], "cut.jpg", min_side=300)
+    assert e.value.kind == "corrupt"
 
 
 def test_not_an_image_and_empty_bytes_are_not_image():
@@ -174,6 +201,31 @@ def test_specks_and_far_marks_are_dropped():
         cv2.circle(dirty, (int(x), int(y)), 1, 40, -1)  # dust
     cv2.line(dirty, (280, 10), (290, 40), 40, 4)  # a pen mark in the corner
     assert mad(imaging.to_mnist(dirty), clean) < 3  # measured 0.01; 19.4 with the corner mark kept
+
+
+def test_a_small_digit_on_a_large_page_is_found_and_cropped_at_full_resolution():
+    page = np.full((900, 1200), 235, np.uint8)  # on the 128 px copy the digit is 6 px tall
+    page[400:460, 700:760] = drawn_seven(60)
+    alone = imaging.to_mnist(drawn_seven(60))
+    assert mad(imaging.to_mnist(page), alone) < 6
+
+
+def test_the_paper_estimate_of_a_region_is_the_whole_estimate_resized_and_cropped():
+    ground = np.random.default_rng(0).uniform(0, 255, (6, 8)).astype(np.float32)
+    paper = imaging.Paper(dark=True, ground=ground)
+    whole = cv2.resize(ground, (80, 60), interpolation=cv2.INTER_LINEAR)
+    region = (20 / 80, 10 / 60, 60 / 80, 40 / 60)
+    np.testing.assert_allclose(paper.ground_at(region, (30, 40)), whole[10:40, 20:60], atol=1e-3)
+
+
+def test_ink_is_measured_against_the_paper_under_it():
+    gray = np.full((4, 4), 200, np.uint8)
+    gray[1, 1] = 100
+    on_paper = imaging.Paper(dark=True, ground=np.full((2, 2), 55, np.float32))  # paper at 200
+    ink = on_paper.ink(gray)
+    assert ink[1, 1] == 128 and ink.sum() == 128  # half as bright as its paper: half strength
+    on_black = imaging.Paper(dark=False, ground=np.full((2, 2), 100, np.float32))
+    assert on_black.ink(gray)[0, 0] == 100 and on_black.ink(gray)[1, 1] == 0
 
 
 @pytest.mark.parametrize("make", [

@@ -11,8 +11,9 @@ import pytest
 from fastapi.testclient import TestClient
 from web_helpers import number_on_paper, on_paper, png
 
+from digitnet.errors import DigitnetError
 from digitnet.training import runs
-from digitnet.web.app import Settings, create_app
+from digitnet.web.app import SETTINGS_VARIABLE, Settings, create_app, from_environment
 
 
 @pytest.fixture(scope="module")
@@ -208,3 +209,17 @@ def test_concurrent_requests_each_get_their_own_answer(client, mnist):
         assert answer["digit"] == expected["digit"]
         assert answer["preprocessed"] == expected["preprocessed"]
         np.testing.assert_allclose(answer["probabilities"], expected["probabilities"], atol=1e-5)
+
+
+def test_worker_processes_take_their_settings_from_the_environment(monkeypatch, trained_run):
+    settings = Settings(run_dir=trained_run, backend="torch", torch_threads=2, max_concurrent=3)
+    assert Settings.from_json(settings.to_json()) == settings
+    assert Settings.from_json(f'{{"run_dir": "{trained_run}"}}') == Settings(run_dir=trained_run)
+    with pytest.raises(DigitnetError, match="run_dir"):
+        Settings.from_json('{"run": "x"}')
+    monkeypatch.delenv(SETTINGS_VARIABLE, raising=False)
+    with pytest.raises(DigitnetError, match="digitnet serve"):
+        from_environment()
+    monkeypatch.setenv(SETTINGS_VARIABLE, settings.to_json())
+    with TestClient(from_environment()) as worker:
+        assert worker.get("/api/model").json()["backend"] == "torch"

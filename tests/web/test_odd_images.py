@@ -62,7 +62,7 @@ def test_opencv_failures_in_preprocessing_are_a_422_not_a_500(client, monkeypatc
     def fails(_image):
         raise cv2.error("unsupported layout")
 
-    monkeypatch.setattr(imaging, "to_white_on_black", fails)
+    monkeypatch.setattr(imaging, "ink_mask", fails)
     for route in ("/api/predict", "/api/read"):
         r = post(client, route, checkerboard(40, 40))
         assert r.status_code == 422, r.text

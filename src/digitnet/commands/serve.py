@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 
 from digitnet.commands.common import add_backend_option, add_model_option, console
 from digitnet.errors import DigitnetError
 from digitnet.inference import bundled
+
+# Per server process: connections beyond this get 503 at once; idle keep-alive connections close.
+LIMIT_CONCURRENCY = 64
+KEEP_ALIVE_S = 5
+UVICORN_OPTIONS = ("--log-level", "warning", "--limit-concurrency", str(LIMIT_CONCURRENCY),
+                   "--timeout-keep-alive", str(KEEP_ALIVE_S))
 
 
 def register(sub) -> None:
@@ -19,6 +26,9 @@ def register(sub) -> None:
     add_backend_option(p)
     p.add_argument("--threads", type=int, default=1,
                    help="torch threads per inference (default 1; requests run in parallel)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="server processes sharing the port, each with its own copy of the model "
+                        "(default 1; about one per CPU core serves the most requests)")
     p.set_defaults(run=run)
 
 
@@ -40,17 +50,38 @@ def run(args) -> int:
 
     if args.threads < 1:
         raise DigitnetError(f"--threads must be at least 1, got {args.threads}")
+    if args.workers < 1:
+        raise DigitnetError(f"--workers must be at least 1, got {args.workers}")
     settings = Settings(run_dir=bundled.model_dir(args.run_dir), backend=args.backend,
                         torch_threads=args.threads)
     loaded = load_model(settings.run_dir, settings.backend)  # a bad run stops here, before serving
     sock = listen(args.host, args.port)
     shown_host = f"[{args.host}]" if ":" in args.host else args.host
     out = console()
-    out.print(f"serving {settings.run_dir} ({loaded.info.architecture}, {settings.backend}) "
+    processes = f", {args.workers} worker processes" if args.workers > 1 else ""
+    out.print(f"serving {settings.run_dir} ({loaded.info.architecture}, {settings.backend}{processes}) "
               f"at http://{shown_host}:{args.port}/  (API docs at /docs; Ctrl+C stops)")
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         out.print(f"note: listening on {args.host} makes the page reachable from other machines")
+    if args.workers > 1:
+        hand_over(sock, settings, args.workers)
     server = uvicorn.Server(uvicorn.Config(create_app(settings, loaded), log_level="warning",
-                                           limit_concurrency=64, timeout_keep_alive=5))
+                                           limit_concurrency=LIMIT_CONCURRENCY,
+                                           timeout_keep_alive=KEEP_ALIVE_S))
     server.run(sockets=[sock])
     return 0
+
+
+def hand_over(sock: socket.socket, settings, workers: int) -> None:
+    """Replace this process by uvicorn's process manager, which starts ``workers`` processes
+    serving the bound socket and restarts any that dies. Replacing (exec) rather than forking
+    frees what this process loaded to check the run (torch alone is about 300 MB); each
+    worker loads its own model, from the settings in the environment."""
+    from digitnet.web.app import SETTINGS_VARIABLE
+
+    os.set_inheritable(sock.fileno(), True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    command = [sys.executable, "-m", "uvicorn", "digitnet.web.app:from_environment", "--factory",
+               "--fd", str(sock.fileno()), "--workers", str(workers), *UVICORN_OPTIONS]
+    os.execve(sys.executable, command, {**os.environ, SETTINGS_VARIABLE: settings.to_json()})

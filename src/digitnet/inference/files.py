@@ -64,7 +64,7 @@ def prepare(path: str | Path) -> tuple[np.ndarray, int]:
     """One image file -> uint8 (28, 28) as the model sees it, and how many digits side by side
     it seems to hold when more than one (raises DigitnetError)."""
     with imaging.opencv_errors(str(path)):
-        digit, ink = imaging.digit_and_ink(imaging.load(path))
+        digit, ink = imaging.digit_and_ink(imaging.load(path, imaging.DIGIT_PHOTO_SIDE, gray=True))
         return digit, count_digits(ink)
 
 

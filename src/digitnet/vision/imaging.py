@@ -7,8 +7,12 @@ lit paper, noise, any size and position. ``to_mnist`` repeats the MNIST authors'
 
   decode -> grayscale (alpha flattened onto white) -> white-on-black, paper removed
   -> denoised mask by Otsu's threshold (grey levels kept for the image) -> specks dropped
-  -> ink cropped at full resolution -> longer side to 20 px (INTER_AREA) -> 28x28 field
+  -> ink cropped -> longer side to 20 px (INTER_AREA) -> 28x28 field
   -> shifted so the centre of mass is in the middle.
+
+It works at the resolution the answer needs: a large JPEG is scaled down inside the decoder,
+the paper is studied and the digit found on small copies, and only the digit's crop, at most
+``DIGIT_SIDE`` px long, is cleaned and measured.
 
 ``decode`` refuses what is not an image, what is truncated and what is too large (the size is
 read from the file header before any pixel is decoded, so a small file that would expand to
@@ -21,6 +25,7 @@ import contextlib
 import io
 import warnings
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -57,6 +62,18 @@ MIN_CONTRAST = 24
 # Connected pieces of ink smaller than this fraction of the largest piece are specks (dust,
 # noise, paper grain); a broken stroke (the bar of a 5, the top of a 4) is far larger.
 SPECK_FRACTION = 0.03
+# Work at the resolution the answer needs. The digit is found on a copy at most LOCATE_SIDE
+# px long (larger only when it is small there); the paper's polarity is judged on a copy
+# whose shorter side, the one a digit or a line of digits spans, is at most POLARITY_SIDE,
+# and its light estimated on one at most PAPER_SIDE (light varies slowly); the digit itself
+# is cleaned on a crop at most DIGIT_SIDE long, far more than the 20 px it becomes.
+LOCATE_SIDE = 128
+POLARITY_SIDE = 48
+PAPER_SIDE = 48
+DIGIT_SIDE = 256
+# A JPEG of one digit is decoded scaled down (by 1/2, 1/4 or 1/8, inside the decoder) as far as
+# its longer side stays at least this: a digit a tenth of the photo's length keeps 100 px.
+DIGIT_PHOTO_SIDE = 1000
 
 
 class ImageError(DigitnetError):
@@ -137,26 +154,45 @@ def _header(data: bytes, source: str) -> tuple[str, int, int]:
     return fmt, width, height
 
 
-def _is_complete(data: bytes, fmt: str) -> bool:
-    """False if a PNG or JPEG ends early or fails its checks (OpenCV's libpng would print
-    its complaint on stderr; its JPEG reader may pad a cut-off photo with grey).
-
-    PNGs: ``verify`` walks the chunks and their CRCs without inflating pixels. JPEGs are
-    decoded in draft mode (DCT scaling to 1/8), which reads every entropy-coded byte at a
-    fraction of a full decode's cost. Other formats are left to OpenCV, which fails cleanly.
-    """
+def _png_is_complete(data: bytes) -> bool:
+    """False if a PNG ends early or fails its checks (OpenCV's libpng would print its
+    complaint on stderr). ``verify`` walks the chunks and their CRCs without inflating pixels."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             with Image.open(io.BytesIO(data)) as im:
-                if fmt == "PNG":
-                    im.verify()
-                elif fmt in ("JPEG", "MPO"):
-                    im.draft("L", (max(1, im.width // 8), max(1, im.height // 8)))
-                    im.load()
+                im.verify()
     except (OSError, SyntaxError, ValueError, EOFError):
         return False
     return True
+
+
+def _jpeg_pixels(data: bytes, width: int, height: int, min_side: int | None, gray: bool
+                 ) -> np.ndarray | None:
+    """A JPEG decoded by Pillow: uint8 (H, W) gray or (H, W, 3) BGR; None if it ends early or is
+    damaged (OpenCV's JPEG reader would pad a cut-off photo with grey instead).
+
+    With ``min_side``, libjpeg scales the image by 1/2, 1/4 or 1/8 while decoding (``draft``),
+    as far as its longer side stays at least ``min_side`` px: it skips most of the inverse DCT
+    and colour work, so a 12-megapixel photo decodes several times faster. Every entropy-coded
+    byte is still read, so a truncated file is still found. With ``gray`` only the luma is
+    reconstructed (the grey of ``to_gray``, without the colour planes).
+    """
+    mode = "L" if gray else "RGB"
+    scale = 1.0 if min_side is None else min(1.0, min_side / max(width, height))
+    at_least = (max(1, int(np.ceil(width * scale))), max(1, int(np.ceil(height * scale))))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(io.BytesIO(data)) as im:
+                im.draft(mode, at_least)  # the largest reduction that keeps at_least (w, h)
+                im.load()
+                if im.mode not in ("L", mode):  # CMYK, YCCK: as OpenCV, converted to colour
+                    im = im.convert(mode)
+                pixels = np.asarray(im)
+    except (OSError, SyntaxError, ValueError, EOFError):
+        return None
+    return pixels if pixels.ndim == 2 else cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR)
 
 
 def _orientation(data: bytes, fmt: str) -> int:
@@ -196,17 +232,33 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
     return (scaled * 255.0 + 0.5).astype(np.uint8)
 
 
-def decode(data: bytes, source: str = "image") -> np.ndarray:
-    """Image bytes -> uint8 (H, W) gray, (H, W, 3) BGR or (H, W, 4) BGRA, upright.
+def decode(data: bytes, source: str = "image", min_side: int | None = None, gray: bool = False
+           ) -> np.ndarray:
+    """Image bytes -> uint8 (H, W) gray, (H, W, 3) BGR or (H, W, 4) BGRA, upright; with ``gray``
+    always (H, W) (``to_gray``).
 
-    The size comes from the header first (refused above ``MAX_PIXELS`` before decoding);
-    OpenCV then decodes with ``IMREAD_UNCHANGED`` (16-bit becomes 8-bit) and the EXIF
-    orientation is applied. ``source`` names the input in error messages.
+    The size comes from the header first (refused above ``MAX_PIXELS`` before decoding).
+    JPEGs are decoded by Pillow, at a reduced scale when ``min_side`` allows it
+    (``_jpeg_pixels``); other formats by OpenCV with ``IMREAD_UNCHANGED`` (16-bit becomes 8-bit),
+    at full size. The EXIF orientation is applied. ``source`` names the input in error messages.
     """
     if not data:
         raise ImageError(f"{source}: empty file; {FORMATS_HINT}", "not_image")
-    fmt, _, _ = _header(data, source)
-    if not _is_complete(data, fmt):
+    fmt, width, height = _header(data, source)
+    if fmt in ("JPEG", "MPO"):
+        image = _jpeg_pixels(data, width, height, min_side, gray)
+        if image is None:
+            raise ImageError(f"{source}: truncated or damaged {fmt} image; copy or export it again",
+                             "corrupt")
+    else:
+        image = _opencv_pixels(data, fmt, source)
+        image = to_gray(image) if gray else image
+    return _UPRIGHT.get(_orientation(data, fmt), lambda a: a)(image)
+
+
+def _opencv_pixels(data: bytes, fmt: str, source: str) -> np.ndarray:
+    """Any other format decoded by OpenCV: uint8 gray, BGR or BGRA."""
+    if fmt == "PNG" and not _png_is_complete(data):
         raise ImageError(f"{source}: truncated or damaged {fmt} image; copy or export it again",
                          "corrupt")
     with _quiet_opencv():
@@ -217,12 +269,10 @@ def decode(data: bytes, source: str = "image") -> np.ndarray:
                              f"copy or export it again", "corrupt")
         raise ImageError(f"{source}: {fmt} images are not supported; {FORMATS_HINT}", "not_image")
     image = to_uint8(image)
-    if image.ndim == 3 and image.shape[2] == 1:
-        image = image[:, :, 0]
-    return _UPRIGHT.get(_orientation(data, fmt), lambda a: a)(image)
+    return image[:, :, 0] if image.ndim == 3 and image.shape[2] == 1 else image
 
 
-def load(path: str | Path) -> np.ndarray:
+def load(path: str | Path, min_side: int | None = None, gray: bool = False) -> np.ndarray:
     """Read and ``decode`` an image file; every failure is one line naming the file."""
     path = Path(path)
     if path.is_dir():
@@ -236,7 +286,7 @@ def load(path: str | Path) -> np.ndarray:
         raise DigitnetError(f"{path}: permission denied; make the file readable") from e
     except OSError as e:
         raise DigitnetError(f"{path}: cannot read it ({e.strerror or e}); check the file") from e
-    return decode(data, str(path))
+    return decode(data, str(path), min_side, gray)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -259,7 +309,9 @@ def to_gray(image: np.ndarray) -> np.ndarray:
         return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
     if channels not in (2, 4):
         raise ImageError(f"images with {channels} channels are not supported", "not_image")
-    gray = image[:, :, 0] if channels == 2 else cv2.cvtColor(image[:, :, :3], cv2.COLOR_BGR2GRAY)
+    gray = image[:, :, 0] if channels == 2 else cv2.cvtColor(image, cv2.COLOR_BGRA2GRAY)
+    if cv2.minMaxLoc(image[:, :, -1])[0] == 255:  # opaque, as the page's canvas: nothing to flatten
+        return gray
     alpha = image[:, :, -1].astype(np.float32) / 255.0
     on_white = gray * alpha + 255.0 * (1.0 - alpha)
     if np.ptp(on_white) < MIN_CONTRAST and np.ptp(alpha) >= MIN_CONTRAST / 255.0:
@@ -267,13 +319,15 @@ def to_gray(image: np.ndarray) -> np.ndarray:
     return np.round(on_white).astype(np.uint8)
 
 
-def _small(gray: np.ndarray, side: int) -> np.ndarray:
-    """A copy at most ``side`` px long (INTER_AREA): light and paper vary slowly, so their
-    estimates need no more, and big kernels at full resolution would be slow."""
-    h, w = gray.shape
-    scale = min(1.0, side / max(h, w))
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    return cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
+def _small(gray: np.ndarray, side: int, edge=max) -> np.ndarray:
+    """A copy whose longer side (``edge=min``: shorter side) is at most ``side`` px, smaller by
+    a whole factor: INTER_AREA then averages whole blocks of pixels (OpenCV's fast path,
+    several times faster than a fractional one). Light and paper vary slowly and a digit is
+    found in far fewer pixels than a phone takes."""
+    factor = -(-edge(gray.shape) // side)  # ceil
+    if factor == 1:
+        return gray
+    return cv2.resize(gray, None, fx=1 / factor, fy=1 / factor, interpolation=cv2.INTER_AREA)
 
 
 def is_dark_on_light(gray: np.ndarray) -> bool:
@@ -284,13 +338,19 @@ def is_dark_on_light(gray: np.ndarray) -> bool:
     further: the mean of the darkest 0.1% below the paper against the brightest 0.1% above
     it. A thin digit may cover only a fraction of a percent of a photo, and paper texture
     spreads wide but shallow, so only the extremes tell them apart.
+
+    Judged on every n-th pixel, at most ``POLARITY_SIDE`` across the shorter side: unlike an
+    averaged copy, a subsample keeps thin strokes at full strength and fine patterns of dots
+    black and white.
     """
-    small = _small(gray, 256)
+    step = -(-min(gray.shape) // POLARITY_SIDE)  # ceil
+    small = np.ascontiguousarray(gray[::step, ::step])
     # as wide as the short side, hence wider than the digit: ink never fills half the window
     k = max(3, min(small.shape) - 1) | 1
     diff = (small.astype(np.float32) - cv2.medianBlur(small, k)).ravel()
     low, high = np.percentile(diff, [0.1, 99.9])
-    return bool(-diff[diff <= low].mean() > diff[diff >= high].mean())
+    # a tie (black and white marks alike, as a pattern of dots) goes to the usual dark ink
+    return bool(-diff[diff <= low].mean() >= diff[diff >= high].mean())
 
 
 def local_linear(values: np.ndarray, weight: np.ndarray, sigma: float) -> np.ndarray:
@@ -298,47 +358,44 @@ def local_linear(values: np.ndarray, weight: np.ndarray, sigma: float) -> np.nda
     best fits the weighted neighbours. Unlike a weighted mean it is exact for a linear ramp
     of light, also at the picture's edges, where a mean only sees one side.
 
-    float (H, W) values and weights (0 = unknown) -> float64 (H, W).
+    float (H, W) values and weights (0 = unknown) -> float32 (H, W).
     """
     h, w = values.shape
-    ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
     ys, xs = (ys - h / 2) / sigma, (xs - w / 2) / sigma  # scaled to keep the sums well conditioned
-
-    def smooth(a: np.ndarray) -> np.ndarray:  # zero outside the picture: no invented data
-        return cv2.GaussianBlur(a, (0, 0), sigma, borderType=cv2.BORDER_CONSTANT)
-
-    wt = weight.astype(np.float64)
-    f = values.astype(np.float64)
-    # moments of the weights and data about each pixel (coordinates relative to the pixel)
-    s0, sx, sy = smooth(wt), smooth(wt * xs), smooth(wt * ys)
-    sxx, sxy, syy = smooth(wt * xs * xs), smooth(wt * xs * ys), smooth(wt * ys * ys)
-    f0, fx, fy = smooth(wt * f), smooth(wt * f * xs), smooth(wt * f * ys)
-    m = np.empty((h, w, 3, 3))
-    m[..., 0, 0] = s0
-    m[..., 0, 1] = m[..., 1, 0] = sx - xs * s0
-    m[..., 0, 2] = m[..., 2, 0] = sy - ys * s0
-    m[..., 1, 1] = sxx - 2 * xs * sx + xs * xs * s0
-    m[..., 1, 2] = m[..., 2, 1] = sxy - xs * sy - ys * sx + xs * ys * s0
-    m[..., 2, 2] = syy - 2 * ys * sy + ys * ys * s0
-    rhs = np.stack([f0, fx - xs * f0, fy - ys * f0], axis=-1)
-    ridge = 1e-3 * (s0 + 1e-9)  # slopes fall back towards zero where data is one-sided or scarce
-    m[..., 1, 1] += ridge
-    m[..., 2, 2] += ridge
-    m[..., 0, 0] += 1e-9
-    return np.linalg.solve(m, rhs[..., None])[..., 0, 0]
+    wt = weight.astype(np.float32)
+    wf = wt * values.astype(np.float32)
+    # moments of the weights and data, all nine blurred in one call (channels last); zero
+    # outside the picture: no invented data
+    moments = cv2.GaussianBlur(np.dstack([wt, wt * xs, wt * ys, wt * xs * xs, wt * xs * ys, wt * ys * ys,
+                                          wf, wf * xs, wf * ys]),
+                               (0, 0), sigma, borderType=cv2.BORDER_CONSTANT)
+    s0, sx, sy, sxx, sxy, syy, f0, fx, fy = np.moveaxis(moments, -1, 0)
+    # the normal equations in coordinates relative to each pixel: m (symmetric 3x3) @ (a, b, c) = r
+    ridge = 1e-3 * s0 + 1e-9  # slopes fall back towards zero where data is one-sided or scarce
+    m00 = s0 + 1e-9
+    m01, m02 = sx - xs * s0, sy - ys * s0
+    m11 = sxx - 2 * xs * sx + xs * xs * s0 + ridge
+    m12 = sxy - xs * sy - ys * sx + xs * ys * s0
+    m22 = syy - 2 * ys * sy + ys * ys * s0 + ridge
+    r0, r1, r2 = f0, fx - xs * f0, fy - ys * f0
+    # only a is needed: Cramer's rule on the first column, for every pixel at once (numpy's
+    # batched solve costs more per 3x3 system than all the rest of the estimate)
+    c00, c01, c02 = m11 * m22 - m12 * m12, m12 * m02 - m01 * m22, m01 * m12 - m11 * m02
+    return (r0 * c00 + r1 * c01 + r2 * c02) / (m00 * c00 + m01 * c01 + m02 * c02)
 
 
 def background(ink: np.ndarray) -> np.ndarray:
     """Estimate of the (white-on-black) image without its ink: the paper under uneven light.
 
-    Runs on a copy at most 128 px long (light varies slowly). A grey-level opening with a
-    square wider than any stroke finds the ink (what rises above it by more than the noise);
-    the paper is then a local linear fit to the pixels that are not ink. The opening alone
-    lags behind light that falls off across the page and leaves bright rims along the
+    uint8 (H, W) -> float32 (h, w), on a copy whose shorter side is at most ``PAPER_SIDE`` px
+    (light varies slowly; ``Paper.ground_at`` samples it at any size). A grey-level opening
+    with a square wider than any stroke finds the ink (what rises above it by more than the
+    noise); the paper is then a local linear fit to the pixels that are not ink. The opening
+    alone lags behind light that falls off across the page and leaves bright rims along the
     picture's edges that look like strokes.
     """
-    h, w = ink.shape
-    small = _small(ink, 128).astype(np.float32)
+    small = _small(ink, PAPER_SIDE, edge=min).astype(np.float32)
     # wider than any stroke: a digit is at most as tall as the short side, its strokes about
     # a tenth of its height
     k = max(3, round(0.3 * min(small.shape)))
@@ -348,28 +405,65 @@ def background(ink: np.ndarray) -> np.ndarray:
     paper = (rise <= max(8.0, 3.0 * noise)).astype(np.uint8)
     paper = cv2.erode(paper, np.ones((3, 3), np.uint8))  # keep clear of the strokes' soft edges
     if paper.sum() < 0.05 * paper.size:  # (almost) all ink: nothing better than the opening
-        estimate = opened
-    else:
-        estimate = local_linear(small, paper, max(1.5, k / 2)).astype(np.float32)
-    return cv2.resize(estimate, (w, h), interpolation=cv2.INTER_LINEAR).clip(0, 255).astype(np.uint8)
+        return opened
+    return local_linear(small, paper, max(1.5, k / 2)).clip(0, 255)
+
+
+# A part of a picture as fractions of its width and height: (left, top, right, bottom).
+Region = tuple[float, float, float, float]
+WHOLE: Region = (0.0, 0.0, 1.0, 1.0)
+
+
+@dataclass(frozen=True)
+class Paper:
+    """What a picture's ink is seen against, learnt from a small copy of the whole picture:
+    whether the ink is darker than the paper, and the ground under it (``background`` of the
+    picture turned white-on-black). ``ink`` then turns any part of the picture, at any scale,
+    into white ink on black."""
+
+    dark: bool
+    ground: np.ndarray  # float32 (h, w), shorter side at most PAPER_SIDE, over the whole picture
+
+    def ink(self, gray: np.ndarray, region: Region = WHOLE) -> np.ndarray:
+        """uint8 (H, W) gray showing ``region`` of the picture -> uint8 (H, W) white ink on
+        black, paper and uneven light removed.
+
+        For dark ink on paper the ink's strength is measured relative to the local paper
+        brightness ((paper - pixel) / paper), so the same pen gives the same grey in the bright
+        and the shadowed part of a photo; light ink on a dark ground has the ground's level
+        subtracted.
+        """
+        shade = self.ground_at(region, gray.shape)
+        if not self.dark:
+            return np.clip(gray - shade + 0.5, 0, 255).astype(np.uint8)
+        paper = 255.0 - shade  # how bright the paper is, per pixel
+        ink = np.maximum(paper - gray, 0) * (255.0 / np.maximum(paper, 16.0))
+        return np.clip(ink + 0.5, 0, 255).astype(np.uint8)
+
+    def ground_at(self, region: Region, shape: tuple[int, int]) -> np.ndarray:
+        """The ground over ``region`` sampled at ``shape`` (H, W): float32, bilinear, what
+        resizing it to the whole picture and cropping would give, without the full-size copy."""
+        gh, gw = self.ground.shape
+        left, top, right, bottom = region
+        h, w = shape
+        # output pixel i (centre i + 0.5) -> ground pixel index (i + 0.5) * step + offset - 0.5
+        sx, sy = (right - left) * gw / w, (bottom - top) * gh / h
+        matrix = np.float32([[sx, 0, left * gw + 0.5 * sx - 0.5], [0, sy, top * gh + 0.5 * sy - 0.5]])
+        return cv2.warpAffine(self.ground, matrix, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                              borderMode=cv2.BORDER_REPLICATE)
+
+
+def study_paper(gray: np.ndarray) -> Paper:
+    """uint8 (H, W) gray picture -> its ``Paper``, from small copies (polarity, ground)."""
+    dark = is_dark_on_light(gray)
+    small = _small(gray, PAPER_SIDE, edge=min)
+    return Paper(dark, background(255 - small if dark else small))
 
 
 def to_white_on_black(image: np.ndarray) -> np.ndarray:
-    """Any image -> uint8 (H, W) white ink on a black background, paper and uneven light removed.
-
-    Polarity comes from ``is_dark_on_light``. For dark ink on paper the ink's strength is
-    measured relative to the local paper brightness ((paper - pixel) / paper), so the same pen
-    gives the same grey in the bright and the shadowed part of a photo; light ink on a dark
-    ground has the ground's level subtracted.
-    """
+    """Any image -> uint8 (H, W) white ink on a black background, paper and uneven light removed."""
     gray = to_gray(image)
-    if not is_dark_on_light(gray):
-        return cv2.subtract(gray, background(gray))
-    inverted = 255 - gray
-    shade = background(inverted)  # how far below white the paper is, per pixel
-    paper = (255 - shade.astype(np.float32))
-    ink = cv2.subtract(inverted, shade).astype(np.float32) * (255.0 / np.maximum(paper, 16.0))
-    return np.clip(ink + 0.5, 0, 255).astype(np.uint8)
+    return study_paper(gray).ink(gray)
 
 
 def _denoise(ink: np.ndarray) -> np.ndarray:
@@ -409,10 +503,17 @@ def ink_mask(ink: np.ndarray) -> np.ndarray:
     if fg.size == 0 or bg.size == 0 or float(np.median(fg)) - float(np.median(bg)) < MIN_CONTRAST:
         raise ImageError("blank image: no writing stands out from the background; "
                          "photograph the digit darker or closer", "blank")
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    return without_specks(mask)
+
+
+def without_specks(mask: np.ndarray) -> np.ndarray:
+    """bool or 0/1 (H, W) mask -> bool (H, W) without its specks: single pixels and pieces
+    smaller than ``SPECK_FRACTION`` of the largest."""
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
     areas = stats[1:, cv2.CC_STAT_AREA]
     keep = np.zeros(count, bool)
-    keep[1:] = areas >= max(2, SPECK_FRACTION * areas.max())
+    if areas.size:
+        keep[1:] = areas >= max(2, SPECK_FRACTION * areas.max())
     return keep[labels]
 
 
@@ -458,13 +559,16 @@ def fit_box(crop: np.ndarray) -> np.ndarray:
     return np.clip(small * (255.0 / level), 0, 255).round().astype(np.uint8)
 
 
+def _no_writing() -> ImageError:
+    return ImageError("blank image: no writing found; photograph the digit darker or closer", "blank")
+
+
 def mnist_from_ink(ink: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """White-on-black grey image + its ink mask -> uint8 (28, 28) MNIST-style digit."""
     clean = clean_ink(ink, mask)
     ys, xs = np.nonzero(clean)
     if ys.size == 0:
-        raise ImageError("blank image: no writing found; photograph the digit darker or closer",
-                         "blank")
+        raise _no_writing()
     crop = clean[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
     return centre_in_field(fit_box(crop))
 
@@ -494,6 +598,49 @@ def main_cluster(mask: np.ndarray) -> np.ndarray:
     return np.concatenate([[False], inside])[labels]
 
 
+def find_digit(gray: np.ndarray, paper: Paper) -> tuple[np.ndarray, np.ndarray]:
+    """The ink of the digit (``main_cluster``) as a bool mask on the smallest copy of ``gray``,
+    from ``LOCATE_SIDE`` px long up by 4x, on which it is at least ``DIGIT_BOX`` px long (or
+    on ``gray`` itself), and the mask of all the ink on that copy. Raises ImageError("blank")
+    when there is no ink."""
+    side = LOCATE_SIDE
+    while True:
+        small = _small(gray, side)
+        whole = small.shape == gray.shape
+        try:
+            ink_all = ink_mask(paper.ink(small))
+        except ImageError:
+            if whole:
+                raise
+            ink_all = np.zeros(small.shape, bool)  # too faint on this copy: look closer
+        found = main_cluster(ink_all)
+        ys, xs = np.nonzero(found)
+        # a digit smaller than this on the copy may be specks of a large picture's small digit
+        if ys.size and (whole or max(np.ptp(ys), np.ptp(xs)) + 1 >= DIGIT_BOX):
+            return found, ink_all
+        if whole:
+            raise _no_writing()
+        side *= 4
+
+
+def digit_view(gray: np.ndarray, found: np.ndarray) -> tuple[Region, np.ndarray, np.ndarray]:
+    """The part of ``gray`` (H, W) around the ink ``found`` (bool (h, w), on a copy at most as
+    large), at most ``DIGIT_SIDE`` px long: (its region, uint8 (H', W') view of it, bool
+    (H', W') where the copy found the digit, grown by its two pixels of margin)."""
+    h, w = found.shape
+    ys, xs = np.nonzero(found)
+    # two pixels of the copy around its mask: the mask misses the strokes' faintest edges
+    sx0, sx1 = max(0, xs.min() - 2), min(w, xs.max() + 3)
+    sy0, sy1 = max(0, ys.min() - 2), min(h, ys.max() + 3)
+    height, width = gray.shape
+    x0, x1 = int(sx0 / w * width), int(np.ceil(sx1 / w * width))
+    y0, y1 = int(sy0 / h * height), int(np.ceil(sy1 / h * height))
+    view = _small(gray[y0:y1, x0:x1], DIGIT_SIDE)
+    grown = cv2.dilate(found[sy0:sy1, sx0:sx1].astype(np.uint8), np.ones((5, 5), np.uint8))
+    near = cv2.resize(grown, (view.shape[1], view.shape[0]), interpolation=cv2.INTER_NEAREST) > 0
+    return (x0 / width, y0 / height, x1 / width, y1 / height), view, near
+
+
 def to_mnist(image: np.ndarray) -> np.ndarray:
     """Any decoded image (gray, BGR or BGRA, any size) of one digit -> uint8 (28, 28),
     white digit on black as in MNIST. Raises ImageError("blank") if there is no ink."""
@@ -501,8 +648,22 @@ def to_mnist(image: np.ndarray) -> np.ndarray:
 
 
 def digit_and_ink(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``to_mnist``'s 28x28 digit, and the bool (H, W) mask of all the ink it was cut from
-    (which tells whether the image held a whole number rather than one digit)."""
-    ink = to_white_on_black(image)
-    mask = ink_mask(ink)
-    return mnist_from_ink(ink, main_cluster(mask)), mask
+    """``to_mnist``'s 28x28 digit, and a bool mask of all the ink on the copy the digit was
+    found on (which tells whether the image held a whole number rather than one digit).
+
+    The paper is studied and the digit found on small copies (``find_digit``); the digit is
+    then cropped from the image at a scale where it is at most ``DIGIT_SIDE`` px long
+    (``digit_view``), and only that crop is thresholded and cleaned.
+    """
+    gray = to_gray(image)
+    paper = study_paper(_small(gray, LOCATE_SIDE))
+    found, ink_all = find_digit(gray, paper)
+    if found.shape == gray.shape:  # found on the picture itself: there is nothing finer to see
+        return mnist_from_ink(paper.ink(gray), found), ink_all
+    region, view, near = digit_view(gray, found)
+    ink = paper.ink(view, region)
+    # The crop's own threshold, as its edges are the digit's, but kept to where the copy found
+    # the digit: a crop that is nearly all digit can put Otsu's split at the faintest grey,
+    # and whether there is writing at all was judged on the whole picture.
+    smooth = _denoise(ink)
+    return mnist_from_ink(ink, without_specks((smooth > ink_threshold(smooth)) & near)), ink_all

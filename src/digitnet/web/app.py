@@ -8,6 +8,8 @@ stay bounded however many clients connect) and torch runs each of them on few th
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -17,6 +19,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import anyio
+import cv2
 import torch
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
@@ -32,6 +35,8 @@ from digitnet.web.schemas import ErrorOut, Health, ModelInfo, Prediction, Readin
 
 STATIC = Path(__file__).parent / "static"
 T = TypeVar("T")
+# How ``digitnet serve --workers N`` hands its settings to the worker processes (JSON).
+SETTINGS_VARIABLE = "DIGITNET_SERVE_SETTINGS"
 
 # The page's own policy: everything from this server, images also from data: and blob: URLs, and
 # WebAssembly compiled (the runtime that reads on the device).
@@ -63,6 +68,20 @@ class Settings:
     torch_threads: int = 1  # torch intra-op threads per inference; concurrency comes from requests
     max_concurrent: int = field(default_factory=default_concurrency)  # images processed at once
 
+    def to_json(self) -> str:
+        return json.dumps({**dataclasses.asdict(self), "run_dir": str(self.run_dir)})
+
+    @classmethod
+    def from_json(cls, text: str) -> Settings:
+        """Settings from ``to_json``'s JSON; fields left out keep their defaults."""
+        try:
+            fields = json.loads(text)
+            return cls(**{**fields, "run_dir": Path(fields["run_dir"])})
+        except (ValueError, TypeError, KeyError) as e:
+            names = ", ".join(f.name for f in dataclasses.fields(cls))
+            raise DigitnetError(f"bad server settings {text[:80]!r} ({e}); give a JSON object with "
+                                f"run_dir and any of {names}") from e
+
 
 def status_for(error: DigitnetError) -> int:
     """415 for what is not an image at all, 422 for everything else the client sent wrong."""
@@ -83,12 +102,16 @@ def create_app(settings: Settings, loaded: service.LoadedModel | None = None) ->
         app.state.model = loaded or service.load_model(settings.run_dir, settings.backend)
         app.state.on_device = site.on_device(settings.run_dir)
         app.state.limiter = anyio.CapacityLimiter(settings.max_concurrent)
-        previous_threads = torch.get_num_threads()
+        previous_threads = torch.get_num_threads(), cv2.getNumThreads()
         torch.set_num_threads(settings.torch_threads)
+        # one OpenCV thread per image: its threads on an image of a few hundred pixels a side
+        # cost more in waiting for each other than they save, and requests run in parallel
+        cv2.setNumThreads(1)
         try:
             yield
         finally:
-            torch.set_num_threads(previous_threads)
+            torch.set_num_threads(previous_threads[0])
+            cv2.setNumThreads(previous_threads[1])
 
     # FastAPIOffline: /docs and /redoc load their scripts and styles from this package, not a
     # CDN, so the API's documentation works on a machine without internet access.
@@ -142,3 +165,14 @@ def create_app(settings: Settings, loaded: service.LoadedModel | None = None) ->
         return request.app.state.model.info
 
     return app
+
+
+def from_environment() -> FastAPI:
+    """The application of one worker process of ``digitnet serve --workers N``: the settings
+    come from the environment variable ``DIGITNET_SERVE_SETTINGS`` (``Settings.to_json``), and
+    each worker loads the model itself. Also usable with any ASGI process manager, e.g.
+    ``uvicorn digitnet.web.app:from_environment --factory``."""
+    text = os.environ.get(SETTINGS_VARIABLE)
+    if not text:
+        raise DigitnetError(f"{SETTINGS_VARIABLE} is not set; start the server with 'digitnet serve'")
+    return create_app(Settings.from_json(text))

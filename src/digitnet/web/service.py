@@ -63,7 +63,8 @@ def png_base64(image28: np.ndarray) -> str:
 def predict_image(data: bytes, source: str, predictor: Predictor) -> Prediction:
     """One digit: decode, preprocess to 28x28, classify."""
     with imaging.opencv_errors(source):
-        x, ink = imaging.digit_and_ink(imaging.decode(data, source))  # (28, 28) uint8, (H, W) bool
+        image = imaging.decode(data, source, imaging.DIGIT_PHOTO_SIDE, gray=True)
+        x, ink = imaging.digit_and_ink(image)  # (28, 28) uint8, (h, w) bool
     p = predictor.probabilities(x[None])  # (1, classes)
     (answer,) = predictor.answers(p)
     count = count_digits(ink)

@@ -36,6 +36,7 @@ import samples  # bench/samples.py, beside this script
 import server  # bench/server.py, beside this script
 from server import HOST
 
+from digitnet.benchmarks.runner import cpu_model
 from digitnet.training import runs
 
 MIME = {"drawing": ("png", "image/png"), "photo": ("jpg", "image/jpeg"), "phone": ("jpg", "image/jpeg")}
@@ -194,7 +195,7 @@ async def run(args: argparse.Namespace) -> dict:
             results.append({"kind": kind, "server": name, **result})
     return {"run_dir": str(run_dir), "endpoint": f"/api/{args.endpoint}", "concurrency": args.concurrency,
             "workers": args.workers, "baseline_src": str(args.baseline_src) if args.baseline_src else None,
-            "cpu": server.cpu_model(), "cpus": os.cpu_count(), "results": results}
+            "cpu": cpu_model(), "cpus": os.cpu_count(), "results": results}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import pickle
 import subprocess
 import sys
 import tempfile
@@ -24,7 +23,8 @@ from pathlib import Path
 
 import numpy as np
 import samples  # bench/samples.py, beside this script
-import server  # bench/server.py
+
+from digitnet.benchmarks.runner import cpu_model
 
 COUNTS = {"drawing": 50, "photo": 50, "phone": 6}
 STAGES = ("decode", "preprocess", "end_to_end")
@@ -79,10 +79,24 @@ def one_round(run_dir: Path, samples_file: Path, src: Path | None) -> dict:
     return json.loads(out.stdout)
 
 
+def save_samples(path: Path, images: dict[str, list[bytes]]) -> None:
+    """The encoded images, for the measuring process: an .npz of uint8 arrays (no pickle)."""
+    np.savez(path, **{f"{kind}-{i:04d}": np.frombuffer(data, np.uint8)
+                      for kind, files in images.items() for i, data in enumerate(files)})
+
+
+def load_samples(path: Path) -> dict[str, list[bytes]]:
+    with np.load(path, allow_pickle=False) as npz:
+        images: dict[str, list[bytes]] = {}
+        for key in sorted(npz.files):
+            images.setdefault(key.rsplit("-", 1)[0], []).append(npz[key].tobytes())
+    return images
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.measure:
-        images = pickle.loads(args.measure.read_bytes())
+        images = load_samples(args.measure)
         print(json.dumps(measure(args.run_dir, images)))
         return 0
     images = {kind: samples.samples(kind, n)[0] for kind, n in COUNTS.items()}
@@ -92,8 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     merged = {name: {kind: {stage: [] for stage in STAGES} for kind in COUNTS} for name, _ in versions}
     load = [os.getloadavg()[0]]
     with tempfile.TemporaryDirectory() as tmp:
-        samples_file = Path(tmp) / "samples.pickle"
-        samples_file.write_bytes(pickle.dumps(images))
+        samples_file = Path(tmp) / "samples.npz"
+        save_samples(samples_file, images)
         for r in range(args.rounds):
             for name, src in versions:
                 print(f"round {r + 1}: {name} ...", file=sys.stderr, flush=True)
@@ -103,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
                 load.append(os.getloadavg()[0])
     medians = {name: {kind: {stage: round(float(np.median(ms)), 2) for stage, ms in stages.items()}
                       for kind, stages in kinds.items()} for name, kinds in merged.items()}
-    summary = {"cpu": server.cpu_model(), "load_average": [round(min(load), 2), round(max(load), 2)],
+    summary = {"cpu": cpu_model(), "load_average": [round(min(load), 2), round(max(load), 2)],
                "images": COUNTS, "rounds": args.rounds, "median_ms": medians}
     print(f"{summary['cpu']}; load average {summary['load_average'][0]}-{summary['load_average'][1]}; "
           f"median ms per image, one thread")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import platform
 import socket
 import subprocess
 import sys
@@ -34,17 +33,6 @@ def start(run_dir: Path, port: int, *options: str, stderr=subprocess.DEVNULL,
     if src is not None:
         env["PYTHONPATH"] = os.pathsep.join([str(src), *filter(None, [env.get("PYTHONPATH")])])
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=stderr, env=env, preexec_fn=preexec_fn)
-
-
-def cpu_model() -> str:
-    """The CPU's name, to print beside every figure measured on it."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def process_tree(pid: int) -> list[int]:

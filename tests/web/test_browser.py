@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from web_helpers import draw, live_server, number_on_paper, on_paper, png, settled
+from web_helpers import draw, live_server, number_on_paper, on_paper, open_page, png, settled
 
 from digitnet.inference import bundled
 from digitnet.web.app import Settings, create_app
@@ -25,14 +25,8 @@ def reader_url():
 
 @pytest.fixture
 def page(browser, server_url):
-    context = browser.new_context(viewport={"width": 1000, "height": 800})
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(server_url)
-    yield page
-    context.close()
-    assert not errors, errors
+    with open_page(browser, server_url) as page:
+        yield page
 
 
 SEVEN = [[(0.25, 0.22), (0.72, 0.22), (0.45, 0.82)]]

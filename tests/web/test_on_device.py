@@ -17,7 +17,17 @@ from concurrent.futures import ThreadPoolExecutor
 import cv2
 import numpy as np
 import pytest
-from web_helpers import DIGIT_STROKES, draw, drawn_digit, live_server, on_paper, png, scribble, settled
+from web_helpers import (
+    DIGIT_STROKES,
+    draw,
+    drawn_digit,
+    live_server,
+    on_paper,
+    open_page,
+    png,
+    scribble,
+    settled,
+)
 
 from digitnet.inference import calibration
 from digitnet.inference.predictor import Predictor
@@ -94,14 +104,8 @@ def device_url(runtime, exported_run):
 
 @pytest.fixture(scope="module")
 def device_page(browser, device_url):
-    context = browser.new_context(viewport={"width": 1000, "height": 800})
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(device_url)
-    yield page
-    context.close()
-    assert not errors, errors
+    with open_page(browser, device_url) as page:
+        yield page
 
 
 def server_text(data: bytes, predictor: Predictor) -> str:

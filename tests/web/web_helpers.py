@@ -94,6 +94,21 @@ def live_server(app) -> Iterator[str]:
         thread.join(timeout=10)
 
 
+@contextlib.contextmanager
+def open_page(browser, url: str) -> Iterator:
+    """A desktop-sized page at ``url``; on leaving, no script error may have happened on it."""
+    context = browser.new_context(viewport={"width": 1000, "height": 800})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(url)
+    try:
+        yield page
+    finally:
+        context.close()
+    assert not errors, errors
+
+
 def _arc(cx: float, cy: float, rx: float, ry: float, start: float, end: float, n: int = 12) -> list:
     """Points of an elliptic arc, angles in turns (0 = right, 0.25 = down)."""
     t = np.linspace(start, end, n) * 2 * np.pi

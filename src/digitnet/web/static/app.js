@@ -3,7 +3,7 @@
 // verdict ("7", "4 or 9?", "not a digit"), the calibrated probability of each class and the
 // 28x28 input are shown beside it (and the verdict under the canvas on a phone).
 import { decodeFile, openReader } from "./reader/device.js";
-import { fit as fitTo, onlyStrokes, paint } from "./reader/ink.js";
+import { captureStrokes, fit as fitTo, onlyStrokes, paint } from "./reader/ink.js";
 import { percent, verdictWords } from "./reader/verdict.js";
 
 (() => {
@@ -18,7 +18,6 @@ import { percent, verdictWords } from "./reader/verdict.js";
 
   let mode = "digit";
   let items = []; // what is on the canvas, in order: {stroke: [[x, y], ...]} or {image, fit}
-  let drawing = null; // the stroke being drawn
   let timer = null;
   let inFlight = null; // AbortController of the request in progress
   let generation = 0; // answers to older drawings are dropped
@@ -73,35 +72,14 @@ import { percent, verdictWords } from "./reader/verdict.js";
     $("clear").disabled = empty;
   }
 
-  function canvasPoint(event) {
-    const r = pad.getBoundingClientRect();
-    return [(event.clientX - r.left) * (pad.width / r.width), (event.clientY - r.top) * (pad.height / r.height)];
-  }
-
-  pad.addEventListener("pointerdown", (event) => {
-    if (event.button !== 0 && event.pointerType === "mouse") return;
-    event.preventDefault();
-    pad.setPointerCapture(event.pointerId);
-    drawing = { stroke: [canvasPoint(event)] };
-    items.push(drawing);
-    redraw();
+  captureStrokes(pad, () => items, {
+    started: redraw,
+    moved: () => {
+      redraw();
+      schedule();
+    },
+    ended: () => predictNow(),
   });
-
-  pad.addEventListener("pointermove", (event) => {
-    if (!drawing) return;
-    const events = event.getCoalescedEvents ? event.getCoalescedEvents() : [event];
-    for (const e of events.length ? events : [event]) drawing.stroke.push(canvasPoint(e));
-    redraw();
-    schedule();
-  });
-
-  function endStroke() {
-    if (!drawing) return;
-    drawing = null;
-    predictNow();
-  }
-  pad.addEventListener("pointerup", endStroke);
-  pad.addEventListener("pointercancel", endStroke);
 
   function undo() {
     if (!items.length) return;

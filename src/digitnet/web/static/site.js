@@ -1,7 +1,7 @@
 // The static site's page: the served page's drawing and reading, with every answer computed in
 // this browser (reader/device.js) from the reader folder the page lies in. One digit at a time.
 import { decodeFile, openReader } from "./reader/device.js";
-import { fit, onlyStrokes, paint } from "./reader/ink.js";
+import { captureStrokes, fit, onlyStrokes, paint } from "./reader/ink.js";
 import { percent, verdictWords } from "./reader/verdict.js";
 
 const $ = (id) => document.getElementById(id);
@@ -9,7 +9,6 @@ const pad = $("pad");
 const ctx = pad.getContext("2d", { willReadFrequently: true });
 
 let items = []; // what is on the canvas, in order: {stroke: [[x, y], ...]} or {image, file, fit}
-let drawing = null; // the stroke being drawn
 let generation = 0; // answers to older drawings are dropped
 let busy = false; // a reading is running; `again` asks for one more when it ends
 let again = false;
@@ -26,33 +25,14 @@ function redraw() {
   $("undo").disabled = $("clear").disabled = items.length === 0;
 }
 
-function point(event) {
-  const r = pad.getBoundingClientRect();
-  return [(event.clientX - r.left) * (pad.width / r.width), (event.clientY - r.top) * (pad.height / r.height)];
-}
-
-pad.addEventListener("pointerdown", (event) => {
-  if (event.button !== 0 && event.pointerType === "mouse") return;
-  event.preventDefault();
-  pad.setPointerCapture(event.pointerId);
-  drawing = { stroke: [point(event)] };
-  items.push(drawing);
-  redraw();
+captureStrokes(pad, () => items, {
+  started: redraw,
+  moved: () => {
+    redraw();
+    read(); // answers follow the pen: reading takes a few milliseconds here
+  },
+  ended: () => read(),
 });
-pad.addEventListener("pointermove", (event) => {
-  if (!drawing) return;
-  const events = event.getCoalescedEvents ? event.getCoalescedEvents() : [];
-  for (const e of events.length ? events : [event]) drawing.stroke.push(point(e));
-  redraw();
-  read(); // answers follow the pen: reading takes a few milliseconds here
-});
-function endStroke() {
-  if (!drawing) return;
-  drawing = null;
-  read();
-}
-pad.addEventListener("pointerup", endStroke);
-pad.addEventListener("pointercancel", endStroke);
 
 // Read what is on the canvas now; while a reading runs, one more follows it with the latest.
 async function read() {

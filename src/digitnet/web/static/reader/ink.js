@@ -42,3 +42,35 @@ export function fit(image, canvas) {
 export function onlyStrokes(items) {
   return items.length > 0 && items.every((item) => !item.image);
 }
+
+// Strokes drawn on ``pad`` with a mouse, finger or pen. Each press starts a stroke (canvas
+// pixels) appended to ``items()``; ``on.started()`` follows it, ``on.moved()`` every move,
+// ``on.ended()`` the lift (or a cancelled pointer).
+export function captureStrokes(pad, items, on) {
+  let drawing = null; // the stroke being drawn
+  const point = (event) => {
+    const r = pad.getBoundingClientRect();
+    return [(event.clientX - r.left) * (pad.width / r.width), (event.clientY - r.top) * (pad.height / r.height)];
+  };
+  pad.addEventListener("pointerdown", (event) => {
+    if (event.button !== 0 && event.pointerType === "mouse") return;
+    event.preventDefault();
+    pad.setPointerCapture(event.pointerId);
+    drawing = { stroke: [point(event)] };
+    items().push(drawing);
+    on.started();
+  });
+  pad.addEventListener("pointermove", (event) => {
+    if (!drawing) return;
+    const events = event.getCoalescedEvents ? event.getCoalescedEvents() : [];
+    for (const e of events.length ? events : [event]) drawing.stroke.push(point(e));
+    on.moved();
+  });
+  const end = () => {
+    if (!drawing) return;
+    drawing = null;
+    on.ended();
+  };
+  pad.addEventListener("pointerup", end);
+  pad.addEventListener("pointercancel", end);
+}

@@ -99,19 +99,22 @@ def test_json_base64_and_data_url_give_the_multipart_answer(client, mnist):
 def test_read_gives_each_digit_left_to_right_with_its_box(client, mnist):
     indices = [[0, 1, 2], [3, 4, 5, 6], [7, 8], [9, 10, 11], [12, 13, 14, 15]]
     exact = 0
-    for group in indices:
-        image = number_on_paper([mnist.x_test[i] for i in group])
+    for k, group in enumerate(indices):
+        # the first two with room between the digits, the others touching
+        image = number_on_paper([mnist.x_test[i] for i in group], gap=30 if k < 2 else -8)
         r = client.post("/api/read", **upload(png(image)))
         assert r.status_code == 200, r.text
         answer = r.json()
-        assert len(answer["digits"]) == len(group)
         xs = [d["box"][0] for d in answer["digits"]]
         assert xs == sorted(xs)
         for d in answer["digits"]:
             x, y, w, h = d["box"]
             assert 0 <= x < x + w <= image.shape[1] and 0 <= y < y + h <= image.shape[0]
             assert decode_png(d["preprocessed"]).shape == (28, 28)
+            assert 0 < d["probability"] <= 1 and isinstance(d["unsure"], bool)
+        assert decode_png(answer["preprocessed"]).shape[0] == 32
         assert answer["text"] == "".join(str(d["digit"]) for d in answer["digits"])
+        assert answer["verdict"].startswith(answer["text"]) and 0 <= answer["probability"] <= 1
         exact += answer["text"] == "".join(str(mnist.y_test[i]) for i in group)
     assert exact >= 4  # measured 5/5
 

@@ -44,8 +44,9 @@ ERRORS = {
     413: {"model": ErrorOut, "description": "the request body is over the size limit"},
     415: {"model": ErrorOut, "description": "the body is not an image (or not multipart/JSON)"},
     422: {"model": ErrorOut, "description": "a corrupt, empty, too large or out-of-bounds image "
-                                            "(too thin, too many marks or digits), a JSON body of "
-                                            "the wrong shape, or a malformed multipart body"},
+                                            "(too thin; for /api/read, writing too long for a "
+                                            "number or on several lines), a JSON body of the "
+                                            "wrong shape, or a malformed multipart body"},
 }
 
 
@@ -56,6 +57,7 @@ def default_concurrency() -> int:
 @dataclass(frozen=True)
 class Settings:
     run_dir: Path  # the run whose model is served
+    line_reader: Path | None = None  # the reader of whole numbers; None: the package's
     backend: str = DEFAULT_BACKEND  # a key of digitnet.inference.predictor.BACKENDS
     max_body_bytes: int = 5 * 1024 * 1024  # larger requests get 413 before they are read
     torch_threads: int = 1  # torch intra-op threads per inference; concurrency comes from requests
@@ -78,7 +80,8 @@ def create_app(settings: Settings, loaded: service.LoadedModel | None = None) ->
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.model = loaded or service.load_model(settings.run_dir, settings.backend)
+        app.state.model = loaded or service.load_model(settings.run_dir, settings.backend,
+                                                       settings.line_reader)
         app.state.limiter = anyio.CapacityLimiter(settings.max_concurrent)
         previous_threads = torch.get_num_threads()
         torch.set_num_threads(settings.torch_threads)
@@ -110,11 +113,11 @@ def create_app(settings: Settings, loaded: service.LoadedModel | None = None) ->
                                request.app.state.model.predictor)
 
     @app.post("/api/read", response_model=Reading, responses=ERRORS,
-              openapi_extra=inputs.OPENAPI_BODY, summary="Read a number of several digits")
+              openapi_extra=inputs.OPENAPI_BODY, summary="Read a number on one line, digits touching or not")
     async def read(request: Request) -> Reading:
         data, source = await inputs.image_bytes(request)
         return await in_worker(request, service.read_image, data, source,
-                               request.app.state.model.predictor)
+                               request.app.state.model.line_reader)
 
     @app.get("/api/health", response_model=Health)
     async def health() -> Health:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import shutil
 from concurrent.futures import ThreadPoolExecutor
 
 import cv2
@@ -11,7 +12,10 @@ import pytest
 from fastapi.testclient import TestClient
 from web_helpers import number_on_paper, on_paper, png
 
+from digitnet.errors import DigitnetError
+from digitnet.inference.lines import BUNDLED, WEIGHTS_FILE
 from digitnet.training import runs
+from digitnet.web import service
 from digitnet.web.app import Settings, create_app
 
 
@@ -206,3 +210,12 @@ def test_concurrent_requests_each_get_their_own_answer(client, mnist):
         assert answer["digit"] == expected["digit"]
         assert answer["preprocessed"] == expected["preprocessed"]
         np.testing.assert_allclose(answer["probabilities"], expected["probabilities"], atol=1e-5)
+
+
+def test_serve_can_take_a_line_reader_of_its_own(trained_run, tmp_path):
+    shutil.copy(BUNDLED, tmp_path / WEIGHTS_FILE)
+    loaded = service.load_model(trained_run, "torch", tmp_path)
+    assert loaded.info.line_reader == str(tmp_path)
+    assert loaded.line_reader.source == str(tmp_path / WEIGHTS_FILE)
+    with pytest.raises(DigitnetError, match="train-lines"):  # a digit run is no line reader
+        service.load_model(trained_run, "torch", trained_run)

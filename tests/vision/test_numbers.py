@@ -66,7 +66,7 @@ def test_a_number_on_several_lines_or_in_a_column_is_refused_in_one_line(text, r
 
 @pytest.mark.parametrize("spacing", list(render.SPACINGS))
 def test_rendered_numbers_are_read_whole(mnist, reader, spacing):
-    # four photos of 5-digit numbers per spacing (seeded); measured: all 12 read exactly
+    # four photos of 5-digit numbers per spacing (seeded); measured: 11 of the 12 read exactly
     right = 0
     for seed in range(4):
         image, truth = number_photo(mnist, seed, spacing)

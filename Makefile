@@ -3,6 +3,7 @@
 #   make test   install with test extras and run the whole suite (make test-fast: the inner loop)
 #   make lock   refresh constraints.txt, the pinned versions both install from
 #   make reader retrain the reader bundled in the package (predict, read and serve use it)
+#   make line-reader  retrain the bundled line reader (read and /api/read use it)
 PY ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
@@ -12,7 +13,7 @@ ifneq ($(wildcard $(SHARED_DATA)/mnist),)
 export DIGITNET_DATA ?= $(SHARED_DATA)
 endif
 
-.PHONY: run test test-fast lint lock bench clean chromium browser-runtime reader
+.PHONY: run test test-fast lint lock bench clean chromium browser-runtime reader line-reader
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -43,6 +44,14 @@ reader: $(VENV)/.installed
 	run=runs/reader-$$(date +%Y%m%d-%H%M%S) && \
 	$(BIN)/digitnet train --recipe reader --out $$run && \
 	$(BIN)/python -m digitnet.inference.bundled $$run
+
+# make line-reader: train the line reader with its defaults (30 epochs) into runs/ and copy it
+# into the package (src/digitnet/bundled/lines), the default of read and /api/read. Commit it.
+line-reader: $(VENV)/.installed
+	run=runs/line-reader-$$(date +%Y%m%d-%H%M%S) && \
+	$(BIN)/digitnet train-lines --out $$run && \
+	cp $$run/line-reader.safetensors src/digitnet/bundled/lines/line-reader.safetensors.tmp && \
+	mv src/digitnet/bundled/lines/line-reader.safetensors.tmp src/digitnet/bundled/lines/line-reader.safetensors
 
 test: $(VENV)/.installed-test chromium browser-runtime
 	$(BIN)/ruff check .

@@ -1,11 +1,11 @@
 """Benchmark: accuracy on MNIST test digits rendered as phone photos (``digitnet.vision.render``).
 
-    python bench/photos.py [RUN_DIR] [--photos 1000] [--numbers 200] [--seed 0]
+    python bench/photos.py [RUN_DIR] [--photos 1000] [--seed 0]
 
 Without RUN_DIR it first trains the tutorial model for 3 epochs on the full training set.
 Each photo is written to a file and read back through exactly the path of ``digitnet
-predict`` (``predicting.predict_files``); each number through that of ``digitnet read``.
-Prints a table, then one JSON line with every figure.
+predict`` (``predicting.predict_files``). Whole numbers (``digitnet read``) are measured by
+``bench/read_numbers.py``. Prints a table, then one JSON line with every figure.
 """
 
 from __future__ import annotations
@@ -26,17 +26,7 @@ from digitnet.inference.files import predict_files
 from digitnet.inference.predictor import Predictor
 from digitnet.training.config import TrainConfig
 from digitnet.training.run import fit
-from digitnet.vision import imaging, render
-from digitnet.vision.numbers import read_number
-
-
-def edit_distance(a: str, b: str) -> int:
-    row = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        prev, row[0] = row[0], i
-        for j, cb in enumerate(b, 1):
-            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (ca != cb))
-    return row[-1]
+from digitnet.vision import render
 
 
 def write_photo(folder: Path, i: int, image: np.ndarray, info: dict) -> Path:
@@ -75,35 +65,10 @@ def bench_photos(predictor: Predictor, ds, n: int, rng: np.random.Generator, fol
             "per_kind": [{"kind": k, "accuracy": a, "images": c} for k, a, c in per_kind]}
 
 
-def bench_numbers(predictor: Predictor, ds, n: int, rng: np.random.Generator, folder: Path) -> dict:
-    exact, digit_scores, touching_exact = [], [], []
-    for k in range(n):
-        length = int(rng.integers(3, 7))
-        idx = rng.choice(len(ds.x_test), length, replace=False)
-        touching = k % 4 == 3  # every fourth number has its digits written touching
-        image = render.render_number(list(ds.x_test[idx]), rng, gap=-1.0 if touching else None)
-        path = folder / f"number-{k:04d}.png"
-        path.write_bytes(cv2.imencode(".png", image)[1].tobytes())
-        truth = "".join(str(int(d)) for d in ds.y_test[idx])
-        try:
-            text = read_number(imaging.load(path), predictor).text
-        except imaging.ImageError:
-            text = ""
-        exact.append(text == truth)
-        digit_scores.append(max(0.0, 1 - edit_distance(text, truth) / len(truth)))
-        if touching:
-            touching_exact.append(text == truth)
-    return {"numbers": n, "number_exact_accuracy": float(np.mean(exact)),
-            "number_digit_accuracy": float(np.mean(digit_scores)),
-            "touching_numbers": len(touching_exact),
-            "touching_exact_accuracy": float(np.mean(touching_exact)) if touching_exact else None}
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", nargs="?", type=Path, help="a trained run (default: train one)")
     parser.add_argument("--photos", type=int, default=1000)
-    parser.add_argument("--numbers", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--epochs", type=int, default=3, help="epochs when training (3)")
     args = parser.parse_args()
@@ -118,15 +83,11 @@ def main() -> int:
         predictor = Predictor.from_run(run_dir)
         rng = np.random.default_rng(args.seed)
         result = {"run_dir": str(args.run_dir or "trained"), "seed": args.seed,
-                  **bench_photos(predictor, ds, args.photos, rng, folder),
-                  **bench_numbers(predictor, ds, args.numbers, rng, folder)}
+                  **bench_photos(predictor, ds, args.photos, rng, folder)}
     print(f"photos: {result['photo_accuracy']:.4f} on {result['photos']} "
           f"(same digits clean: {result['clean_accuracy_same_digits']:.4f})")
     for row in result["per_kind"]:
         print(f"  {row['kind']:<22} {row['accuracy']:.4f}  ({row['images']} images)")
-    print(f"numbers: exact {result['number_exact_accuracy']:.4f}, per digit "
-          f"{result['number_digit_accuracy']:.4f} on {result['numbers']} "
-          f"(touching: exact {result['touching_exact_accuracy']})")
     print(json.dumps(result))
     return 0
 

@@ -13,8 +13,8 @@ import sys
 from digitnet import __version__
 from digitnet.errors import DigitnetError
 
-COMMANDS = ("data", "summary", "train", "evaluate", "predict", "read", "serve", "export",
-            "show", "bench")
+COMMANDS = ("data", "summary", "train", "train-lines", "evaluate", "predict", "read", "serve",
+            "export", "show", "bench")
 
 
 class Parser(argparse.ArgumentParser):
@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
                                 parser_class=Parser)
     for name in COMMANDS:
-        importlib.import_module(f"digitnet.commands.{name}").register(sub)
+        importlib.import_module(f"digitnet.commands.{name.replace('-', '_')}").register(sub)
     return parser
 
 

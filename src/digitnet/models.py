@@ -2,7 +2,8 @@
 
 Inputs are float32 images in [0, 1], channels-first: (N, 1, 28, 28). Every model returns
 logits (N, 10); softmax is applied at inference (``probabilities``), while training uses the
-equivalent and numerically safer log-softmax inside ``F.cross_entropy``.
+equivalent and numerically safer log-softmax inside ``F.cross_entropy``. ``LineNet`` is the
+exception: it reads a whole line of digits, (N, 1, 32, W) -> (N, W / 4, 11), with CTC loss.
 """
 
 from __future__ import annotations
@@ -112,6 +113,38 @@ class ReaderNet(nn.Module):
         # Mean and max pooling: the mean sees the whole shape, the max a stroke anywhere.
         pooled = torch.cat([f.mean(dim=(2, 3)), f.amax(dim=(2, 3))], dim=1)  # (N, 2 * w4)
         return self.head(pooled)
+
+
+class LineNet(nn.Module):
+    """Reads a whole line of digits without cutting it first: a convolutional-recurrent network
+    trained with CTC loss. Input: one line of ink (N, 1, 32, W), W a multiple of 4. Output:
+    logits (N, W / 4, 11), one distribution per 4-pixel column of the line over the ten digits
+    and class 10, "no digit here" (CTC's blank, also what stray marks and underlines are).
+
+    The convolutions see about a digit's width; the bidirectional LSTM lets each column weigh
+    its neighbours, which is what separates two overlapping digits. Not a classifier of 28x28
+    digits, so not in ``ARCHITECTURES``.
+    """
+
+    BLANK = 10
+
+    def __init__(self, width: tuple[int, int, int, int] = (32, 64, 96, 96), hidden: int = 96) -> None:
+        super().__init__()
+        w1, w2, w3, w4 = width
+        self.features = nn.Sequential(
+            conv_bn(1, w1), nn.MaxPool2d(2),  # (N, w1, 16, W/2)
+            conv_bn(w1, w2), nn.MaxPool2d(2),  # (N, w2, 8, W/4)
+            conv_bn(w2, w3), conv_bn(w3, w3), nn.MaxPool2d((2, 1)),  # (N, w3, 4, W/4)
+            conv_bn(w3, w4), nn.MaxPool2d((2, 1)),  # (N, w4, 2, W/4)
+        )
+        self.rnn = nn.LSTM(2 * w4, hidden, bidirectional=True, batch_first=True)
+        self.head = nn.Linear(2 * hidden, self.BLANK + 1)  # (N, T, 11) logits
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        f = self.features(x)  # (N, C, 2, T)
+        n, c, h, t = f.shape
+        f = f.permute(0, 3, 1, 2).reshape(n, t, c * h)  # (N, T, 2C): each column's features
+        return self.head(self.rnn(f)[0])  # (N, T, 11)
 
 
 ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {

@@ -66,13 +66,20 @@ def test_python_dash_m_entry_point():
 
 
 @pytest.mark.parametrize("shape", [(2, 2), (2, 40), (3, 4000)])
-def test_read_of_a_tiny_or_thin_image_answers_or_refuses_in_one_line(cli, trained_run, tmp_path, shape):
+def test_read_of_a_tiny_or_thin_image_answers_or_refuses_in_one_line(cli, tmp_path, shape):
     image = ((np.indices(shape).sum(axis=0) % 2) * 255).astype(np.uint8)
     path = tmp_path / "odd.png"
     cv2.imwrite(str(path), image)
-    code, out, err = cli("read", "--run", trained_run, path)
+    code, out, err = cli("read", path)
     assert "Traceback" not in err
     if code:
         assert err.strip().count("\n") == 0 and str(path) in err
     else:
         assert out.strip()
+
+
+def test_train_lines_refuses_bad_settings_in_one_line(cli, tmp_path):
+    code, _, err = cli("train-lines", "--out", tmp_path / "lines", "--epochs", "0")
+    assert code == 2 and err.strip() == "digitnet: error: --epochs must be at least 1, got 0"
+    code, _, err = cli("train-lines", "--out", tmp_path / "lines", "--precision", "fp16")
+    assert code == 2 and "invalid choice" in err and len(err.strip().splitlines()) == 1

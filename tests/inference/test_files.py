@@ -131,23 +131,27 @@ def test_predict_text_output_top_k_and_debug_dir(cli, trained_run, mixed_inputs,
 def test_read_command_prints_the_number_and_json(cli, trained_run, mnist, tmp_path):
     rng = np.random.default_rng(1)
     idx = rng.choice(len(mnist.x_test), 4, replace=False)
-    path = write(tmp_path / "number.png", render.render_number(list(mnist.x_test[idx]), rng))
+    path = write(tmp_path / "number.png", render.render_number(list(mnist.x_test[idx]), rng,
+                                                                spacing="touching"))
     truth = "".join(str(int(d)) for d in mnist.y_test[idx])
-    code, out, _ = cli("read", "--run", trained_run, path)
-    assert code == 0 and out.splitlines()[0] == f"{path}: {truth}"
+    code, out, _ = cli("read", path)  # the line reader shipped in the package
+    assert code == 0 and out.splitlines()[0].startswith(f"{path}: {truth}  (probability ")
     assert len(out.splitlines()) == 1 + len(truth)
-    code, out, _ = cli("read", "--run", trained_run, path, "--json")
+    code, out, _ = cli("read", path, "--json")
     result = json.loads(out)
-    assert result["path"] == path and result["text"] == truth
+    assert result["path"] == path and result["text"] == truth and result["verdict"] == truth
     assert [d["digit"] for d in result["digits"]] == [int(c) for c in truth]
     assert all(len(d["box"]) == 4 and 0 < d["probability"] <= 1 for d in result["digits"])
     blank = write(tmp_path / "blank.png", np.full((100, 300), 230, np.uint8))
-    code, _, err = cli("read", "--run", trained_run, blank)
+    code, _, err = cli("read", blank)
     assert code == 2 and err.startswith(f"digitnet: error: {blank}: blank image")
     # several files: each is read, a bad one is one line and does not stop the others
-    code, out, err = cli("read", "--run", trained_run, blank, path, "--json")
+    code, out, err = cli("read", blank, path, "--json")
     assert code == 2 and len(err.strip().splitlines()) == 1 and blank in err
     assert json.loads(out)["text"] == truth
+    # a digit classifier's run is no line reader: one line saying what to do
+    code, _, err = cli("read", "--run", trained_run, path)
+    assert code == 2 and "train-lines" in err and len(err.strip().splitlines()) == 1
 
 
 def test_predict_on_a_number_points_to_read(cli, trained_run, mnist, tmp_path):

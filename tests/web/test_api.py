@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
+import shutil
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -12,7 +15,9 @@ from fastapi.testclient import TestClient
 from web_helpers import number_on_paper, on_paper, png
 
 from digitnet.errors import DigitnetError
+from digitnet.inference.lines import BUNDLED, WEIGHTS_FILE
 from digitnet.training import runs
+from digitnet.web import service
 from digitnet.web.app import SETTINGS_VARIABLE, Settings, create_app, from_environment
 
 
@@ -105,19 +110,22 @@ def test_json_base64_and_data_url_give_the_multipart_answer(client, mnist):
 def test_read_gives_each_digit_left_to_right_with_its_box(client, mnist):
     indices = [[0, 1, 2], [3, 4, 5, 6], [7, 8], [9, 10, 11], [12, 13, 14, 15]]
     exact = 0
-    for group in indices:
-        image = number_on_paper([mnist.x_test[i] for i in group])
+    for k, group in enumerate(indices):
+        # the first two with room between the digits, the others touching
+        image = number_on_paper([mnist.x_test[i] for i in group], gap=30 if k < 2 else -8)
         r = client.post("/api/read", **upload(png(image)))
         assert r.status_code == 200, r.text
         answer = r.json()
-        assert len(answer["digits"]) == len(group)
         xs = [d["box"][0] for d in answer["digits"]]
         assert xs == sorted(xs)
         for d in answer["digits"]:
             x, y, w, h = d["box"]
             assert 0 <= x < x + w <= image.shape[1] and 0 <= y < y + h <= image.shape[0]
             assert decode_png(d["preprocessed"]).shape == (28, 28)
+            assert 0 < d["probability"] <= 1 and isinstance(d["unsure"], bool)
+        assert decode_png(answer["preprocessed"]).shape[0] == 32
         assert answer["text"] == "".join(str(d["digit"]) for d in answer["digits"])
+        assert answer["verdict"].startswith(answer["text"]) and 0 <= answer["probability"] <= 1
         exact += answer["text"] == "".join(str(mnist.y_test[i]) for i in group)
     assert exact >= 4  # measured 5/5
 
@@ -214,6 +222,8 @@ def test_concurrent_requests_each_get_their_own_answer(client, mnist):
 def test_worker_processes_take_their_settings_from_the_environment(monkeypatch, trained_run):
     settings = Settings(run_dir=trained_run, backend="torch", torch_threads=2, max_concurrent=3)
     assert Settings.from_json(settings.to_json()) == settings
+    with_lines = dataclasses.replace(settings, line_reader=Path("lines"))
+    assert Settings.from_json(with_lines.to_json()) == with_lines
     assert Settings.from_json(f'{{"run_dir": "{trained_run}"}}') == Settings(run_dir=trained_run)
     with pytest.raises(DigitnetError, match="run_dir"):
         Settings.from_json('{"run": "x"}')
@@ -223,3 +233,12 @@ def test_worker_processes_take_their_settings_from_the_environment(monkeypatch, 
     monkeypatch.setenv(SETTINGS_VARIABLE, settings.to_json())
     with TestClient(from_environment()) as worker:
         assert worker.get("/api/model").json()["backend"] == "torch"
+
+
+def test_serve_can_take_a_line_reader_of_its_own(trained_run, tmp_path):
+    shutil.copy(BUNDLED, tmp_path / WEIGHTS_FILE)
+    loaded = service.load_model(trained_run, "torch", tmp_path)
+    assert loaded.info.line_reader == str(tmp_path)
+    assert loaded.line_reader.source == str(tmp_path / WEIGHTS_FILE)
+    with pytest.raises(DigitnetError, match="train-lines"):  # a digit run is no line reader
+        service.load_model(trained_run, "torch", trained_run)

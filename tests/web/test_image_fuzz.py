@@ -14,12 +14,14 @@ from PIL import Image, ImageDraw
 from web_helpers import UniformPredictor
 
 from digitnet.errors import DigitnetError
+from digitnet.inference.lines import LineReader
 from digitnet.web import service
 
 MODES = ("L", "RGB", "RGBA", "P", "I;16", "1", "LA")
 FORMATS = ("PNG", "JPEG", "BMP", "TIFF", "WEBP")
 SECONDS_PER_IMAGE = 20  # a 16-megapixel image takes ~2 s on an idle core; a loaded CI runner more
 PREDICTOR = UniformPredictor()
+READER = LineReader.load()  # the package's: small, and what /api/read really runs
 
 # Mostly small sides (fast, and where the odd cases live), sometimes up to 4000 px.
 sides = st.one_of(st.integers(1, 8), st.integers(1, 80), st.integers(1, 80), st.integers(1, 4000))
@@ -66,10 +68,10 @@ def encode(image: Image.Image, mode: str, fmt: str) -> bytes:
     raise AssertionError(f"Pillow cannot write RGB {fmt}")
 
 
-def outcome(fn, data: bytes, label: str) -> str:
+def outcome(fn, data: bytes, label: str, model) -> str:
     start = time.perf_counter()
     try:
-        fn(data, "fuzz", PREDICTOR)
+        fn(data, "fuzz", model)
         result = "answer"
     except DigitnetError as e:
         message = str(e)
@@ -85,5 +87,5 @@ def outcome(fn, data: bytes, label: str) -> str:
 @given(images())
 def test_any_image_gets_an_answer_or_a_one_line_refusal(case):
     data, label = case
-    event(f"predict {outcome(service.predict_image, data, label)}")
-    event(f"read {outcome(service.read_image, data, label)}")
+    event(f"predict {outcome(service.predict_image, data, label, PREDICTOR)}")
+    event(f"read {outcome(service.read_image, data, label, READER)}")

@@ -51,11 +51,11 @@ def test_long_thin_images_are_refused_at_once(client, shape):
     assert time.perf_counter() - start < 1.0
 
 
-def test_a_solid_bar_within_the_aspect_limit_is_refused_for_too_many_digits(client):
-    bar = np.full((60, 3000), 255, np.uint8)  # aspect 50: a single piece of 90 digit widths
+def test_a_solid_bar_within_the_aspect_limit_is_refused_as_too_long_for_a_number(client):
+    bar = np.full((60, 3000), 255, np.uint8)  # image aspect 50; the ink is 75 heights long
     bar[10:50, 10:2990] = 0
     r = post(client, "/api/read", bar)
-    assert r.status_code == 422 and "too many digits" in r.json()["detail"]
+    assert r.status_code == 422 and "too long for one number" in r.json()["detail"]
 
 
 def test_opencv_failures_in_preprocessing_are_a_422_not_a_500(client, monkeypatch):

@@ -33,12 +33,15 @@ def png(image: np.ndarray) -> bytes:
 
 
 def number_on_paper(digits28: list[np.ndarray], size: int = 80, gap: int = 30) -> np.ndarray:
-    """Several digits side by side on white paper, with room between them."""
-    width = gap + len(digits28) * (size + gap)
-    paper = np.full((size + 2 * gap, width), 255, np.uint8)
+    """Several digits side by side on white paper, ``gap`` px between their 28x28 fields
+    (negative: the fields overlap, and digits that reach their field's edge touch)."""
+    margin = 30
+    width = 2 * margin + len(digits28) * size + (len(digits28) - 1) * gap
+    paper = np.full((size + 2 * margin, width), 255, np.uint8)
     for i, d in enumerate(digits28):
-        x = gap + i * (size + gap)
-        paper[gap : gap + size, x : x + size] = ink(d, size)
+        x = margin + i * (size + gap)
+        field = paper[margin : margin + size, x : x + size]
+        np.minimum(field, ink(d, size), out=field)  # dark ink over what is already written
     return paper
 
 
@@ -59,17 +62,19 @@ class UniformPredictor:
 
 
 def uniform_app(**settings):
-    """The real application serving ``UniformPredictor``."""
+    """The real application serving ``UniformPredictor`` (and the package's line reader, which
+    is small and quick)."""
     from pathlib import Path
 
+    from digitnet.inference.lines import LineReader
     from digitnet.web import service
     from digitnet.web.app import Settings, create_app
     from digitnet.web.schemas import ModelInfo
 
     info = ModelInfo(run="uniform", dataset="mnist", classes=[str(d) for d in range(10)],
                      architecture="uniform", parameters=None, test_accuracy=None, precision=None,
-                     backend="uniform")
-    loaded = service.LoadedModel(UniformPredictor(), info)  # type: ignore[arg-type]
+                     backend="uniform", line_reader="the package's")
+    loaded = service.LoadedModel(UniformPredictor(), info, LineReader.load())  # type: ignore[arg-type]
     return create_app(Settings(run_dir=Path("uniform"), **settings), loaded=loaded)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import sys
+from pathlib import Path
 
 from digitnet.commands.common import add_backend_option, add_model_option, console
 from digitnet.errors import DigitnetError
@@ -24,6 +25,9 @@ def register(sub) -> None:
                    help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
     add_backend_option(p)
+    p.add_argument("--line-reader", type=Path, metavar="DIR",
+                   help="the reader of whole numbers for /api/read, trained with 'digitnet "
+                        "train-lines' (default: the one in the package)")
     p.add_argument("--threads", type=int, default=1,
                    help="torch threads per inference (default 1; requests run in parallel)")
     p.add_argument("--workers", type=int, default=1,
@@ -53,8 +57,9 @@ def run(args) -> int:
     if args.workers < 1:
         raise DigitnetError(f"--workers must be at least 1, got {args.workers}")
     settings = Settings(run_dir=bundled.model_dir(args.run_dir), backend=args.backend,
-                        torch_threads=args.threads)
-    loaded = load_model(settings.run_dir, settings.backend)  # a bad run stops here, before serving
+                        line_reader=args.line_reader, torch_threads=args.threads)
+    # a bad run or line reader stops here, before serving
+    loaded = load_model(settings.run_dir, settings.backend, settings.line_reader)
     sock = listen(args.host, args.port)
     shown_host = f"[{args.host}]" if ":" in args.host else args.host
     out = console()

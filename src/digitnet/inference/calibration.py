@@ -8,7 +8,7 @@ calibrated probabilities without knowing about it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,26 +20,31 @@ from torch import nn
 from digitnet.training.config import NOT_A_DIGIT, NOT_A_DIGIT_NAME
 
 
-def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
-    """The T > 0 minimising the NLL of softmax(logits / T): a grid over log T, then a finer grid
-    around the best point (one parameter, so a search is simpler and as good as LBFGS)."""
-    def nll(t: torch.Tensor) -> torch.Tensor:  # (k,) temperatures -> (k,) mean NLL
-        return torch.stack([F.cross_entropy(logits / ti, labels) for ti in t])
+def search_temperature(nll: Callable[[float], float]) -> float:
+    """The T > 0 minimising ``nll(T)``: a grid over log T, then a finer grid around the best
+    point (one parameter, so a search is simpler and as good as LBFGS)."""
+    grid = torch.logspace(-1, 1, 81, base=10.0).tolist()  # 0.1 .. 10
+    best = min(grid, key=nll)
+    return min((best * f for f in torch.logspace(-0.03, 0.03, 61, base=10.0).tolist()), key=nll)
 
-    grid = torch.logspace(-1, 1, 81, base=10.0)  # 0.1 .. 10
-    best = grid[nll(grid).argmin()]
-    fine = best * torch.logspace(-0.03, 0.03, 61, base=10.0)
-    return float(fine[nll(fine).argmin()])
+
+def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    """The T > 0 minimising the NLL of softmax(logits / T) for (N, classes) logits."""
+    return search_temperature(lambda t: float(F.cross_entropy(logits / t, labels)))
 
 
 def ece(probs: torch.Tensor, labels: torch.Tensor, bins: int = 15) -> float:
-    """Expected calibration error of the top class: the mean |accuracy - confidence| over 15
-    equal-width confidence bins, weighted by how many answers fall in each."""
+    """Expected calibration error of the top class of (N, classes) probabilities."""
     conf, pred = probs.max(dim=1)
-    correct = (pred == labels).float()
-    which = torch.clamp((conf * bins).long(), max=bins - 1)
-    gap = torch.zeros(bins).index_add_(0, which, correct - conf)
-    return float(gap.abs().sum() / len(conf))
+    return binned_gap(conf, (pred == labels).float(), bins)
+
+
+def binned_gap(confidence: torch.Tensor, correct: torch.Tensor, bins: int = 15) -> float:
+    """The mean |accuracy - confidence| over equal-width confidence bins, weighted by how many
+    answers fall in each: (N,) confidences and (N,) 1.0 / 0.0 for right and wrong."""
+    which = torch.clamp((confidence * bins).long(), max=bins - 1)
+    gap = torch.zeros(bins).index_add_(0, which, correct - confidence)
+    return float(gap.abs().sum() / len(confidence))
 
 
 @dataclass(frozen=True)
@@ -131,14 +136,20 @@ def choose_verdict(logits: torch.Tensor, labels: torch.Tensor, accept: float = 0
         p_not = probs[is_digit, NOT_A_DIGIT].sort().values
         reject = float(p_not[min(len(p_not) - 1, int(accept * len(p_not)))]) + 1e-6
         reject = min(max(reject, 0.05), 0.95)
-    close = 0.05
-    for ratio in torch.linspace(1.0, 0.05, 96).tolist():  # from fewest to most "unsure"
-        answer, _, unsure = decide(probs[is_digit], Verdict(t, reject, ratio))
-        sure = ~unsure & (answer != NOT_A_DIGIT)
-        if (answer[sure] == labels[is_digit][sure]).float().mean() >= sure_accuracy:
-            close = ratio
-            break
+    close = choose_close(probs[is_digit], labels[is_digit], Verdict(t, reject), sure_accuracy)
     return Verdict(t, reject, close)
+
+
+def choose_close(probs: torch.Tensor, labels: torch.Tensor, verdict: Verdict,
+                 sure_accuracy: float = 0.995) -> float:
+    """The highest runner-up ratio (fewest "a or b?") at which the answers given without doubt
+    are right ``sure_accuracy`` of the time, for (N, 11) probabilities of real digits."""
+    for ratio in torch.linspace(1.0, 0.05, 96).tolist():  # from fewest to most "unsure"
+        answer, _, unsure = decide(probs, Verdict(verdict.temperature, verdict.reject, ratio))
+        sure = ~unsure & (answer != NOT_A_DIGIT)
+        if (answer[sure] == labels[sure]).float().mean() >= sure_accuracy:
+            return ratio
+    return 0.05
 
 
 @torch.no_grad()

@@ -81,10 +81,11 @@ class ImageError(DigitnetError):
 
     ``kind`` is one of ``not_image`` (the bytes are no image format we read), ``corrupt``
     (truncated or damaged), ``too_large`` (more than ``MAX_PIXELS``), ``blank`` (no ink) or
-    ``out_of_bounds`` (see ``ImageBoundsError``).
+    ``out_of_bounds`` (see ``ImageBoundsError``) or ``layout`` (writing on several lines where
+    one line is read).
     """
 
-    KINDS = ("not_image", "corrupt", "too_large", "blank", "out_of_bounds")
+    KINDS = ("not_image", "corrupt", "too_large", "blank", "out_of_bounds", "layout")
 
     def __init__(self, message: str, kind: str) -> None:
         if kind not in self.KINDS:
@@ -95,7 +96,8 @@ class ImageError(DigitnetError):
 
 class ImageBoundsError(ImageError):
     """An image whose shape or content would cost far more work than any real digit or number:
-    too thin (``MAX_ASPECT``), too many marks or candidate digits. Refused before the work."""
+    too thin (``MAX_ASPECT``), or writing too long to be one number
+    (``numbers.MAX_LINE_ASPECT``). Refused before the work."""
 
     def __init__(self, message: str) -> None:
         super().__init__(message, "out_of_bounds")

@@ -1,236 +1,221 @@
-"""Read a number written on one line: split the ink into digits, left to right, and classify
-each one as ``predict`` does.
+"""Read a number written on one line, touching and overlapping digits included.
 
-Digits are the connected pieces of ink, with pieces that overlap horizontally merged (the
-two strokes of a broken 5, the dot-free bar of a 4). A piece much wider than a digit of its
-height is several touching digits: it is cut where the ink is thinnest (the minimum of the
-vertical projection) near the positions an expected digit width predicts; when the
-width leaves the count open, the model's confidence in each candidate split decides.
+Nothing is cut before the model has looked: the line of ink goes whole to a line reader
+(``digitnet.inference.lines``, a convolutional-recurrent network trained with CTC loss), which
+gives, for every 4-pixel column, the probability of each digit and of "no digit here". Cutting
+first cannot work where people do not leave gaps: a narrow 1 touching its neighbour becomes
+one piece, two overlapping 0s look like an 8.
+
+  decode -> white ink on black (``imaging``) -> ink mask -> the one line of writing (several
+  lines or a column are refused) -> ``to_line``: cropped, 24 px tall in a 32 px strip
+  -> line reader -> digits, each with its probability, runner-up and box in the input image.
+
+Marks that are not digits (a dot, a dash, an underline) come out as "no digit here"; a line
+with no digit at all reads as no number rather than an invented one.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import cv2
 import numpy as np
 
-from digitnet.inference.files import Model
 from digitnet.vision import imaging
 
-# Width / height of MNIST test digits: median 0.8, 95% below 1.11, 99% below 1.43. A piece
-# up to SINGLE_ASPECT is one digit; past MAX_DIGIT_ASPECT it is several; in between the
-# model decides. A digit is taken to be NARROW_ASPECT to WIDE_ASPECT wide when counting.
-SINGLE_ASPECT = 0.9
-MAX_DIGIT_ASPECT = 1.45
-NARROW_ASPECT = 0.55
-WIDE_ASPECT = 1.0
-# Pieces overlapping horizontally by this fraction of the narrower one are one digit.
-MERGE_OVERLAP = 0.5
-# Pieces lower than this fraction of the tallest are dots, dashes or dirt, not digits.
-MIN_HEIGHT = 0.3
-# Bounds on the work one image may cause (each candidate digit is one model input): a number
-# of up to MAX_DIGITS digits, MAX_CANDIDATES candidate digits over all splits tried, and
-# MAX_MARKS pieces of ink before merging (more is noise or texture, not a number).
-MAX_DIGITS = 40
-MAX_CANDIDATES = 400
-MAX_MARKS = 2000
+if TYPE_CHECKING:
+    from digitnet.inference.lines import LineDigit
+
+LINE_HEIGHT = 32  # rows of the line reader's input
+# The ink's height in it: MNIST keeps 20 of 28 rows for the digit; a line keeps a little more
+# margin, for baselines that drift and strokes that reach below the line.
+INK_HEIGHT = 24
+BORDER = (LINE_HEIGHT - INK_HEIGHT) // 2  # black above, below and on either side of the ink
+FRAME = 4  # input columns per output column of the line reader
+# Strips are padded to a multiple of this width: lines of about the same length then share one
+# input shape, whose convolution kernels the runtime prepares once (a new shape costs ~3 ms).
+WIDTH_STEP = 32
+# A band of rows holding ink is a line of writing when it is at least this fraction of the
+# tallest band's height; lower bands are underlines, dashes, the bar of a 5 or dirt.
+MIN_LINE_HEIGHT = 0.5
+# A digit's box reaches at most this many line heights either side of where it was read.
+HALF_DIGIT = 0.6
+# Longest line read, in line heights: a number of 40 digits is about 35 heights long. Longer
+# ink is a rule, a border or noise, and would cost the reader time in proportion.
+MAX_LINE_ASPECT = 45
+
+
+class LineModel(Protocol):
+    """What ``read_number`` needs of a line reader (``inference.lines.LineReader``)."""
+
+    def read(self, line: np.ndarray) -> tuple[list[LineDigit], float]: ...
 
 
 @dataclass
 class DigitReading:
-    """One digit: its class, probability, box (x, y, w, h) in input pixels, 28x28 image."""
+    """One digit: its class, probability, box (x, y, w, h) in input pixels, and the runner-up
+    digit; ``unsure`` when the runner-up is close enough to name both ("3 or 5?").
+    ``image28`` is the digit's ink from its box as an MNIST-style 28x28 picture."""
 
     digit: int
     probability: float
     box: tuple[int, int, int, int]
+    runner_up: int
+    unsure: bool
     image28: np.ndarray = field(repr=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"digit": self.digit, "probability": self.probability, "box": list(self.box)}
+        return {"digit": self.digit, "probability": self.probability, "box": list(self.box),
+                "runner_up": self.runner_up, "unsure": self.unsure}
 
 
 @dataclass
 class NumberReading:
+    """The digits read, left to right; ``probability`` is the model's probability of the whole
+    number. ``line`` is the uint8 (32, W) strip the model was given."""
+
     text: str
+    probability: float
     digits: list[DigitReading]
+    line: np.ndarray = field(repr=False)
+
+    @property
+    def unsure(self) -> bool:
+        return any(d.unsure for d in self.digits) or self.probability < 0.5
+
+    @property
+    def verdict(self) -> str:
+        """As a person says it: "1234", "1234? (3rd digit 3 or 5)" or "not a number"."""
+        if not self.digits:
+            return "not a number"
+        doubts = [f"{ordinal(i + 1)} digit {d.digit} or {d.runner_up}"
+                  for i, d in enumerate(self.digits) if d.unsure]
+        if doubts:
+            return f"{self.text}? ({', '.join(doubts)})"
+        return f"{self.text}?" if self.unsure else self.text
 
 
-@dataclass
-class _Piece:
-    """A group of ink components: its pixel mask cropped to its columns [x0, x1), whose top row
-    is row y0 of the image. Cropped, because a full-image mask per candidate digit made a long
-    thin image cost gigabytes (every split of every group held a copy of the whole image)."""
-
-    mask: np.ndarray
-    x0: int
-    x1: int
-    y0: int = 0
-
-    def box(self) -> tuple[int, int, int, int]:
-        ys, xs = np.nonzero(self.mask)
-        return (int(self.x0 + xs.min()), int(self.y0 + ys.min()),
-                int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1))
+def ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
 
 
-def _too_many(what: str, count: int, limit: int) -> imaging.ImageBoundsError:
-    return imaging.ImageBoundsError(f"too many {what} ({count}) to read as one number; the limit is "
-                                    f"{limit}, crop the image to the number")
+def ink_extent(ink: np.ndarray) -> tuple[int, int, int, int]:
+    """(top, bottom, left, right), inclusive, of the pixels above a tenth of the brightest: the
+    crop of ``to_line``. Raises ImageError("blank") when there is no ink."""
+    top = float(ink.max()) if ink.size else 0.0
+    if top <= 0:
+        raise imaging.ImageError("blank image: no writing found; photograph the number darker or "
+                                 "closer", "blank")
+    strokes = ink > 0.1 * top
+    rows, cols = np.flatnonzero(strokes.any(axis=1)), np.flatnonzero(strokes.any(axis=0))
+    return int(rows[0]), int(rows[-1]), int(cols[0]), int(cols[-1])
 
 
-def _components(mask: np.ndarray) -> list[_Piece]:
+def to_line(ink: np.ndarray) -> np.ndarray:
+    """White ink on black (any size, any numeric type) -> uint8 (32, W), W a multiple of 32:
+    the ink cropped (``ink_extent``), scaled to 24 px tall with its aspect kept (INTER_AREA when
+    shrinking), strokes stretched as ``imaging.fit_box`` does, in a black border (4 px, more on
+    the right up to W). The one rule from ink to the line reader's input, for photos and for
+    the synthetic lines it learns from.
+    """
+    ink = np.asarray(ink, np.float32)
+    y0, y1, x0, x1 = ink_extent(ink)
+    crop = ink[y0 : y1 + 1, x0 : x1 + 1]
+    scale = INK_HEIGHT / crop.shape[0]
+    width = max(1, round(crop.shape[1] * scale))
+    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    small = np.clip(cv2.resize(crop, (width, INK_HEIGHT), interpolation=interpolation), 0, None)
+    strokes = small[small > 0.1 * small.max()]
+    # as in fit_box: the 60th percentile of the ink becomes full white, as in MNIST
+    level = max(float(np.percentile(strokes, 60)), 1e-6)
+    line = np.zeros((LINE_HEIGHT, -(-(width + 2 * BORDER) // WIDTH_STEP) * WIDTH_STEP), np.uint8)
+    line[BORDER : BORDER + INK_HEIGHT, BORDER : BORDER + width] = \
+        np.clip(small * (255.0 / level), 0, 255).round().astype(np.uint8)
+    return line
+
+
+def line_of_writing(mask: np.ndarray) -> np.ndarray:
+    """The ink of the one line of writing in ``mask``: every connected piece that reaches into
+    the band of rows where the line is (marks wholly above or below it are dropped).
+
+    Bands are runs of rows holding ink. Raises ImageError("layout") when two bands are tall
+    enough to be lines of writing: a number over two lines, or digits in a column; "blank"
+    when there is no ink.
+    """
+    rows = np.flatnonzero(mask.any(axis=1))
+    if rows.size == 0:
+        raise imaging.ImageError("blank image: no writing found; photograph the number darker or "
+                                 "closer", "blank")
+    breaks = np.flatnonzero(np.diff(rows) > 1)
+    bands = list(zip(rows[np.r_[0, breaks + 1]], rows[np.r_[breaks, len(rows) - 1]], strict=True))
+    tallest = max(b - a + 1 for a, b in bands)
+    lines = [(a, b) for a, b in bands if b - a + 1 >= MIN_LINE_HEIGHT * tallest]
+    if len(lines) > 1:
+        raise imaging.ImageError(
+            f"the writing is on {len(lines)} lines (or in a column); a number is read from one "
+            f"line: crop the image to one line of digits", "layout")
+    (top, bottom), = lines
     count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
-    if count - 1 > MAX_MARKS:  # noise: each piece costs a pass over its box, refuse before
-        raise _too_many("separate marks", count - 1, MAX_MARKS)
-    pieces = []
-    for c in range(1, count):
-        x, y, w, h = (int(v) for v in stats[c, :4])
-        pieces.append(_Piece(labels[y : y + h, x : x + w] == c, x, x + w, y))
-    return sorted(pieces, key=lambda p: p.x0)
+    y0, y1 = stats[:, cv2.CC_STAT_TOP], stats[:, cv2.CC_STAT_TOP] + stats[:, cv2.CC_STAT_HEIGHT]
+    keep = (y1 > top) & (y0 <= bottom)
+    keep[0] = False  # the background
+    return keep[labels]
 
 
-def _union(a: _Piece, b: _Piece) -> _Piece:
-    """One piece holding the ink of both."""
-    y0 = min(a.y0, b.y0)
-    y1 = max(a.y0 + a.mask.shape[0], b.y0 + b.mask.shape[0])
-    x0, x1 = min(a.x0, b.x0), max(a.x1, b.x1)
-    mask = np.zeros((y1 - y0, x1 - x0), bool)
-    for p in (a, b):
-        mask[p.y0 - y0 : p.y0 - y0 + p.mask.shape[0], p.x0 - x0 : p.x1 - x0] |= p.mask
-    return _Piece(mask, x0, x1, y0)
+def digit_box(mask: np.ndarray, left: int, right: int) -> tuple[int, int, int, int] | None:
+    """(x, y, w, h) of the ink in columns [left, right) of ``mask``, or None if there is none."""
+    ys, xs = np.nonzero(mask[:, max(0, left) : max(0, right)])
+    if ys.size == 0:
+        return None
+    x0 = max(0, left)
+    return (int(x0 + xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1))
 
 
-def merge_overlapping(pieces: list[_Piece]) -> list[_Piece]:
-    """Merge pieces (sorted by x0) whose column ranges overlap by ``MERGE_OVERLAP`` of the narrower."""
-    merged: list[_Piece] = []
-    for p in pieces:
-        if merged:
-            last = merged[-1]
-            overlap = min(last.x1, p.x1) - max(last.x0, p.x0)
-            if overlap >= MERGE_OVERLAP * min(last.x1 - last.x0, p.x1 - p.x0):
-                merged[-1] = _union(last, p)
-                continue
-        merged.append(p)
-    return merged
+def digit_image(ink: np.ndarray, mask: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    """The ink inside ``box`` as an MNIST-style uint8 (28, 28) picture (black if it has none)."""
+    x, y, w, h = box
+    # 2 px round the box: the reach of clean_ink's dilation, which keeps the strokes' grey edges
+    y0, x0 = max(0, y - 2), max(0, x - 2)
+    own = np.zeros((y + h + 2 - y0, x + w + 2 - x0), bool)
+    own[y - y0 : y - y0 + h, x - x0 : x - x0 + w] = mask[y : y + h, x : x + w]
+    region = ink[y0 : y + h + 2, x0 : x + w + 2]
+    own = own[: region.shape[0], : region.shape[1]]
+    return imaging.mnist_from_ink(region, own) if own.any() else np.zeros((28, 28), np.uint8)
 
 
-def cut_columns(profile: np.ndarray, n: int) -> list[int]:
-    """Where to cut a run of ``n`` touching digits: for each boundary, the column with the least
-    ink (``profile``: ink pixels per column) within a third of a digit of its expected place.
-
-    Needs ``n <= len(profile)``; every cut lies in 1..len - 1, so no part is empty of columns.
-    """
-    width = len(profile)
-    if not 1 <= n <= width:
-        raise ValueError(f"cannot cut {width} columns into {n} digits")
-    step = width / n
-    cuts = []
-    for j in range(1, n):
-        centre = j * step
-        lo = min(width - 1, max(1, int(centre - step / 3)))
-        # at least one column: a digit narrower than 3 px leaves a window of none
-        hi = max(lo + 1, min(width, int(centre + step / 3) + 1))
-        window = profile[lo:hi].astype(np.float64)
-        # ties (a flat run of thin ink) go to the column nearest the expected place
-        distance = np.abs(np.arange(lo, hi) - centre) / step
-        cuts.append(lo + int(np.argmin(window + 1e-3 * distance)))
-    return cuts
-
-
-def split_at(piece: _Piece, n: int) -> list[_Piece]:
-    """Cut one piece into ``n`` side by side at its thinnest columns (``n`` = 1: itself)."""
-    if n == 1:
-        return [piece]
-    x, _, w, _ = piece.box()
-    left = x - piece.x0
-    profile = piece.mask[:, left : left + w].sum(axis=0)
-    edges = [left, *(left + c for c in cut_columns(profile, n)), left + w]
-    parts = []
-    for a, b in zip(edges[:-1], edges[1:], strict=True):
-        part = piece.mask[:, a:b]
-        if part.any():
-            parts.append(_Piece(part, piece.x0 + a, piece.x0 + b, piece.y0))
-    return parts
-
-
-def digit_counts(piece: _Piece) -> list[int]:
-    """How many touching digits a piece may hold, judged by its width in heights.
-
-    Up to ``SINGLE_ASPECT`` it is surely one digit; past ``MAX_DIGIT_ASPECT`` surely more; the
-    counts from a wide digit's width (``WIDE_ASPECT``) up to a narrow one's (``NARROW_ASPECT``)
-    are all tried, and the model's confidence decides (see ``read_number``).
-    """
-    _, _, w, h = piece.box()
-    aspect = w / h
-    if aspect <= SINGLE_ASPECT:
-        return [1]
-    low = max(1 if aspect <= MAX_DIGIT_ASPECT else 2, int(aspect / WIDE_ASPECT))
-    if low > MAX_DIGITS:
-        raise _too_many("digits", low, MAX_DIGITS)
-    # a digit is at least a column wide, and the count stays bounded however long the piece
-    high = min(max(low, 2, round(aspect / NARROW_ASPECT)), MAX_DIGITS, w)
-    return list(range(low, max(low, high) + 1))
-
-
-def segment(mask: np.ndarray) -> list[list[list[_Piece]]]:
-    """Ink mask -> per group of touching ink (left to right), the candidate ways to split it."""
-    groups = merge_overlapping(_components(mask))
-    if not groups:
-        return []
-    tallest = max(g.box()[3] for g in groups)
-    groups = [g for g in groups if g.box()[3] >= MIN_HEIGHT * tallest]
-    if len(groups) > MAX_DIGITS:
-        raise _too_many("digits", len(groups), MAX_DIGITS)
-    counts = [digit_counts(g) for g in groups]
-    tried = sum(sum(c) for c in counts)
-    if tried > MAX_CANDIDATES:  # each candidate digit is one image through the model
-        raise _too_many("candidate digits", tried, MAX_CANDIDATES)
-    return [[split_at(g, n) for n in c] for g, c in zip(groups, counts, strict=True)]
-
-
-def digit_crop(ink: np.ndarray, piece: _Piece) -> tuple[np.ndarray, np.ndarray]:
-    """The grey ink of one digit alone (other digits blanked), cropped: (image, mask)."""
-    x, y, w, h = piece.box()
-    ys = slice(max(0, y - 2), min(ink.shape[0], y + h + 2))  # 2 px: the dilation's reach
-    xs = slice(max(0, x - 2), min(ink.shape[1], x + w + 2))
-    mask = np.zeros((ys.stop - ys.start, xs.stop - xs.start), bool)
-    r0, r1 = max(ys.start, piece.y0), min(ys.stop, piece.y0 + piece.mask.shape[0])
-    c0, c1 = max(xs.start, piece.x0), min(xs.stop, piece.x1)
-    mask[r0 - ys.start : r1 - ys.start, c0 - xs.start : c1 - xs.start] = \
-        piece.mask[r0 - piece.y0 : r1 - piece.y0, c0 - piece.x0 : c1 - piece.x0]
-    grown = cv2.dilate(mask.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5)))
-    return np.where(grown > 0, ink[ys, xs], 0).astype(np.uint8), mask
-
-
-def read_number(image: np.ndarray, predictor: Model) -> NumberReading:
+def read_number(image: np.ndarray, reader: LineModel) -> NumberReading:
     """A decoded image of a number on one line -> its digits, left to right.
 
-    Each digit is cropped from the white-on-black ink image and given the same crop, 20 px
-    box and centring as ``imaging.to_mnist``. Where a piece of ink may hold several touching
-    digits, every candidate split goes to the model and the one with the highest product of
-    digit probabilities wins (one confident digit beats two halves unless both halves are
-    more convincing together). All candidates go to the model in one batch.
-    Raises ImageError("blank") when there is no ink.
+    Each digit's box is the ink between the midpoints to its neighbours, at most 0.6 line
+    heights either side of the column where the reader saw it. Raises ImageError("blank")
+    when there is no ink, ImageError("layout") for writing on several lines and
+    ImageBoundsError for a line too long to be a number.
     """
     ink = imaging.to_white_on_black(image)
-    mask = imaging.ink_mask(ink)
-    candidates = segment(mask)
-    pieces = [p for group in candidates for split in group for p in split]
-    if not pieces:
-        raise imaging.ImageError("blank image: no digits found; photograph the number darker or closer",
-                                 "blank")
-    images = np.stack([imaging.mnist_from_ink(*digit_crop(ink, p)) for p in pieces])  # (N, 28, 28)
-    probs = predictor.probabilities(images)  # (N, 10)
-    digits, i = [], 0
-    for group in candidates:
-        best, best_score = [], -np.inf
-        for split in group:
-            found = [DigitReading(int(probs[i + k].argmax()), round(float(probs[i + k].max()), 6),
-                                  p.box(), images[i + k]) for k, p in enumerate(split)]
-            i += len(split)
-            score = float(np.sum(np.log([max(d.probability, 1e-9) for d in found])))
-            if score > best_score:
-                best, best_score = found, score
-        digits.extend(best)
-    return NumberReading("".join(str(d.digit) for d in digits), digits)
+    mask = line_of_writing(imaging.ink_mask(ink))
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    aspect = (cols[-1] - cols[0] + 1) / (rows[-1] - rows[0] + 1)
+    if aspect > MAX_LINE_ASPECT:
+        raise imaging.ImageBoundsError(f"the writing is {aspect:.0f} times as long as it is tall, too "
+                                       f"long for one number (the limit is {MAX_LINE_ASPECT}); crop "
+                                       f"the image to the number")
+    clean = imaging.clean_ink(ink, mask)
+    line = to_line(clean)
+    found, probability = reader.read(line)
+    # line columns -> image columns: the crop's left edge and scale, as to_line made them
+    y0, y1, x0, _ = ink_extent(clean)
+    scale = INK_HEIGHT / (y1 - y0 + 1)
+    centres = [x0 + ((d.frame + 0.5) * FRAME - BORDER) / scale for d in found]
+    reach = HALF_DIGIT * INK_HEIGHT / scale
+    digits = []
+    for i, (d, centre) in enumerate(zip(found, centres, strict=True)):
+        left = max(centre - reach, (centres[i - 1] + centre) / 2 if i else -np.inf)
+        right = min(centre + reach, (centre + centres[i + 1]) / 2 if i + 1 < len(centres) else np.inf)
+        box = digit_box(mask, round(left), round(right) + 1)
+        if box is None:  # read where the ink is thin: a box of the column alone
+            box = (int(np.clip(centre, 0, mask.shape[1] - 1)), y0, 1, y1 - y0 + 1)
+        image28 = digit_image(ink, mask, box)
+        digits.append(DigitReading(d.digit, d.probability, box, d.runner_up, d.unsure, image28))
+    return NumberReading("".join(str(d.digit) for d in digits), probability, digits, line)

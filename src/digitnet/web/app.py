@@ -51,8 +51,9 @@ ERRORS = {
     413: {"model": ErrorOut, "description": "the request body is over the size limit"},
     415: {"model": ErrorOut, "description": "the body is not an image (or not multipart/JSON)"},
     422: {"model": ErrorOut, "description": "a corrupt, empty, too large or out-of-bounds image "
-                                            "(too thin, too many marks or digits), a JSON body of "
-                                            "the wrong shape, or a malformed multipart body"},
+                                            "(too thin; for /api/read, writing too long for a "
+                                            "number or on several lines), a JSON body of the "
+                                            "wrong shape, or a malformed multipart body"},
 }
 
 
@@ -63,20 +64,23 @@ def default_concurrency() -> int:
 @dataclass(frozen=True)
 class Settings:
     run_dir: Path  # the run whose model is served
+    line_reader: Path | None = None  # the reader of whole numbers; None: the package's
     backend: str = DEFAULT_BACKEND  # a key of digitnet.inference.predictor.BACKENDS
     max_body_bytes: int = 5 * 1024 * 1024  # larger requests get 413 before they are read
     torch_threads: int = 1  # torch intra-op threads per inference; concurrency comes from requests
     max_concurrent: int = field(default_factory=default_concurrency)  # images processed at once
 
     def to_json(self) -> str:
-        return json.dumps({**dataclasses.asdict(self), "run_dir": str(self.run_dir)})
+        return json.dumps({k: str(v) if isinstance(v, Path) else v
+                           for k, v in dataclasses.asdict(self).items()})
 
     @classmethod
     def from_json(cls, text: str) -> Settings:
         """Settings from ``to_json``'s JSON; fields left out keep their defaults."""
         try:
             fields = json.loads(text)
-            return cls(**{**fields, "run_dir": Path(fields["run_dir"])})
+            paths = {k: Path(fields[k]) for k in ("run_dir", "line_reader") if fields.get(k)}
+            return cls(**{**fields, **paths})
         except (ValueError, TypeError, KeyError) as e:
             names = ", ".join(f.name for f in dataclasses.fields(cls))
             raise DigitnetError(f"bad server settings {text[:80]!r} ({e}); give a JSON object with "
@@ -99,7 +103,8 @@ def create_app(settings: Settings, loaded: service.LoadedModel | None = None) ->
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.model = loaded or service.load_model(settings.run_dir, settings.backend)
+        app.state.model = loaded or service.load_model(settings.run_dir, settings.backend,
+                                                       settings.line_reader)
         app.state.on_device = site.on_device(settings.run_dir)
         app.state.limiter = anyio.CapacityLimiter(settings.max_concurrent)
         previous_threads = torch.get_num_threads(), cv2.getNumThreads()
@@ -136,11 +141,11 @@ def create_app(settings: Settings, loaded: service.LoadedModel | None = None) ->
                                request.app.state.model.predictor)
 
     @app.post("/api/read", response_model=Reading, responses=ERRORS,
-              openapi_extra=inputs.OPENAPI_BODY, summary="Read a number of several digits")
+              openapi_extra=inputs.OPENAPI_BODY, summary="Read a number on one line, digits touching or not")
     async def read(request: Request) -> Reading:
         data, source = await inputs.image_bytes(request)
         return await in_worker(request, service.read_image, data, source,
-                               request.app.state.model.predictor)
+                               request.app.state.model.line_reader)
 
     @app.get("/ondevice/{name}", include_in_schema=False)
     async def on_device(request: Request, name: str) -> Response:

@@ -31,14 +31,22 @@ class Prediction(BaseModel):
 
 class DigitOut(BaseModel):
     digit: int
-    probability: float
+    probability: float = Field(description="the probability that this digit is right, in [0, 1]")
     box: tuple[int, int, int, int] = Field(description="x, y, width, height in the input image")
-    preprocessed: str = Field(description="base64 PNG of the 28x28 image the model was given")
+    runner_up: int = Field(description="the next most probable digit here")
+    unsure: bool = Field(description="the runner-up is close enough to name both: 'digit or runner_up?'")
+    preprocessed: str = Field(description="base64 PNG of the ink in the box as a 28x28 picture")
 
 
 class Reading(BaseModel):
-    text: str = Field(description="the digits read, left to right")
+    text: str = Field(description="the digits read, left to right ('' when no digit is found)")
+    verdict: str = Field(description="as a person says it: '1234', '1234? (3rd digit 3 or 5)' "
+                                     "or 'not a number'")
+    probability: float = Field(description="the probability that the whole number is right")
+    unsure: bool = Field(description="a digit is in doubt, or the whole number is less than "
+                                     "even odds")
     digits: list[DigitOut]
+    preprocessed: str = Field(description="base64 PNG of the 32-pixel strip the line reader was given")
 
 
 class Health(BaseModel):
@@ -54,6 +62,7 @@ class ModelInfo(BaseModel):
     test_accuracy: float | None = Field(description="accuracy on the test set when trained")
     precision: str | None = Field(description="the precision it was trained in")
     backend: str = Field(description="the runtime executing the network")
+    line_reader: str = Field(description="where the reader of whole numbers (/api/read) comes from")
 
 
 class ErrorOut(BaseModel):

@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from digitnet.errors import DigitnetError
+from digitnet.inference.lines import LineReader
 from digitnet.inference.predictor import Predictor
 from digitnet.training import runs
 from digitnet.vision import imaging
@@ -25,15 +26,18 @@ from digitnet.web.schemas import DigitOut, ModelInfo, Prediction, Reading
 
 @dataclass
 class LoadedModel:
-    """A run's predictor with the facts /api/model reports, loaded once at start."""
+    """A run's predictor and the line reader, with the facts /api/model reports, loaded once."""
 
     predictor: Predictor
     info: ModelInfo
+    line_reader: LineReader
 
 
-def load_model(run_dir: Path, backend: str) -> LoadedModel:
-    """Load a run for serving; any problem is a DigitnetError, so a bad run stops the start."""
+def load_model(run_dir: Path, backend: str, line_reader: Path | None = None) -> LoadedModel:
+    """Load a run (and a line reader: ``line_reader``, else the package's) for serving; any
+    problem is a DigitnetError, so a bad run stops the start."""
     predictor = Predictor.from_run(run_dir, backend=backend)
+    reader = LineReader.load(line_reader)
     _, config_file = runs.read_config(run_dir)
     try:
         metrics = runs.read_metrics(run_dir)
@@ -49,13 +53,14 @@ def load_model(run_dir: Path, backend: str) -> LoadedModel:
         test_accuracy=metrics.get("test_accuracy"),
         precision=metrics.get("precision"),
         backend=predictor.backend,  # the runtime "auto" resolved to
+        line_reader="the package's" if line_reader is None else str(line_reader),
     )
-    return LoadedModel(predictor, info)
+    return LoadedModel(predictor, info, reader)
 
 
-def png_base64(image28: np.ndarray) -> str:
-    ok, png = cv2.imencode(".png", image28)
-    if not ok:  # cv2 cannot fail on a uint8 (28, 28) array, but never return garbage
+def png_base64(image: np.ndarray) -> str:
+    ok, png = cv2.imencode(".png", image)
+    if not ok:  # cv2 cannot fail on a uint8 2-D array, but never return garbage
         raise DigitnetError("could not encode the preprocessed image as PNG")
     return base64.b64encode(png.tobytes()).decode("ascii")
 
@@ -72,10 +77,12 @@ def predict_image(data: bytes, source: str, predictor: Predictor) -> Prediction:
                       number_of_digits=count if count > 1 else None, preprocessed=png_base64(x))
 
 
-def read_image(data: bytes, source: str, predictor: Predictor) -> Reading:
-    """Several digits, left to right."""
+def read_image(data: bytes, source: str, reader: LineReader) -> Reading:
+    """A number on one line, read whole."""
     with imaging.opencv_errors(source):
-        reading = read_number(imaging.decode(data, source), predictor)
+        reading = read_number(imaging.decode(data, source), reader)
     digits = [DigitOut(digit=d.digit, probability=d.probability, box=tuple(int(v) for v in d.box),
-                       preprocessed=png_base64(d.image28)) for d in reading.digits]
-    return Reading(text=reading.text, digits=digits)
+                       runner_up=d.runner_up, unsure=d.unsure, preprocessed=png_base64(d.image28))
+              for d in reading.digits]
+    return Reading(text=reading.text, verdict=reading.verdict, probability=reading.probability,
+                   unsure=reading.unsure, digits=digits, preprocessed=png_base64(reading.line))

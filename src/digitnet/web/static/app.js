@@ -267,20 +267,28 @@ import { percent, verdictWords } from "./reader/verdict.js";
     quick.hidden = false;
   }
 
+  // An empty text is an answer too: no digit on the line ("not a number").
   function showNumber(answer) {
-    $("number").textContent = answer.text;
+    $("number").textContent = answer.text || "—";
+    $("number-confidence").textContent = answer.digits.length
+      ? `${(answer.probability * 100).toFixed(1)}% sure of the whole number${answer.unsure ? " (unsure)" : ""}`
+      : "";
     const chips = answer.digits.map((d) => {
       const li = document.createElement("li");
-      li.innerHTML = `<img alt="28 by 28 input for the digit ${d.digit}" width="56" height="56">` +
-        `<strong>${d.digit}</strong><span>${(d.probability * 100).toFixed(0)}%</span>`;
+      li.classList.toggle("unsure", d.unsure);
+      const label = d.unsure ? `${d.digit} or ${d.runner_up}?` : `${d.digit}`;
+      li.innerHTML = `<img alt="the ink read as ${label}" width="56" height="56">` +
+        `<strong></strong><span>${(d.probability * 100).toFixed(0)}%</span>`;
+      li.querySelector("strong").textContent = label;
       li.querySelector("img").src = `data:image/png;base64,${d.preprocessed}`;
       return li;
     });
     $("digits").replaceChildren(...chips);
+    $("strip").src = `data:image/png;base64,${answer.preprocessed}`;
     showBoxes(answer.digits);
     $("number-result").hidden = false;
-    showQuick(answer.text, `${answer.digits.length} digits`);
-    setStatus(`It reads ${answer.text}.`);
+    showQuick(answer.text || "—", answer.digits.length ? `${answer.digits.length} digits` : "not a number");
+    setStatus(answer.digits.length ? `It reads ${answer.verdict}.` : "No digits found: not a number.");
   }
 
   // Boxes come in the coordinates of the image sent: the canvas, or an untouched upload.

@@ -1,0 +1,44 @@
+"""Training the line reader: a tiny run writes a reader that loads, with honest metrics."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from digitnet.errors import DigitnetError
+from digitnet.inference.lines import WEIGHTS_FILE, LineReader
+from digitnet.training.line_reader import LineConfig, ctc_loss, edit_distance, fit_lines
+
+
+def test_a_tiny_run_writes_a_reader_and_its_metrics(mnist, tmp_path):
+    metrics = fit_lines(LineConfig(epochs=1, limit=256, validation=300, batch_size=32, threads=1), tmp_path,
+                        report=lambda line: None)
+    reader = LineReader.load(tmp_path)
+    assert reader.frame_probabilities(np.zeros((32, 64), np.uint8)).shape == (16, 11)
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert saved["val_exact"] == metrics["val_exact"] and 0 <= saved["val_exact"] <= 1
+    assert saved["temperature"] > 0 and 0 < saved["close"] <= 1
+    assert len(saved["history"]) == 1 and (tmp_path / WEIGHTS_FILE).stat().st_size < 2_000_000
+
+
+def test_ctc_loss_is_low_for_the_right_digits_and_high_for_wrong_ones():
+    import torch
+
+    logits = torch.full((1, 6, 11), -5.0)
+    for t, c in enumerate([10, 4, 10, 2, 2, 10]):
+        logits[0, t, c] = 5.0
+    right = ctc_loss(logits, [np.array([4, 2])], [6])
+    wrong = ctc_loss(logits, [np.array([4, 4])], [6])
+    assert float(right) < 0.01 < 1.0 < float(wrong)
+
+
+def test_edit_distance():
+    assert edit_distance([1, 2, 3], [1, 3]) == 1 and edit_distance([], [5, 5]) == 2
+    assert edit_distance([7, 1, 7], [7, 7]) == 1 and edit_distance([4], [4]) == 0
+
+
+def test_bad_settings_are_one_line():
+    with pytest.raises(DigitnetError, match="--epochs must be at least 1"):
+        LineConfig(epochs=0)

@@ -1,0 +1,37 @@
+"""Synthetic lines for the line reader: every digit once per epoch, strips as photos give them."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from digitnet.training import lines
+
+
+def test_an_epoch_writes_every_digit_once_in_lines_of_1_to_12():
+    groups = lines.epoch_lines(1000, np.random.default_rng(0))
+    assert sorted(np.concatenate(groups).tolist()) == list(range(1000))
+    assert all(1 <= len(g) <= 12 for g in groups)
+
+
+def test_batches_are_strips_of_the_reader_with_their_labels(mnist):
+    rng = np.random.default_rng(1)
+    groups = lines.epoch_lines(60, rng)
+    x, y = mnist.x_train[:60], mnist.y_train[:60]
+    seen = []
+    for batch, labels, widths in lines.line_batches(x, y, groups, 8, rng):
+        assert batch.dtype == np.uint8 and batch.shape[1] == 32 and batch.shape[2] == max(widths)
+        assert all(w % 32 == 0 for w in widths)
+        for line, w in zip(batch, widths, strict=True):
+            assert line[:, w:].max(initial=0) == 0 and line[:, :w].max() == 255  # padding is black
+        seen.extend(labels)
+    # each line's labels are one group's digits in order, or nothing for a line of non-digits
+    assert len(seen) == len(groups)
+    written = {tuple(y[g].tolist()) for g in groups}
+    assert all(len(labels) == 0 or tuple(labels.tolist()) in written for labels in seen)
+
+
+def test_a_line_is_as_long_as_its_digits_and_gaps():
+    rng = np.random.default_rng(2)
+    one = lines.compose([np.pad(np.full((20, 4), 255, np.uint8), 4)] * 1, rng)
+    many = lines.compose([np.pad(np.full((20, 4), 255, np.uint8), 4)] * 8, rng)
+    assert many.shape[1] > one.shape[1] and one.max() > 0

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import os
 import socket
+from pathlib import Path
 
 from digitnet.commands.common import add_backend_option, add_model_option, console
+from digitnet.corrections import store
 from digitnet.errors import DigitnetError
-from digitnet.inference import bundled
+from digitnet.inference import bundled, served
+from digitnet.training import runs
+
+DEFAULT_STORE = "store"
 
 
 def register(sub) -> None:
@@ -19,7 +24,24 @@ def register(sub) -> None:
     add_backend_option(p)
     p.add_argument("--threads", type=int, default=1,
                    help="torch threads per inference (default 1; requests run in parallel)")
+    p.add_argument("--store", type=Path, default=DEFAULT_STORE, metavar="DIR",
+                   help="folder for people's corrections (corrections.sqlite) and the served "
+                        "run (served.json, watched: a run named there is served without a "
+                        f"restart); default ./{DEFAULT_STORE}. The admin routes (export, "
+                        "delete, swap) need DIGITNET_ADMIN_TOKEN set")
+    p.add_argument("--no-store", dest="store", action="store_const", const=None,
+                   help="collect no corrections and watch no served.json")
     p.set_defaults(run=run)
+
+
+def served_run(run_dir: str | None, store_dir: Path | None) -> Path:
+    """--run if given, else the run the store names (the last one swapped in), else the
+    bundled reader."""
+    if run_dir is None and store_dir is not None:
+        named = served.read(store_dir)
+        if named is not None:
+            return runs.check_run_dir(named)
+    return bundled.model_dir(run_dir)
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -35,19 +57,28 @@ def listen(host: str, port: int) -> socket.socket:
 def run(args) -> int:
     import uvicorn
 
+    from digitnet.web import admin
     from digitnet.web.app import Settings, create_app
     from digitnet.web.service import load_model
 
     if args.threads < 1:
         raise DigitnetError(f"--threads must be at least 1, got {args.threads}")
-    settings = Settings(run_dir=bundled.model_dir(args.run_dir), backend=args.backend,
-                        torch_threads=args.threads)
+    settings = Settings(run_dir=served_run(args.run_dir, args.store), backend=args.backend,
+                        torch_threads=args.threads, store=args.store,
+                        admin_token=admin.check_token(os.environ.get(admin.TOKEN_VARIABLE)))
     loaded = load_model(settings.run_dir, settings.backend)  # a bad run stops here, before serving
+    if settings.store is not None:
+        store.create(store.path_in(settings.store))  # a database it cannot use stops it here too
+        served.write(settings.store, settings.run_dir)  # what every process of this store serves
     sock = listen(args.host, args.port)
     shown_host = f"[{args.host}]" if ":" in args.host else args.host
     out = console()
     out.print(f"serving {settings.run_dir} ({loaded.info.architecture}, {settings.backend}) "
               f"at http://{shown_host}:{args.port}/  (API docs at /docs; Ctrl+C stops)")
+    if settings.store is not None:
+        admin_routes = "on" if settings.admin_token else f"off (set {admin.TOKEN_VARIABLE})"
+        out.print(f"corrections kept in {store.path_in(settings.store)}; admin routes {admin_routes}",
+                  soft_wrap=True)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         out.print(f"note: listening on {args.host} makes the page reachable from other machines")
     server = uvicorn.Server(uvicorn.Config(create_app(settings, loaded), log_level="warning",

@@ -245,6 +245,8 @@
       if (mine !== generation) return;
       if (!response.ok) throw new Error(answer.detail || `the server answered ${response.status}`);
       mode === "digit" ? showDigit(answer) : showNumber(answer);
+      // feedback.js offers Right / Wrong for this answer, and sends this very image with it
+      document.dispatchEvent(new CustomEvent("digitnet:answer", { detail: { mode, image: blob, answer } }));
     } catch (error) {
       if (error.name === "AbortError" || mine !== generation) return;
       hideAnswers();
@@ -256,6 +258,7 @@
   }
 
   function hideAnswers() {
+    document.dispatchEvent(new Event("digitnet:cleared"));
     $("digit-result").hidden = true;
     $("number-result").hidden = true;
     $("note").hidden = true;

@@ -14,7 +14,7 @@ from digitnet import __version__
 from digitnet.errors import DigitnetError
 
 COMMANDS = ("data", "summary", "train", "evaluate", "predict", "read", "serve", "export",
-            "show", "bench")
+            "show", "bench", "corrections", "finetune")
 
 
 class Parser(argparse.ArgumentParser):

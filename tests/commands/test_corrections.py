@@ -27,11 +27,9 @@ def test_serve_makes_the_store_and_names_its_run(cli, trained_run, tmp_path, no_
     assert "admin routes off (set DIGITNET_ADMIN_TOKEN)" in out and len(no_serving) == 1
 
 
-def test_serve_without_run_serves_what_its_store_names(cli, trained_run, tmp_path, no_serving):
-    served.write(tmp_path, trained_run)
-    code, out, err = cli("serve", "--port", "0", "--store", tmp_path)
-    assert code == 0, err
-    assert f"serving {trained_run.resolve()}" in out.replace("\n", "")
+def test_a_failed_start_leaves_no_store(cli, tmp_path):
+    code, _, err = cli("serve", "--run", tmp_path / "nothing", "--store", tmp_path / "s")
+    assert code == 2 and "no such run directory" in err and not (tmp_path / "s").exists()
 
 
 def test_a_short_admin_token_is_refused(cli, trained_run, tmp_path, monkeypatch, no_serving):

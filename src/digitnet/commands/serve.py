@@ -10,7 +10,6 @@ from digitnet.commands.common import add_backend_option, add_model_option, conso
 from digitnet.corrections import store
 from digitnet.errors import DigitnetError
 from digitnet.inference import bundled, served
-from digitnet.training import runs
 
 DEFAULT_STORE = "store"
 
@@ -25,23 +24,13 @@ def register(sub) -> None:
     p.add_argument("--threads", type=int, default=1,
                    help="torch threads per inference (default 1; requests run in parallel)")
     p.add_argument("--store", type=Path, default=DEFAULT_STORE, metavar="DIR",
-                   help="folder for people's corrections (corrections.sqlite) and the served "
-                        "run (served.json, watched: a run named there is served without a "
-                        f"restart); default ./{DEFAULT_STORE}. The admin routes (export, "
-                        "delete, swap) need DIGITNET_ADMIN_TOKEN set")
+                   help="folder for people's corrections (corrections.sqlite) and the name of "
+                        "the run served (served.json, watched: a run named there is served "
+                        f"without a restart); default ./{DEFAULT_STORE}. The admin routes "
+                        "(export, delete, swap) need DIGITNET_ADMIN_TOKEN set")
     p.add_argument("--no-store", dest="store", action="store_const", const=None,
                    help="collect no corrections and watch no served.json")
     p.set_defaults(run=run)
-
-
-def served_run(run_dir: str | None, store_dir: Path | None) -> Path:
-    """--run if given, else the run the store names (the last one swapped in), else the
-    bundled reader."""
-    if run_dir is None and store_dir is not None:
-        named = served.read(store_dir)
-        if named is not None:
-            return runs.check_run_dir(named)
-    return bundled.model_dir(run_dir)
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -63,14 +52,14 @@ def run(args) -> int:
 
     if args.threads < 1:
         raise DigitnetError(f"--threads must be at least 1, got {args.threads}")
-    settings = Settings(run_dir=served_run(args.run_dir, args.store), backend=args.backend,
+    settings = Settings(run_dir=bundled.model_dir(args.run_dir), backend=args.backend,
                         torch_threads=args.threads, store=args.store,
                         admin_token=admin.check_token(os.environ.get(admin.TOKEN_VARIABLE)))
     loaded = load_model(settings.run_dir, settings.backend)  # a bad run stops here, before serving
-    if settings.store is not None:
+    sock = listen(args.host, args.port)
+    if settings.store is not None:  # only once it can serve: a failed start leaves no files
         store.create(store.path_in(settings.store))  # a database it cannot use stops it here too
         served.write(settings.store, settings.run_dir)  # what every process of this store serves
-    sock = listen(args.host, args.port)
     shown_host = f"[{args.host}]" if ":" in args.host else args.host
     out = console()
     out.print(f"serving {settings.run_dir} ({loaded.info.architecture}, {settings.backend}) "

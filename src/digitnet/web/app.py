@@ -5,7 +5,8 @@ to ``service`` in a worker thread, so the event loop keeps serving while the CPU
 capacity limiter bounds how many images are decoded and classified at once (memory and CPU
 stay bounded however many clients connect) and torch runs each of them on few threads.
 Corrections go to ``digitnet.corrections.store``; the admin routes check ``admin``'s token;
-``swap`` changes the served model while the server runs."""
+``swap`` changes the served model while the server runs.
+"""
 
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ from digitnet import __version__
 from digitnet.errors import DigitnetError
 
 COMMANDS = ("data", "summary", "train", "train-lines", "evaluate", "predict", "read", "serve",
-            "export", "show", "bench")
+            "export", "show", "bench", "corrections", "finetune")
 
 
 class Parser(argparse.ArgumentParser):

@@ -50,7 +50,8 @@ def test_workers_must_be_at_least_one(cli, trained_run):
     assert code == 2 and err.count("\n") == 1 and "--workers" in err
 
 
-def test_workers_hand_the_bound_port_to_uvicorns_process_manager(cli, trained_run, monkeypatch):
+def test_workers_hand_the_bound_port_to_uvicorns_process_manager(cli, trained_run, monkeypatch,
+                                                                 tmp_path):
     from digitnet.commands import serve
     from digitnet.web.app import SETTINGS_VARIABLE, Settings
 
@@ -62,7 +63,8 @@ def test_workers_hand_the_bound_port_to_uvicorns_process_manager(cli, trained_ru
 
     monkeypatch.setattr(serve.os, "execve", execve)
     with pytest.raises(Replaced) as replaced:
-        cli("serve", "--run", trained_run, "--port", "0", "--workers", "3", "--backend", "torch")
+        cli("serve", "--run", trained_run, "--port", "0", "--workers", "3", "--backend", "torch",
+            "--store", tmp_path / "store")
     argv, env = replaced.value.args
     assert argv[1:4] == ["-m", "uvicorn", "digitnet.web.app:from_environment"] and "--factory" in argv
     assert argv[argv.index("--workers") + 1] == "3"
@@ -72,6 +74,8 @@ def test_workers_hand_the_bound_port_to_uvicorns_process_manager(cli, trained_ru
     os.close(fd)
     settings = Settings.from_json(env[SETTINGS_VARIABLE])
     assert settings.run_dir == trained_run.resolve() and settings.backend == "torch"
+    assert settings.store == tmp_path / "store"  # every worker keeps corrections in one database
+    assert (tmp_path / "store" / "corrections.sqlite").is_file()
 
 
 def test_serve_is_a_listed_command(cli, capsys):

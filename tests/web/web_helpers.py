@@ -67,14 +67,16 @@ def uniform_app(**settings):
     from pathlib import Path
 
     from digitnet.inference.lines import LineReader
-    from digitnet.web import service
+    from digitnet.web import service, site
     from digitnet.web.app import Settings, create_app
     from digitnet.web.schemas import ModelInfo
 
     info = ModelInfo(run="uniform", dataset="mnist", classes=[str(d) for d in range(10)],
                      architecture="uniform", parameters=None, test_accuracy=None, precision=None,
                      backend="uniform", line_reader="the package's")
-    loaded = service.LoadedModel(UniformPredictor(), info, LineReader.load())  # type: ignore[arg-type]
+    no_device = site.OnDevice({}, None, "a stand-in model")
+    loaded = service.LoadedModel(UniformPredictor(), info, LineReader.load(),  # type: ignore[arg-type]
+                                 no_device)
     return create_app(Settings(run_dir=Path("uniform"), **settings), loaded=loaded)
 
 

@@ -8,8 +8,11 @@ import sys
 from pathlib import Path
 
 from digitnet.commands.common import add_backend_option, add_model_option, console
+from digitnet.corrections import store
 from digitnet.errors import DigitnetError
-from digitnet.inference import bundled
+from digitnet.inference import bundled, served
+
+DEFAULT_STORE = "store"
 
 # Per server process: connections beyond this get 503 at once; idle keep-alive connections close.
 LIMIT_CONCURRENCY = 64
@@ -33,6 +36,13 @@ def register(sub) -> None:
     p.add_argument("--workers", type=int, default=1,
                    help="server processes sharing the port, each with its own copy of the model "
                         "(default 1; about one per CPU core serves the most requests)")
+    p.add_argument("--store", type=Path, default=DEFAULT_STORE, metavar="DIR",
+                   help="folder for people's corrections (corrections.sqlite) and the name of "
+                        "the run served (served.json, watched: a run named there is served "
+                        f"without a restart); default ./{DEFAULT_STORE}. The admin routes "
+                        "(export, delete, swap) need DIGITNET_ADMIN_TOKEN set")
+    p.add_argument("--no-store", dest="store", action="store_const", const=None,
+                   help="collect no corrections and watch no served.json")
     p.set_defaults(run=run)
 
 
@@ -49,6 +59,7 @@ def listen(host: str, port: int) -> socket.socket:
 def run(args) -> int:
     import uvicorn
 
+    from digitnet.web import admin
     from digitnet.web.app import Settings, create_app
     from digitnet.web.service import load_model
 
@@ -57,15 +68,23 @@ def run(args) -> int:
     if args.workers < 1:
         raise DigitnetError(f"--workers must be at least 1, got {args.workers}")
     settings = Settings(run_dir=bundled.model_dir(args.run_dir), backend=args.backend,
-                        line_reader=args.line_reader, torch_threads=args.threads)
+                        line_reader=args.line_reader, torch_threads=args.threads, store=args.store,
+                        admin_token=admin.check_token(os.environ.get(admin.TOKEN_VARIABLE)))
     # a bad run or line reader stops here, before serving
     loaded = load_model(settings.run_dir, settings.backend, settings.line_reader)
     sock = listen(args.host, args.port)
+    if settings.store is not None:  # only once it can serve: a failed start leaves no files
+        store.create(store.path_in(settings.store))  # a database it cannot use stops it here too
+        served.write(settings.store, settings.run_dir)  # what every process of this store serves
     shown_host = f"[{args.host}]" if ":" in args.host else args.host
     out = console()
     processes = f", {args.workers} worker processes" if args.workers > 1 else ""
     out.print(f"serving {settings.run_dir} ({loaded.info.architecture}, {settings.backend}{processes}) "
               f"at http://{shown_host}:{args.port}/  (API docs at /docs; Ctrl+C stops)")
+    if settings.store is not None:
+        admin_routes = "on" if settings.admin_token else f"off (set {admin.TOKEN_VARIABLE})"
+        out.print(f"corrections kept in {store.path_in(settings.store)}; admin routes {admin_routes}",
+                  soft_wrap=True)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         out.print(f"note: listening on {args.host} makes the page reachable from other machines")
     if args.workers > 1:

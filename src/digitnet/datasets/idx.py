@@ -1,4 +1,4 @@
-"""Reading and checking IDX files, the format MNIST and Fashion-MNIST ship in.
+"""Reading, checking and writing IDX files, the format MNIST and Fashion-MNIST ship in.
 
 An IDX file is: two zero bytes, a dtype code, the number of dimensions, one big-endian
 uint32 per dimension, then the values. Every check here runs before the array is used,
@@ -63,3 +63,10 @@ def parse(payload: bytes, path: Path, *, ndim: int, dtype: str = ">u1") -> np.nd
             f"{path}: {what} ({len(payload)} bytes, header {dims} needs {expected}); {fix}"
         )
     return np.frombuffer(payload, dtype=dtype, offset=header).reshape(dims)
+
+
+def encode(array: np.ndarray) -> bytes:
+    """The IDX bytes of a uint8 array: what ``parse`` reads back."""
+    array = np.ascontiguousarray(array, np.uint8)
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(d.to_bytes(4, "big") for d in array.shape)
+    return header + array.tobytes()

@@ -4,6 +4,8 @@ Handlers are thin: they take the image bytes out of the request (``inputs``) and
 to ``service`` in a worker thread, so the event loop keeps serving while the CPU works. A
 capacity limiter bounds how many images are decoded and classified at once (memory and CPU
 stay bounded however many clients connect) and torch runs each of them on few threads.
+Corrections go to ``digitnet.corrections.store``; the admin routes check ``admin``'s token;
+``swap`` changes the served model while the server runs.
 """
 
 from __future__ import annotations
@@ -21,17 +23,28 @@ from typing import TypeVar
 import anyio
 import cv2
 import torch
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
+from digitnet.corrections import export
+from digitnet.corrections import store as corrections_store
 from digitnet.errors import DigitnetError
 from digitnet.inference.predictor import DEFAULT_BACKEND
 from digitnet.vision.imaging import ImageError
-from digitnet.web import inputs, service, site
+from digitnet.web import admin, inputs, service, site, swap
 from digitnet.web.limits import BodySizeLimit
-from digitnet.web.schemas import ErrorOut, Health, ModelInfo, Prediction, Reading
+from digitnet.web.schemas import (
+    CorrectionOut,
+    CorrectionsStatus,
+    ErrorOut,
+    Health,
+    ModelInfo,
+    Prediction,
+    Reading,
+    SwapIn,
+)
 
 STATIC = Path(__file__).parent / "static"
 T = TypeVar("T")
@@ -55,6 +68,13 @@ ERRORS = {
                                             "number or on several lines), a JSON body of the "
                                             "wrong shape, or a malformed multipart body"},
 }
+OFF = {404: {"model": ErrorOut, "description": "corrections are off on this server"}}
+ADMIN = {401: {"model": ErrorOut, "description": "no admin token, or a wrong one"},
+         404: {"model": ErrorOut, "description": "admin routes are off (no token set on the server), "
+                                                 "or no such correction"}}
+BAD_FORMAT = {"model": ErrorOut, "description": "an export format other than idx or png"}
+BAD_RUN = {"model": ErrorOut, "description": "a run that does not load, or a body of the wrong shape"}
+STORE_ERROR = {503: {"model": ErrorOut, "description": "the corrections database cannot be used now"}}
 
 
 def default_concurrency() -> int:
@@ -69,6 +89,15 @@ class Settings:
     max_body_bytes: int = 5 * 1024 * 1024  # larger requests get 413 before they are read
     torch_threads: int = 1  # torch intra-op threads per inference; concurrency comes from requests
     max_concurrent: int = field(default_factory=default_concurrency)  # images processed at once
+    # The folder of corrections.sqlite and served.json: with it, corrections are collected and
+    # a run named in served.json is swapped in; without it, neither.
+    store: Path | None = None
+    admin_token: str | None = field(default=None, repr=False)  # None: the admin routes are off
+    swap_check_s: float = 1.0  # how often served.json is looked at
+
+    @property
+    def corrections_db(self) -> Path | None:
+        return None if self.store is None else corrections_store.path_in(self.store)
 
     def to_json(self) -> str:
         return json.dumps({k: str(v) if isinstance(v, Path) else v
@@ -79,7 +108,7 @@ class Settings:
         """Settings from ``to_json``'s JSON; fields left out keep their defaults."""
         try:
             fields = json.loads(text)
-            paths = {k: Path(fields[k]) for k in ("run_dir", "line_reader") if fields.get(k)}
+            paths = {k: Path(fields[k]) for k in ("run_dir", "line_reader", "store") if fields.get(k)}
             return cls(**{**fields, **paths})
         except (ValueError, TypeError, KeyError) as e:
             names = ", ".join(f.name for f in dataclasses.fields(cls))
@@ -88,7 +117,10 @@ class Settings:
 
 
 def status_for(error: DigitnetError) -> int:
-    """415 for what is not an image at all, 422 for everything else the client sent wrong."""
+    """415 for what is not an image at all, 503 for a database the server cannot use, 422 for
+    everything else the client sent wrong."""
+    if isinstance(error, corrections_store.StoreError):
+        return 503
     return 415 if isinstance(error, ImageError) and error.kind == "not_image" else 422
 
 
@@ -105,15 +137,21 @@ def create_app(settings: Settings, loaded: service.LoadedModel | None = None) ->
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.model = loaded or service.load_model(settings.run_dir, settings.backend,
                                                        settings.line_reader)
-        app.state.on_device = site.on_device(settings.run_dir)
         app.state.limiter = anyio.CapacityLimiter(settings.max_concurrent)
+        if settings.corrections_db is not None:
+            corrections_store.create(settings.corrections_db)  # made or migrated once, before serving
         previous_threads = torch.get_num_threads(), cv2.getNumThreads()
         torch.set_num_threads(settings.torch_threads)
         # one OpenCV thread per image: its threads on an image of a few hundred pixels a side
         # cost more in waiting for each other than they save, and requests run in parallel
         cv2.setNumThreads(1)
         try:
-            yield
+            async with anyio.create_task_group() as tasks:
+                if settings.store is not None:
+                    tasks.start_soon(swap.watch, app, settings.store, settings.backend,
+                                     settings.line_reader, settings.swap_check_s)
+                yield
+                tasks.cancel_scope.cancel()
         finally:
             torch.set_num_threads(previous_threads[0])
             cv2.setNumThreads(previous_threads[1])
@@ -151,7 +189,7 @@ def create_app(settings: Settings, loaded: service.LoadedModel | None = None) ->
     async def on_device(request: Request, name: str) -> Response:
         """The reader folder for reading on the device (see ``site``); 404 with the reason when
         this server has none."""
-        found = request.app.state.on_device
+        found = request.app.state.model.on_device  # follows a swapped-in model
         if found.info is None:
             return JSONResponse({"detail": f"reading on this device is unavailable: {found.reason}"},
                                 status_code=404)
@@ -160,6 +198,55 @@ def create_app(settings: Settings, loaded: service.LoadedModel | None = None) ->
         if name not in found.files:
             return JSONResponse({"detail": f"no file {name} here"}, status_code=404)
         return FileResponse(found.files[name])
+
+    def corrections_db() -> Path:
+        if settings.corrections_db is None:
+            raise HTTPException(404, "this server does not collect corrections; start it with "
+                                     "digitnet serve --store DIR")
+        return settings.corrections_db
+
+    @app.get("/api/corrections/status", response_model=CorrectionsStatus)
+    async def corrections_status() -> CorrectionsStatus:
+        return CorrectionsStatus(collecting=settings.corrections_db is not None)
+
+    @app.post("/api/corrections", status_code=201, response_model=CorrectionOut,
+              responses={**ERRORS, **OFF, **STORE_ERROR}, openapi_extra=inputs.CORRECTION_BODY,
+              summary="Keep a person's correction of an answer")
+    async def correct(request: Request) -> CorrectionOut:
+        db = corrections_db()
+        data, source, fields = await inputs.correction(request)
+        return await in_worker(request, service.correct, data, source, fields,
+                               request.app.state.model, db)
+
+    @app.get("/api/corrections/export", responses={200: {"content": {"application/zip": {}}},
+                                                   **ADMIN, **STORE_ERROR, 422: BAD_FORMAT},
+             response_class=Response, summary="All labelled corrections as a zip (admin)")
+    async def export_corrections(request: Request, format: str = "idx") -> Response:  # idx or png
+        admin.require(request, settings.admin_token)
+        db = corrections_db()
+        archive = await in_worker(request, lambda: export.zipped(corrections_store.labelled(db), format))
+        return Response(archive, media_type="application/zip", headers={
+            "Content-Disposition": f'attachment; filename="corrections-{format}.zip"'})
+
+    # ":int": other names under /api/corrections/ (status, export) are not ids to delete
+    @app.delete("/api/corrections/{ident:int}", status_code=204, responses={**ADMIN, **STORE_ERROR},
+                response_class=Response, summary="Delete one correction (admin)")
+    async def delete_correction(request: Request, ident: int) -> Response:
+        admin.require(request, settings.admin_token)
+        db = corrections_db()
+        if not await in_worker(request, corrections_store.delete, db, [ident]):
+            raise HTTPException(404, f"no correction {ident}; 'digitnet corrections list' shows them")
+        return Response(status_code=204)
+
+    @app.post("/api/swap", response_model=ModelInfo, responses={**ADMIN, 422: BAD_RUN},
+              summary="Serve another run, without a restart (admin)")
+    async def swap_model(request: Request) -> ModelInfo:
+        admin.require(request, settings.admin_token)
+        body = inputs.validated(SwapIn, await request.body(), 'send JSON {"run": "<run directory>"}')
+        new = await in_worker(request, swap.publish, Path(body.run), settings.backend,
+                                settings.line_reader, settings.store)
+        request.app.state.model = new
+        return new.info
 
     @app.get("/api/health", response_model=Health)
     async def health() -> Health:

@@ -63,6 +63,42 @@ class ModelInfo(BaseModel):
     precision: str | None = Field(description="the precision it was trained in")
     backend: str = Field(description="the runtime executing the network")
     line_reader: str = Field(description="where the reader of whole numbers (/api/read) comes from")
+    weights_sha256: str | None = Field(default=None, description="SHA-256 of the run's model.safetensors: "
+                                                                 "exactly which weights answer")
+
+
+class CorrectionFields(BaseModel):
+    """What a person says an image shows, beside the image itself."""
+
+    label: str = Field(min_length=1, max_length=40,
+                       description='for a digit, "0" to "9" or "not a digit"; for a number, its '
+                                   'digits ("721")')
+    kind: Literal["digit", "number"] = Field(
+        default="digit", description="digit: the image was read by /api/predict; number: by /api/read")
+
+
+class CorrectionIn(ImageIn, CorrectionFields):
+    """A correction as a JSON body: the image as /api/predict takes it, and the right answer."""
+
+
+class CorrectionOut(BaseModel):
+    id: int = Field(description="the correction's number in the store")
+    kind: Literal["digit", "number"]
+    answer: str = Field(description="what the served model answers for this image")
+    label: str = Field(description="what the person says it is")
+    right: bool = Field(description="the model's answer (its most likely digit) is the label")
+    labelled_digits: int = Field(description="28x28 images stored with a label, for fine-tuning; "
+                                             "0 when a number's label has another count of digits")
+    model: str = Field(description="the run that answered")
+    created: str = Field(description="when it was stored (UTC, ISO 8601)")
+
+
+class CorrectionsStatus(BaseModel):
+    collecting: bool = Field(description="whether POST /api/corrections stores corrections")
+
+
+class SwapIn(BaseModel):
+    run: str = Field(description="a run directory on the server, e.g. one written by digitnet finetune")
 
 
 class ErrorOut(BaseModel):

@@ -3,34 +3,45 @@
 The same preprocessing as ``digitnet predict`` (``digitnet.vision.imaging``) turns any photo or
 drawing into the 28x28 white-on-black input; the PNG of that input goes back to the client
 so a person can see what the model was actually given.
+
+A correction is read again here, by the model served now: the answer, confidence, 28x28
+images and model identity stored with it are the server's own, not what a client claims.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from digitnet.corrections import store
 from digitnet.errors import DigitnetError
 from digitnet.inference.lines import LineReader
 from digitnet.inference.predictor import Predictor
 from digitnet.training import runs
+from digitnet.training.config import NOT_A_DIGIT, NOT_A_DIGIT_NAME
 from digitnet.vision import imaging
 from digitnet.vision.layout import count_digits
 from digitnet.vision.numbers import read_number
-from digitnet.web.schemas import DigitOut, ModelInfo, Prediction, Reading
+from digitnet.web import site
+from digitnet.web.schemas import CorrectionFields, CorrectionOut, DigitOut, ModelInfo, Prediction, Reading
 
 
-@dataclass
+@dataclass(frozen=True)
 class LoadedModel:
-    """A run's predictor and the line reader, with the facts /api/model reports, loaded once."""
+    """A run's predictor, the line reader and what reads on the device, with the facts
+    /api/model reports; loaded at start or by a swap."""
 
     predictor: Predictor
     info: ModelInfo
     line_reader: LineReader
+    on_device: site.OnDevice  # the files for reading in the browser, or why there are none
+    run_dir: Path | None = None  # resolved
 
 
 def load_model(run_dir: Path, backend: str, line_reader: Path | None = None) -> LoadedModel:
@@ -54,8 +65,9 @@ def load_model(run_dir: Path, backend: str, line_reader: Path | None = None) -> 
         precision=metrics.get("precision"),
         backend=predictor.backend,  # the runtime "auto" resolved to
         line_reader="the package's" if line_reader is None else str(line_reader),
+        weights_sha256=hashlib.sha256((Path(run_dir) / runs.MODEL_FILE).read_bytes()).hexdigest(),
     )
-    return LoadedModel(predictor, info, reader)
+    return LoadedModel(predictor, info, reader, site.on_device(run_dir), Path(run_dir).resolve())
 
 
 def png_base64(image: np.ndarray) -> str:
@@ -86,3 +98,63 @@ def read_image(data: bytes, source: str, reader: LineReader) -> Reading:
               for d in reading.digits]
     return Reading(text=reading.text, verdict=reading.verdict, probability=reading.probability,
                    unsure=reading.unsure, digits=digits, preprocessed=png_base64(reading.line))
+
+
+NUMBER = re.compile(r"^[0-9]{1,40}$")
+DIGIT_NAMES = tuple("0123456789")
+
+
+def tidy_label(fields: CorrectionFields) -> str:
+    """The label, tidied: one digit or "not a digit" for a digit, only digits for a number."""
+    label = " ".join(fields.label.split()).lower()
+    if fields.kind == "digit" and label in (*DIGIT_NAMES, NOT_A_DIGIT_NAME):
+        return label
+    if fields.kind == "number" and NUMBER.match(label.replace(" ", "")):
+        return label.replace(" ", "")
+    wanted = '"0" to "9" or "not a digit"' if fields.kind == "digit" else "only digits, 1 to 40 of them"
+    raise DigitnetError(f"label {fields.label!r} is not a {fields.kind}'s answer; send {wanted}")
+
+
+def class_index(name: str) -> int:
+    return NOT_A_DIGIT if name == NOT_A_DIGIT_NAME else int(name)
+
+
+def seen_digit(data: bytes, source: str, predictor: Predictor, label: str) -> tuple[str, float, store.Seen]:
+    """(answer text, its probability, the 28x28 with what the model said) of one digit."""
+    with imaging.opencv_errors(source):
+        image = imaging.decode(data, source, imaging.DIGIT_PHOTO_SIDE, gray=True)  # as predict_image
+        x = imaging.to_mnist(image)
+    (answer,) = predictor.answers(predictor.probabilities(x[None]))
+    said = NOT_A_DIGIT if answer.verdict == "not_a_digit" else answer.digit
+    return answer.text, answer.probability, store.Seen(x, said, answer.probability, class_index(label))
+
+
+def seen_number(data: bytes, source: str, reader: LineReader, label: str
+                ) -> tuple[str, float, list[store.Seen]]:
+    """(the number read, the probability of the whole number, each digit's 28x28 with what the
+    line reader said); each digit gets its label only when the label has as many digits."""
+    with imaging.opencv_errors(source):
+        reading = read_number(imaging.decode(data, source), reader)
+    labels = [int(c) for c in label] if len(label) == len(reading.digits) else [None] * len(reading.digits)
+    seen = [store.Seen(d.image28, d.digit, d.probability, y)
+            for d, y in zip(reading.digits, labels, strict=True)]
+    return reading.text, reading.probability, seen
+
+
+def correct(data: bytes, source: str, fields: CorrectionFields, model: LoadedModel,
+            db: Path) -> CorrectionOut:
+    """Read the image again, store it with the person's label, and say what was stored."""
+    label = tidy_label(fields)
+    if fields.kind == "digit":
+        answer, confidence, one = seen_digit(data, source, model.predictor, label)
+        seen = [one]
+        right = one.answer == one.label
+    else:
+        answer, confidence, seen = seen_number(data, source, model.line_reader, label)
+        right = answer == label
+    correction = store.Correction(fields.kind, data, answer, confidence, label, model.info.run,
+                                  model.info.weights_sha256 or "", tuple(seen))
+    ident = store.add(db, correction)
+    return CorrectionOut(id=ident, kind=fields.kind, answer=answer, label=label, right=right,
+                         labelled_digits=sum(d.label is not None for d in seen),
+                         model=model.info.run, created=correction.created)

@@ -196,6 +196,8 @@ import { percent, verdictWords } from "./reader/verdict.js";
       if (!response.ok) throw new Error(answer.detail || `the server answered ${response.status}`);
       mode === "digit" ? showDigit(answer) : showNumber(answer);
       showTime("on the server", performance.now() - start);
+      // feedback.js offers Right / Wrong for this answer, and sends this very image with it
+      document.dispatchEvent(new CustomEvent("digitnet:answer", { detail: { mode, image: blob, answer } }));
     } catch (error) {
       if (error.name === "AbortError" || mine !== generation) return;
       hideAnswers();
@@ -220,6 +222,11 @@ import { percent, verdictWords } from "./reader/verdict.js";
       if (mine !== generation) return;
       showDigit(answer);
       showTime("on this device", answer.ms);
+      // a correction is sent with the image itself: the server reads it again with its model
+      const image = upload || await currentImage();
+      if (mine === generation) {
+        document.dispatchEvent(new CustomEvent("digitnet:answer", { detail: { mode, image, answer } }));
+      }
     } catch (error) {
       if (mine !== generation) return;
       hideAnswers();
@@ -237,6 +244,7 @@ import { percent, verdictWords } from "./reader/verdict.js";
 
   function hideAnswers() {
     $("timing").hidden = true;
+    document.dispatchEvent(new Event("digitnet:cleared"));
     $("digit-result").hidden = true;
     $("number-result").hidden = true;
     $("note").hidden = true;

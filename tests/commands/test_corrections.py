@@ -1,0 +1,73 @@
+"""``digitnet serve --store``, ``digitnet corrections`` and ``digitnet finetune`` from the command line."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import uvicorn
+
+from digitnet.corrections import store
+from digitnet.inference import served
+
+
+@pytest.fixture
+def no_serving(monkeypatch):
+    """uvicorn's loop replaced: what it would have served is recorded instead."""
+    started = []
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self, sockets: started.append(self.config.app))
+    return started
+
+
+def test_serve_makes_the_store_and_names_its_run(cli, trained_run, tmp_path, no_serving, monkeypatch):
+    monkeypatch.delenv("DIGITNET_ADMIN_TOKEN", raising=False)
+    code, out, err = cli("serve", "--run", trained_run, "--port", "0", "--store", tmp_path / "s")
+    assert code == 0, err
+    assert (tmp_path / "s" / store.FILE_NAME).is_file() and store.count(tmp_path / "s" / store.FILE_NAME) == 0
+    assert served.read(tmp_path / "s") == trained_run.resolve()
+    assert "admin routes off (set DIGITNET_ADMIN_TOKEN)" in out and len(no_serving) == 1
+
+
+def test_a_failed_start_leaves_no_store(cli, tmp_path):
+    code, _, err = cli("serve", "--run", tmp_path / "nothing", "--store", tmp_path / "s")
+    assert code == 2 and "no such run directory" in err and not (tmp_path / "s").exists()
+
+
+def test_a_short_admin_token_is_refused(cli, trained_run, tmp_path, monkeypatch, no_serving):
+    monkeypatch.setenv("DIGITNET_ADMIN_TOKEN", "secret")
+    code, _, err = cli("serve", "--run", trained_run, "--port", "0", "--store", tmp_path)
+    assert code == 2 and err.count("\n") == 1 and "at least 16" in err and not no_serving
+
+
+def add(db, label: int, n: int = 1) -> None:
+    seen = (store.Seen(np.full((28, 28), label, np.uint8), 7, 0.8, label),)
+    for _ in range(n):
+        store.add(db, store.Correction("digit", b"png", "7", 0.8, str(label), "run", "", seen))
+
+
+def test_list_export_and_delete(cli, tmp_path):
+    db = store.create(tmp_path / "c.sqlite")
+    add(db, 1, 4)
+    add(db, 2)
+    code, out, _ = cli("corrections", "list", "--db", db, "--limit", "2")
+    assert code == 0 and "2 of 5 corrections" in out and out.count(" 7 ") >= 2
+    code, out, _ = cli("corrections", "export", "--db", db, "--out", tmp_path / "idx")
+    assert code == 0 and "5 labelled images (4 to learn from, 1 held out)" in out
+    assert (tmp_path / "idx" / "t10k-labels-idx1-ubyte").is_file()
+    code, out, _ = cli("corrections", "export", "--db", db, "--format", "png", "--out", tmp_path / "png")
+    assert code == 0 and len(list((tmp_path / "png" / "1").iterdir())) == 4
+    code, out, _ = cli("corrections", "delete", "--db", db, "1", "9")
+    assert code == 0 and "deleted 1 corrections" in out and "no correction 9" in out
+    code, out, _ = cli("corrections", "delete", "--db", db, "--all")
+    assert code == 0 and "deleted 4" in out and store.count(db) == 0
+
+
+@pytest.mark.parametrize(("argv", "words"), [
+    (["corrections", "list", "--db", "{tmp}/none.sqlite"], "no corrections database"),
+    (["corrections", "delete", "--db", "{db}"], "--all"),
+    (["corrections", "export", "--db", "{db}", "--out", "{tmp}", "--format", "png"], "not an empty folder"),
+    (["finetune", "--corrections", "{db}", "--run", "{tmp}/none"], "no such run directory"),
+])
+def test_mistakes_are_one_line(cli, tmp_path, argv, words):
+    db = store.create(tmp_path / "c.sqlite")
+    code, out, err = cli(*[a.format(tmp=tmp_path, db=db) for a in argv])
+    assert code == 2 and err.count("\n") == 1 and words in err

@@ -46,8 +46,11 @@ def test_softmax_at_inference_sums_to_one():
     torch.testing.assert_close(p.sum(1), torch.ones(5))
 
 
-def test_speedrun_net_shapes():
-    model = build_model("speedrun_net")
+@pytest.mark.parametrize("pool_first", [False, True])
+@pytest.mark.parametrize("grid, head_inputs", [(False, 64), (True, 64 * 9)])
+def test_speedrun_net_shapes(grid, head_inputs, pool_first):
+    model = build_model("speedrun_net", width=(16, 32, 64), grid=grid, pool_first=pool_first)
+    assert model.features(torch.rand(3, 1, 28, 28)).shape == (3, head_inputs)
     assert model(torch.rand(3, 1, 28, 28)).shape == (3, 10)
 
 

@@ -50,19 +50,40 @@ def conv_bn(c_in: int, c_out: int) -> nn.Sequential:
     )
 
 
+def conv_pool_bn(c_in: int, c_out: int, pool: nn.Module) -> nn.Sequential:
+    """3x3 convolution, then ``pool``, then batch norm and ReLU on the pooled map: conv_bn
+    followed by the pool, reordered so that normalisation and activation (most of a small net's
+    CPU time) see a quarter of the positions."""
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), pool, nn.BatchNorm2d(c_out), nn.ReLU()
+    )
+
+
 class SpeedrunNet(nn.Module):
     """A small BatchNorm convnet that reaches 99% on MNIST in about one pass over the data."""
 
-    def __init__(self, num_classes: int = 10, width: tuple[int, int, int] = (24, 48, 64)) -> None:
+    def __init__(self, num_classes: int = 10, width: tuple[int, int, int] = (24, 48, 64),
+                 grid: bool = False, pool_first: bool = False) -> None:
         super().__init__()
         w1, w2, w3 = width
-        self.features = nn.Sequential(
-            conv_bn(1, w1), nn.MaxPool2d(2),  # (N, w1, 14, 14)
-            conv_bn(w1, w2), nn.MaxPool2d(2),  # (N, w2, 7, 7)
-            conv_bn(w2, w3), nn.AdaptiveMaxPool2d(1),  # (N, w3, 1, 1)
-            nn.Flatten(),  # (N, w3)
-        )
-        self.head = nn.Linear(w3, num_classes)  # (N, 10) logits
+        # grid: the head sees where each feature is, on a 3x3 grid, rather than only its
+        # strongest response anywhere; 9x the head's inputs for almost no compute.
+        last_pool, cells = (nn.MaxPool2d(2), 9) if grid else (nn.AdaptiveMaxPool2d(1), 1)
+        if pool_first:  # pool right after each convolution (see conv_pool_bn)
+            self.features = nn.Sequential(
+                conv_pool_bn(1, w1, nn.MaxPool2d(2)),  # (N, w1, 14, 14)
+                conv_pool_bn(w1, w2, nn.MaxPool2d(2)),  # (N, w2, 7, 7)
+                conv_pool_bn(w2, w3, last_pool),  # (N, w3, 3, 3) with grid, else (N, w3, 1, 1)
+                nn.Flatten(),  # (N, w3 * cells)
+            )
+        else:
+            self.features = nn.Sequential(
+                conv_bn(1, w1), nn.MaxPool2d(2),  # (N, w1, 14, 14)
+                conv_bn(w1, w2), nn.MaxPool2d(2),  # (N, w2, 7, 7)
+                conv_bn(w2, w3), last_pool,  # (N, w3, 3, 3) with grid, else (N, w3, 1, 1)
+                nn.Flatten(),  # (N, w3 * cells)
+            )
+        self.head = nn.Linear(w3 * cells, num_classes)  # (N, 10) logits
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))

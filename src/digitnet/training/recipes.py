@@ -43,13 +43,15 @@ RECIPES: dict[str, dict[str, Any]] = {
         "ema": 0.99,
     },
     "speedrun": {
-        # Validation accuracy 99.14% after one epoch in 14.6 s here (2 cores, AVX2). Batch
-        # 256 was slower per image and less accurate (98.3%); channels-last makes CPU max-pool
-        # and batch norm vectorise over channels (about 1.3x faster per step).
+        # One epoch. Batch 256 was slower per image and less accurate (98.3%); channels-last
+        # makes CPU max-pool and batch norm vectorise over channels (about 1.3x faster per
+        # step). On validation (median of 5 seeds, Xeon with AMX): a 3x3 grid before the head
+        # rather than one global max, 99.02% -> 99.16%; then lr 0.2 rather than 0.1, 99.24%;
+        # then pooling before batch norm and ReLU, 99.28% and 26% less time per step.
         "model": "speedrun_net",
-        "model_args": {"width": (16, 32, 64)},
+        "model_args": {"width": (16, 32, 64), "grid": True, "pool_first": True},
         "optimizer": "sgd",
-        "lr": 0.1,
+        "lr": 0.2,
         "momentum": 0.9,
         "weight_decay": 5e-4,
         "schedule": "onecycle",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -24,6 +25,13 @@ def mnist() -> Dataset:
         return load("mnist")
     except DigitnetError as e:
         pytest.skip(f"MNIST files not available: {e}")
+
+
+@pytest.fixture(scope="session")
+def mnist_short_test(mnist) -> Dataset:
+    """MNIST with only the first 1,000 test images: for tests of the training loop, where the
+    test accuracy is not the point and evaluating 10,000 images each epoch is most of the time."""
+    return dataclasses.replace(mnist, x_test=mnist.x_test[:1000], y_test=mnist.y_test[:1000])
 
 
 @pytest.fixture

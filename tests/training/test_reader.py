@@ -63,19 +63,19 @@ def test_a_model_without_the_11th_class_never_refuses():
 
 
 @pytest.mark.slow
-def test_reader_recipe_trains_calibrates_and_reads(mnist, tmp_path, cli):
+def test_reader_recipe_trains_calibrates_and_reads(mnist_short_test, tmp_path, cli):
     """The recipe's whole path on a few hundred images: 11 classes, calibration recorded and
     folded into the saved model, and a predictor that names the 11th class."""
     config = recipes.resolve("reader", {"limit": 1200, "validation": 200, "negatives": 400,
                                         "epochs": 1, "batch_size": 100, "ema": 0.0})
-    metrics = fit(config, tmp_path / "reader", dataset=mnist)
+    metrics = fit(config, tmp_path / "reader", dataset=mnist_short_test)
     cal = metrics["calibration"]
     assert cal["temperature"] > 0 and 0 <= cal["val_ece_after"] <= 1 and 0 < cal["reject"] <= 1
     assert "not a digit" in metrics["per_class_accuracy"]
     assert len(metrics["confusion"]) == 11
     predictor = Predictor.from_run(tmp_path / "reader", backend="torch")
     assert predictor.classes[-1] == "not a digit"
-    assert predictor.probabilities(mnist.x_test[:5]).shape == (5, 11)
+    assert predictor.probabilities(mnist_short_test.x_test[:5]).shape == (5, 11)
     model, _ = runs.load_model(tmp_path / "reader")
     assert model.head.out_features == 11
     # the 11 classes have 11 names wherever a command reports per class

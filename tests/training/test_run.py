@@ -57,15 +57,15 @@ class InterruptAt(SilentReporter):
             os.kill(os.getpid(), signal.SIGINT)
 
 
-def test_interrupted_run_resumes_to_identical_weights(tmp_path, mnist):
+def test_interrupted_run_resumes_to_identical_weights(tmp_path, mnist_short_test):
     config = TrainConfig(limit=1500, epochs=2, batch_size=50, precision="fp32", threads=1)
-    fit(config, tmp_path / "straight", dataset=mnist)
+    fit(config, tmp_path / "straight", dataset=mnist_short_test)
 
     with pytest.raises(Interrupted) as info:
-        fit(config, tmp_path / "stopped", dataset=mnist, reporter=InterruptAt(epoch=1, step=7))
+        fit(config, tmp_path / "stopped", dataset=mnist_short_test, reporter=InterruptAt(epoch=1, step=7))
     assert (info.value.epoch, info.value.step) == (1, 7)
     assert not (tmp_path / "stopped" / "model.safetensors").exists()
-    metrics = fit(config, tmp_path / "stopped", dataset=mnist, resume=True)
+    metrics = fit(config, tmp_path / "stopped", dataset=mnist_short_test, resume=True)
 
     a, _ = runs.load_model(tmp_path / "straight")
     b, _ = runs.load_model(tmp_path / "stopped")
@@ -74,10 +74,10 @@ def test_interrupted_run_resumes_to_identical_weights(tmp_path, mnist):
     assert metrics["test_accuracy"] == runs.read_metrics(tmp_path / "straight")["test_accuracy"]
 
 
-def test_validation_split_and_target_accuracy(tmp_path, mnist):
+def test_validation_split_and_target_accuracy(tmp_path, mnist_short_test):
     config = TrainConfig(limit=3000, validation=1000, epochs=4, batch_size=50,
                          target_accuracy=0.5, precision="fp32")
-    metrics = fit(config, tmp_path / "r", dataset=mnist)
+    metrics = fit(config, tmp_path / "r", dataset=mnist_short_test)
     assert metrics["train_images"] == 2000
     assert metrics["epochs_run"] == 1, "stops once validation accuracy reaches the target"
     record = metrics["history"]["epochs"][0]
@@ -85,18 +85,20 @@ def test_validation_split_and_target_accuracy(tmp_path, mnist):
     assert record["val_accuracy"] >= 0.5
 
 
-def test_validation_must_leave_training_images(tmp_path, mnist):
+def test_validation_must_leave_training_images(tmp_path, mnist_short_test):
     with pytest.raises(DigitnetError, match="leaves no training images"):
-        fit(TrainConfig(limit=100, validation=100), tmp_path / "r", dataset=mnist)
+        fit(TrainConfig(limit=100, validation=100), tmp_path / "r", dataset=mnist_short_test)
 
 
-def test_stop_during_the_last_evaluation_saves_and_resumes(tmp_path, mnist, monkeypatch):
+def test_stop_during_the_last_evaluation_saves_and_resumes(tmp_path, mnist_short_test, monkeypatch):
     """Ctrl-C while the last epoch is being evaluated stops the run there, with a checkpoint;
     resuming evaluates that epoch and ends as an uninterrupted run does."""
     from digitnet.training import run as run_module
 
-    config = TrainConfig(limit=600, epochs=1, batch_size=50, precision="fp32", threads=1)
-    straight = fit(config, tmp_path / "straight", dataset=mnist)
+    # eval_batch_size: a stop is noticed between chunks of 4 evaluation batches: several here
+    config = TrainConfig(limit=600, epochs=1, batch_size=50, precision="fp32", threads=1,
+                         eval_batch_size=100)
+    straight = fit(config, tmp_path / "straight", dataset=mnist_short_test)
 
     real = run_module.evaluate_sums
     calls = []
@@ -109,23 +111,24 @@ def test_stop_during_the_last_evaluation_saves_and_resumes(tmp_path, mnist, monk
 
     monkeypatch.setattr(run_module, "evaluate_sums", interrupting)
     with pytest.raises(Interrupted) as info:
-        fit(config, tmp_path / "stopped", dataset=mnist)
+        fit(config, tmp_path / "stopped", dataset=mnist_short_test)
     assert (info.value.epoch, info.value.step) == (0, 12)  # all 12 steps done, evaluation not
     ckpt, _ = checkpoints.load_checkpoint(tmp_path / "stopped")
     assert (ckpt.epoch, ckpt.step) == (0, 12)
     assert not (tmp_path / "stopped" / "model.safetensors").exists()
 
     monkeypatch.setattr(run_module, "evaluate_sums", real)
-    resumed = fit(config, tmp_path / "stopped", dataset=mnist, resume=True)
+    resumed = fit(config, tmp_path / "stopped", dataset=mnist_short_test, resume=True)
     assert resumed["test_accuracy"] == straight["test_accuracy"]
     assert resumed["history"]["epochs"][0]["train_loss"] == pytest.approx(
         straight["history"]["epochs"][0]["train_loss"])
 
 
-def test_stop_during_the_final_test_keeps_the_checkpoint(tmp_path, mnist, monkeypatch):
+def test_stop_during_the_final_test_keeps_the_checkpoint(tmp_path, mnist_short_test, monkeypatch):
     from digitnet.training import run as run_module
 
-    config = TrainConfig(limit=600, validation=100, epochs=1, batch_size=50, precision="fp32")
+    config = TrainConfig(limit=600, validation=100, epochs=1, batch_size=50, precision="fp32",
+                         eval_batch_size=100)
     real = run_module.evaluate_sums
 
     def interrupting(model, x, *args, **kwargs):
@@ -135,9 +138,9 @@ def test_stop_during_the_final_test_keeps_the_checkpoint(tmp_path, mnist, monkey
 
     monkeypatch.setattr(run_module, "evaluate_sums", interrupting)
     with pytest.raises(Interrupted):
-        fit(config, tmp_path / "r", dataset=mnist)
+        fit(config, tmp_path / "r", dataset=mnist_short_test)
     ckpt, _ = checkpoints.load_checkpoint(tmp_path / "r")
     assert (ckpt.epoch, ckpt.step) == (1, 0)
     monkeypatch.setattr(run_module, "evaluate_sums", real)
-    metrics = fit(config, tmp_path / "r", dataset=mnist, resume=True)
+    metrics = fit(config, tmp_path / "r", dataset=mnist_short_test, resume=True)
     assert metrics["test_accuracy"] > 0.5 and (tmp_path / "r" / "model.safetensors").exists()

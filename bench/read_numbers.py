@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -34,6 +33,7 @@ import cv2
 import numpy as np
 
 from digitnet import atomic
+from digitnet.benchmarks.runner import cpu_model
 from digitnet.datasets import load
 from digitnet.errors import DigitnetError
 from digitnet.inference.lines import LineReader
@@ -93,16 +93,6 @@ def measure(read: Callable[[np.ndarray], str], cases: list[tuple[str, str, bytes
                              for n, v in sorted(ms_by_length.items())}}
 
 
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", type=Path, nargs="?",
@@ -124,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         readers[f"cut first ({args.baseline})"] = lambda image: old.read_number(image, predictor).text
     load_before = os.getloadavg()[0]
     result = {"line_reader": reader.source, "baseline_run": str(args.run_dir), "seed": args.seed,
-              "numbers": args.numbers, "cpu": cpu_name(), "cores": os.cpu_count(),
+              "numbers": args.numbers, "cpu": cpu_model(), "cores": os.cpu_count(),
               "readers": {name: measure(read, cases) for name, read in readers.items()}}
     result["load_average"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]  # before, after
     print(f"{len(cases)} numbers of {LENGTHS[0]}-{LENGTHS[1]} MNIST test digits; line reader "

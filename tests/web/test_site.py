@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 
 from digitnet import npm
 from digitnet.errors import DigitnetError
+from digitnet.inference import bundled
 from digitnet.web import browser_runtime
 from digitnet.web.app import Settings, create_app
 
@@ -125,6 +126,10 @@ def test_without_a_checked_model_or_the_runtime_on_device_says_why(trained_run, 
         with TestClient(create_app(Settings(run_dir=trained_run))) as client:
             r = client.get("/ondevice/model.json")
         assert r.status_code == 404 and "no checked ONNX file" in r.json()["detail"]
+        # the bundled reader's own folder is never written to: the advice is to copy it first
+        with TestClient(create_app(Settings(run_dir=bundled.READER_DIR))) as client:
+            detail = client.get("/ondevice/model.json").json()["detail"]
+        assert "cp -r" in detail and "digitnet export --run runs/reader" in detail
     monkeypatch.setenv(browser_runtime.ENV, str(tmp_path))
     with TestClient(create_app(Settings(run_dir=trained_run))) as client:
         r = client.get("/ondevice/model.onnx")

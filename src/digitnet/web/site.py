@@ -22,7 +22,7 @@ import numpy as np
 
 from digitnet import atomic
 from digitnet.errors import DigitnetError
-from digitnet.inference import export, onnx_runtime
+from digitnet.inference import bundled, export, onnx_runtime
 from digitnet.training import runs
 from digitnet.web import browser_runtime
 
@@ -76,6 +76,11 @@ def on_device(run_dir: Path) -> OnDevice:
         model, _ = onnx_runtime.current_export(run_dir)
         info = reader_info(run_dir)
     except DigitnetError as e:
+        if Path(run_dir).resolve() == bundled.READER_DIR:  # the package's files stay as shipped
+            return OnDevice({}, None, "the bundled reader has no checked ONNX file in the package; "
+                                      f"copy it into a run (cp -r {bundled.READER_DIR} runs/reader), "
+                                      "export that (digitnet export --run runs/reader) and serve it "
+                                      "(digitnet serve --run runs/reader)")
         return OnDevice({}, None, f"this model has no checked ONNX file: {e}")
     files = {name: runtime / name for name in browser_runtime.FILES}
     return OnDevice({**files, onnx_runtime.ONNX_FILE: model}, info)

@@ -33,7 +33,7 @@ FORMAT = "digitnet-reader"
 PAGE = {"site.html": "index.html", "site.js": "site.js", "style.css": "style.css",
         "favicon.svg": "favicon.svg", "reader/imaging.js": "reader/imaging.js",
         "reader/verdict.js": "reader/verdict.js", "reader/device.js": "reader/device.js",
-        "reader/ink.js": "reader/ink.js"}
+        "reader/ink.js": "reader/ink.js", "reader/answer.js": "reader/answer.js"}
 
 
 def reader_info(run_dir: Path) -> dict[str, Any]:

@@ -4,7 +4,7 @@
 // 28x28 input are shown beside it (and the verdict under the canvas on a phone).
 import { decodeFile, openReader } from "./reader/device.js";
 import { captureStrokes, fit as fitTo, onlyStrokes, paint } from "./reader/ink.js";
-import { percent, verdictWords } from "./reader/verdict.js";
+import { buildBars, setStatus, showBars, showDigit as showVerdict, showTime } from "./reader/answer.js";
 
 (() => {
   const SIZES = { digit: [280, 280], number: [560, 280] };
@@ -14,7 +14,6 @@ import { percent, verdictWords } from "./reader/verdict.js";
   const pad = $("pad");
   const ctx = pad.getContext("2d");
   const paper = $("paper");
-  const status = $("status");
 
   let mode = "digit";
   let items = []; // what is on the canvas, in order: {stroke: [[x, y], ...]} or {image, fit}
@@ -22,45 +21,8 @@ import { percent, verdictWords } from "./reader/verdict.js";
   let inFlight = null; // AbortController of the request in progress
   let generation = 0; // answers to older drawings are dropped
 
-  let classes = [..."0123456789"]; // replaced by the served model's classes
   let where = "server"; // who reads: "server" or "device" (one digit only)
   let reader = null; // the on-device reader, a promise once it is asked for
-
-  function buildBars() {
-    $("bars").replaceChildren(...classes.map((name) => {
-      const li = document.createElement("li");
-      li.innerHTML = `<span></span><span class="track"><span class="fill"></span></span>` +
-        `<span class="pct">–</span>`;
-      li.firstChild.textContent = name;
-      li.setAttribute("aria-label", `${name}: no answer yet`);
-      return li;
-    }));
-  }
-
-  function showBars(probabilities) {
-    const best = probabilities.indexOf(Math.max(...probabilities));
-    [...$("bars").children].forEach((li, c) => {
-      const p = probabilities[c] ?? 0;
-      li.querySelector(".fill").style.width = `${p * 100}%`;
-      li.querySelector(".pct").textContent = percent(p).replace("over ", ">").replace("under ", "<");
-      li.classList.toggle("best", c === best);
-      li.setAttribute("aria-label", `${classes[c]}: ${(p * 100).toFixed(1)} percent`);
-    });
-  }
-
-  function resetBars() {
-    [...$("bars").children].forEach((li, c) => {
-      li.querySelector(".fill").style.width = "0";
-      li.querySelector(".pct").textContent = "–";
-      li.classList.remove("best");
-      li.setAttribute("aria-label", `${classes[c]}: no answer yet`);
-    });
-  }
-
-  function setStatus(text, isError = false) {
-    status.textContent = text;
-    status.classList.toggle("error", isError);
-  }
 
   // ---- the canvas -------------------------------------------------------------------------
 
@@ -100,7 +62,7 @@ import { percent, verdictWords } from "./reader/verdict.js";
     hideAnswers();
     $("boxes").replaceChildren();
     $("result").setAttribute("aria-busy", "false");
-    resetBars();
+    showBars([]);
     setStatus(mode === "digit" ? "Draw a digit to begin." : "Write a number of a few digits, side by side.");
   }
 
@@ -201,7 +163,7 @@ import { percent, verdictWords } from "./reader/verdict.js";
     } catch (error) {
       if (error.name === "AbortError" || mine !== generation) return;
       hideAnswers();
-      resetBars();
+      showBars([]);
       setStatus(error.message, true);
     } finally {
       if (mine === generation) $("result").setAttribute("aria-busy", "false");
@@ -230,16 +192,11 @@ import { percent, verdictWords } from "./reader/verdict.js";
     } catch (error) {
       if (mine !== generation) return;
       hideAnswers();
-      resetBars();
+      showBars([]);
       setStatus(error.message, true);
     } finally {
       if (mine === generation) $("result").setAttribute("aria-busy", "false");
     }
-  }
-
-  function showTime(place, ms) {
-    $("timing").textContent = `Read ${place} in ${ms < 10 ? ms.toFixed(1) : ms.toFixed(0)} ms.`;
-    $("timing").hidden = false;
   }
 
   function hideAnswers() {
@@ -252,18 +209,11 @@ import { percent, verdictWords } from "./reader/verdict.js";
   }
 
   function showDigit(answer) {
-    const words = verdictWords(answer);
-    $("digit").textContent = answer.text;
-    $("digit").className = `digit ${answer.verdict}`;
-    $("confidence").textContent = words.confidence;
-    $("seen").src = `data:image/png;base64,${answer.preprocessed}`;
-    $("digit-result").hidden = false;
+    const words = showVerdict(answer);
     const several = answer.number_of_digits;
     $("note-text").textContent = several ? `This looks like a number of ${several} digits.` : "";
     $("note").hidden = !several;
     showQuick(answer.text, words.confidence);
-    showBars(answer.probabilities);
-    setStatus(words.status);
   }
 
   function showQuick(text, detail) {
@@ -365,8 +315,7 @@ import { percent, verdictWords } from "./reader/verdict.js";
   async function showModel() {
     try {
       const m = await (await fetch("/api/model")).json();
-      classes = m.classes;
-      buildBars();
+      buildBars(m.classes);
       const accuracy = m.test_accuracy == null ? "" : `, ${(m.test_accuracy * 100).toFixed(1)}% on the test set`;
       $("model-info").textContent = `Model ${m.run}: ${m.architecture}, ` +
         `${m.parameters.toLocaleString("en")} parameters${accuracy}`;
@@ -375,7 +324,7 @@ import { percent, verdictWords } from "./reader/verdict.js";
     }
   }
 
-  buildBars();
+  buildBars([..."0123456789"]); // until the served model's classes are known
   setMode(document.querySelector("input[name=mode]:checked").value);
   showModel();
   checkDevice();

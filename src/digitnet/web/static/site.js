@@ -2,7 +2,7 @@
 // this browser (reader/device.js) from the reader folder the page lies in. One digit at a time.
 import { decodeFile, openReader } from "./reader/device.js";
 import { captureStrokes, fit, onlyStrokes, paint } from "./reader/ink.js";
-import { percent, verdictWords } from "./reader/verdict.js";
+import { buildBars, setStatus, showBars, showDigit, showTime } from "./reader/answer.js";
 
 const $ = (id) => document.getElementById(id);
 const pad = $("pad");
@@ -13,11 +13,6 @@ let generation = 0; // answers to older drawings are dropped
 let busy = false; // a reading is running; `again` asks for one more when it ends
 let again = false;
 const reader = openReader("./");
-
-function setStatus(text, isError = false) {
-  $("status").textContent = text;
-  $("status").classList.toggle("error", isError);
-}
 
 function redraw() {
   paint(ctx, items);
@@ -64,18 +59,10 @@ async function read() {
 }
 
 function show(answer) {
-  const words = verdictWords(answer);
-  $("digit").textContent = answer.text;
-  $("digit").className = `digit ${answer.verdict}`;
-  $("confidence").textContent = words.confidence;
-  $("seen").src = `data:image/png;base64,${answer.preprocessed}`;
-  $("digit-result").hidden = false;
+  showDigit(answer);
   $("quick").textContent = answer.text;
   $("quick").hidden = false;
-  showBars(answer.probabilities);
-  setStatus(words.status);
-  $("timing").textContent = `Read on this device in ${answer.ms < 10 ? answer.ms.toFixed(1) : answer.ms.toFixed(0)} ms.`;
-  $("timing").hidden = false;
+  showTime("on this device", answer.ms);
 }
 
 function showError(message) {
@@ -90,28 +77,6 @@ function showEmpty() {
   showBars([]);
   setStatus("Draw a digit to begin.");
   if (!busy) $("result").setAttribute("aria-busy", "false");
-}
-
-function buildBars(classes) {
-  $("bars").replaceChildren(...classes.map((name) => {
-    const li = document.createElement("li");
-    li.innerHTML = `<span></span><span class="track"><span class="fill"></span></span><span class="pct">–</span>`;
-    li.firstChild.textContent = name;
-    return li;
-  }));
-}
-
-// Empty probabilities reset the bars.
-function showBars(probabilities) {
-  const best = probabilities.length ? probabilities.indexOf(Math.max(...probabilities)) : -1;
-  [...$("bars").children].forEach((li, c) => {
-    const p = probabilities[c];
-    const name = li.firstChild.textContent;
-    li.querySelector(".fill").style.width = `${(p ?? 0) * 100}%`;
-    li.querySelector(".pct").textContent = p === undefined ? "–" : percent(p).replace("over ", ">").replace("under ", "<");
-    li.classList.toggle("best", c === best);
-    li.setAttribute("aria-label", p === undefined ? `${name}: no answer yet` : `${name}: ${(p * 100).toFixed(1)} percent`);
-  });
 }
 
 async function useFile(file) {

@@ -13,10 +13,12 @@ as a single small convolution. Randomness comes from torch's global RNG, which
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
+
+from digitnet.training.strokes import Restyle, fit_box, restyle
 
 
 @dataclass(frozen=True)
@@ -27,7 +29,7 @@ class Augmentation:
     elastic_alpha: float = 0.03  # peak displacement in grid units (~0.4 pixel) ...
     elastic_grid: int = 4  # ... of a random field on a 4x4 lattice, smoothly upsampled
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         return augment(x, self)
 
 
@@ -88,12 +90,16 @@ class WriterAugmentation:
     blur_sigma: tuple[float, float] = (0.4, 1.2)  # pixels
     p_noise: float = 0.1
     noise_sigma: tuple[float, float] = (0.02, 0.15)  # of full white
+    p_blocky: float = 0.5  # of the low-resolution ones, scaled back up without smoothing
     # bad crops: one side of the ink cut off
     p_crop: float = 0.05
     crop_depth: tuple[float, float] = (2.0, 5.0)  # pixels cut from the ink's edge
+    # other writers' strokes: hairline to marker pens, narrow and wide writing, the flagged 1,
+    # the barred 7, the open 4 (``strokes``)
+    restyle: Restyle = field(default_factory=Restyle)
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        return writers(x, self)
+    def __call__(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        return writers(x, self, y=y)
 
 
 def _uniform(n: int, low: float, high: float, g: torch.Generator | None) -> torch.Tensor:
@@ -177,7 +183,10 @@ def low_resolution(x: torch.Tensor, a: WriterAugmentation, g: torch.Generator | 
     """Down- then up-sampling through one random size per batch (a coarse scan)."""
     side = int(torch.randint(a.lowres_side[0], a.lowres_side[1] + 1, (1,), generator=g))
     small = F.interpolate(x, size=(side, side), mode="area")
-    coarse = restretch(F.interpolate(small, size=(28, 28), mode="bilinear", align_corners=False))
+    if float(torch.rand(1, generator=g)) < a.p_blocky:  # a scan enlarged without smoothing
+        coarse = restretch(F.interpolate(small, size=(28, 28), mode="nearest"))
+    else:
+        coarse = restretch(F.interpolate(small, size=(28, 28), mode="bilinear", align_corners=False))
     return torch.where(_pick(x.shape[0], a.p_lowres, g), coarse, x)
 
 
@@ -225,12 +234,31 @@ def bad_crop(x: torch.Tensor, a: WriterAugmentation, g: torch.Generator | None) 
     return torch.where(_pick(n, a.p_crop, g) & ~mask, torch.zeros_like(x), x)
 
 
-def writers(x: torch.Tensor, a: WriterAugmentation, g: torch.Generator | None = None) -> torch.Tensor:
-    """All effects in the order a picture meets them: the writer's hand, the pen, the crop,
-    the scanner or camera (resolution, blur), the sensor noise."""
+def writers(x: torch.Tensor, a: WriterAugmentation, g: torch.Generator | None = None,
+            y: torch.Tensor | None = None) -> torch.Tensor:
+    """All effects in the order a picture meets them: the writer's strokes and hand, the pen,
+    the crop, the scanner or camera (resolution, blur), the sensor noise. ``y`` (n,), the
+    labels, lets a 1 get a flag, a 7 a bar and a 4 an open top."""
+    x = restyle(x, y, a.restyle, g)
     x = geometry(x, a, g)
     x = pen_width(x, a, g)
     x = bad_crop(x, a, g)
     x = low_resolution(x, a, g)
     x = blur(x, a, g)
     return noise(x, a, g)
+
+
+# The "other writers" validation set that the verdict's acceptance is fitted on: held-out
+# training digits, every one warped as another writer's hand and half of them redrawn with
+# another pen or letter shape, with more pens, scans and blur than training's average.
+VALIDATION_WRITERS = WriterAugmentation(p_writer=1.0, p_thick=0.25, p_thin=0.25, p_lowres=0.2,
+                                        p_blur=0.2, p_noise=0.1, p_crop=0.0,
+                                        restyle=Restyle(p_redraw=0.5))
+
+
+def other_writers(x: torch.Tensor, y: torch.Tensor, seed: int) -> torch.Tensor:
+    """Digits (n, 1, 28, 28) with labels (n,) -> the same digits as other writers write them
+    (``VALIDATION_WRITERS``, drawn from ``seed``), fitted back into MNIST's box as
+    preprocessing fits a photo: the verdict is fitted on these, never on test digits."""
+    out = writers(x.cpu().float(), VALIDATION_WRITERS, torch.Generator().manual_seed(seed), y=y.cpu())
+    return fit_box(out).to(device=x.device, dtype=x.dtype)

@@ -125,7 +125,7 @@ def train_one_epoch(
     rank: int = 0,
     world_size: int = 1,
     after_step: Callable[[int, RunningStats], bool] | None = None,
-    transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    transform: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
 ) -> EpochResult:
     """Train on ``x`` (N, 1, 28, 28) and ``y`` (N,) in ``order``, from step ``start_step``.
 
@@ -149,7 +149,7 @@ def train_one_epoch(
         xb = xs[batch].tensor_split(world_size)[rank]  # (B / world, 1, 28, 28)
         yb = ys[batch].tensor_split(world_size)[rank]  # (B / world,)
         if transform is not None:
-            xb = transform(xb)
+            xb = transform(xb, yb)  # the labels: some effects depend on the digit
         if lr_at is not None:
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(step)

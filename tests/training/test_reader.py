@@ -71,6 +71,8 @@ def test_reader_recipe_trains_calibrates_and_reads(mnist_short_test, tmp_path, c
     metrics = fit(config, tmp_path / "reader", dataset=mnist_short_test)
     cal = metrics["calibration"]
     assert cal["temperature"] > 0 and 0 <= cal["val_ece_after"] <= 1 and 0 < cal["reject"] <= 1
+    # the acceptance is fitted on the validation digits as other writers write them
+    assert 0 < cal["val_writers_accepted"] <= 1 and 0 <= cal["val_writers_accuracy"] <= 1
     assert "not a digit" in metrics["per_class_accuracy"]
     assert len(metrics["confusion"]) == 11
     predictor = Predictor.from_run(tmp_path / "reader", backend="torch")

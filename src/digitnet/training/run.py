@@ -27,7 +27,7 @@ from digitnet.inference import calibration
 from digitnet.models import build_model, count_parameters
 from digitnet.preprocess import input_tensor
 from digitnet.training import checkpoints, devices, distributed, negatives, runs, seeding
-from digitnet.training.augment import Augmentation, WriterAugmentation
+from digitnet.training.augment import Augmentation, WriterAugmentation, other_writers
 from digitnet.training.config import NOT_A_DIGIT, TrainConfig
 from digitnet.training.epoch import (
     check_shards,
@@ -359,14 +359,31 @@ def train_epochs(run_dir: Path, config: TrainConfig, setup: Setup, learner: Lear
 
 def calibrate(model: nn.Module, split: Split, config: TrainConfig) -> dict[str, float]:
     """Fit the temperature and the verdict's thresholds on the validation split, fold the
-    temperature into ``model``, and return them with the calibration error before and after."""
-    logits = predict_logits(model, split.x_eval, config.eval_batch_size)  # (N, classes)
-    verdict = calibration.choose_verdict(logits, split.y_eval)
-    before = calibration.ece(torch.softmax(logits, 1), split.y_eval)
-    after = calibration.ece(torch.softmax(logits / verdict.temperature, 1), split.y_eval)
+    temperature into ``model``, and return them with the calibration error before and after.
+
+    A reader (``config.writers``) is fitted on its validation digits twice over, as they are and
+    as other writers write them (``augment.other_writers``), and accepts a share of the latter:
+    its confidence and its "not a digit" must hold for people's digits, not only MNIST's."""
+    x, y, styled = split.x_eval, split.y_eval, None
+    if config.writers:
+        digits = y != NOT_A_DIGIT
+        x = torch.cat([x, other_writers(x[digits], y[digits], config.seed)])
+        y = torch.cat([y, y[digits]])
+        styled = torch.arange(len(y), device=y.device) >= len(split.y_eval)
+    logits = predict_logits(model, x, config.eval_batch_size).cpu()  # (N, classes)
+    y, styled = y.cpu(), None if styled is None else styled.cpu()
+    verdict = calibration.choose_verdict(logits, y, writers=styled)
+    probs = torch.softmax(logits / verdict.temperature, 1)
+    record = {"temperature": verdict.temperature, "reject": verdict.reject, "close": verdict.close,
+              "val_ece_before": calibration.ece(torch.softmax(logits, 1), y),
+              "val_ece_after": calibration.ece(probs, y)}
+    if styled is not None:
+        said, _, _ = calibration.decide(probs[styled], verdict)
+        record["val_writers_accepted"] = float((said != NOT_A_DIGIT).float().mean())
+        record["val_writers_accuracy"] = float((probs[styled, :NOT_A_DIGIT].argmax(1)
+                                                == y[styled]).float().mean())
     calibration.fold_temperature(model, verdict.temperature)
-    return {"temperature": verdict.temperature, "reject": verdict.reject, "close": verdict.close,
-            "val_ece_before": before, "val_ece_after": after}
+    return record
 
 
 def finish(run_dir: Path, config: TrainConfig, setup: Setup, learner: Learner, split: Split,

@@ -1,14 +1,14 @@
 """Synthetic lines of handwritten digits, for training the line reader: MNIST training digits
 written side by side the way people write numbers.
 
-Per line: 1 to 12 digits; a spacing mostly of one kind (wide, clear, tight, or touching and
-overlapping by up to a quarter of a digit's width), a slant, a pen (thicker or thinner
-strokes); per digit a slightly different size and a baseline that drifts. Some lines get a
-mark that is not a digit (an underline, a dot, a dash, a scribble) and some are only such
-marks (letters, scribbles, shapes from ``negatives``), to be read as no digit at all. Then
-the whole line is turned a little, sometimes blurred, and goes through ``to_line``, the same
-rule that prepares a photo's line. Every random choice comes from the ``numpy.random.Generator``
-passed in.
+Per line: 1 to 12 digits, half of them redrawn as other writers write (``strokes``); a spacing
+mostly of one kind (wide, clear, tight, or touching and overlapping by up to a quarter of a
+digit's width), a slant, a pen (thicker or thinner strokes); per digit a slightly different
+size and a baseline that drifts. Some lines get a mark that is not a digit (an underline, a
+dot, a dash, a scribble) and some are only such marks (letters, scribbles, shapes from
+``negatives``), to be read as no digit at all. Then the whole line is turned a little,
+sometimes blurred, and goes through ``to_line``, the same rule that prepares a photo's line.
+Every random choice comes from the ``numpy.random.Generator`` passed in.
 """
 
 from __future__ import annotations
@@ -17,8 +17,11 @@ from collections.abc import Callable, Iterator
 
 import cv2
 import numpy as np
+import torch
 
+from digitnet.preprocess import input_tensor
 from digitnet.training import negatives
+from digitnet.training.strokes import Restyle, restyle
 from digitnet.vision.numbers import LINE_HEIGHT, to_line
 
 SCALE = 2  # canvas pixels per MNIST pixel: room for pens a fraction of a stroke wider or thinner
@@ -33,6 +36,9 @@ SAME_SPACING = 0.8  # the share of a line's gaps of its main kind; people are fa
 P_MARK = 0.3  # lines with one mark that is not a digit
 P_JUNK = 0.03  # lines of only non-digits (letters, scribbles, shapes), read as nothing
 LENGTHS = (1, 12)
+# Half of the digits drawn again with other pens and shapes: the line reader meets other
+# writers' digits touching each other, where cutting them apart is no help.
+LINE_STYLE = Restyle(p_redraw=0.5)
 
 
 def _digit(d28: np.ndarray, size: float, slant: float) -> np.ndarray:
@@ -164,6 +170,15 @@ def make_line(digits: np.ndarray, labels: np.ndarray, rng: np.random.Generator
     return line, labels
 
 
+def restyled(x: np.ndarray, y: np.ndarray, index: np.ndarray, rng: np.random.Generator,
+             style: Restyle = LINE_STYLE) -> np.ndarray:
+    """The digits ``x[index]`` (uint8 (k, 28, 28)), a share of them redrawn as other writers
+    write (other pens, narrow and wide, the flagged 1, the barred 7, the open 4), uint8."""
+    g = torch.Generator().manual_seed(int(rng.integers(2**62)))
+    out = restyle(input_tensor(x[index]), torch.from_numpy(y[index]).long(), style, g)
+    return (out[:, 0] * 255).round().to(torch.uint8).numpy()
+
+
 def epoch_lines(n: int, rng: np.random.Generator) -> list[np.ndarray]:
     """One epoch's lines: indices 0..n-1 in random order, cut into groups of 1-12."""
     order = rng.permutation(n)
@@ -182,7 +197,11 @@ def line_batches(x: np.ndarray, y: np.ndarray, groups: list[np.ndarray], batch_s
     (over half of the columns were padding in random batches); the batches of a window come
     in random order."""
     for start in range(0, len(groups), batch_size * window):
-        made = [make_line(x[g], y[g], rng) for g in groups[start : start + batch_size * window]]
+        chunk = groups[start : start + batch_size * window]
+        styled = restyled(x, y, np.concatenate(chunk), rng)  # uint8 (k, 28, 28), chunk's order
+        ends = np.cumsum([len(g) for g in chunk])
+        made = [make_line(styled[end - len(g) : end], y[g], rng)
+                for g, end in zip(chunk, ends, strict=True)]
         made.sort(key=lambda m: m[0].shape[1])
         batches = [made[i : i + batch_size] for i in range(0, len(made), batch_size)]
         for k in rng.permutation(len(batches)):

@@ -76,3 +76,15 @@ def test_only_a_calibrated_reader_is_bundled(trained_run, tmp_path):
     with pytest.raises(DigitnetError, match="not a calibrated reader"):
         bundled.bundle(trained_run, tmp_path / "reader")
     assert not (tmp_path / "reader").exists()
+
+
+def test_bundled_reader_ships_a_checked_onnx_that_answers_as_pytorch(reader, mnist):
+    from digitnet.inference import onnx_runtime
+
+    path, export = onnx_runtime.current_export(bundled.READER_DIR)  # made from these weights
+    assert export["check"]["passed"] and export["check"]["images"] >= 1000
+    size = sum((bundled.READER_DIR / name).stat().st_size for name in bundled.SHIPPED)
+    assert size <= bundled.MAX_BYTES
+    on_device = Predictor.from_run(bundled.READER_DIR, backend="onnx")
+    images = mnist.x_test[:300]
+    np.testing.assert_allclose(on_device.probabilities(images), reader.probabilities(images), atol=1e-4)

@@ -1,10 +1,11 @@
 """The reader shipped inside the package, so ``predict``, ``read`` and ``serve`` work right after
-install: a run directory's three files (config, weights, metrics with the calibration) under
-``digitnet/bundled/reader``.
+install: a run directory's files (config, weights, metrics with the calibration, and the model
+as ONNX checked against them, for reading on the device) under ``digitnet/bundled/reader``.
 
 ``make reader`` trains the ``reader`` recipe and calls ``bundle`` on the run; ``bundle`` checks
-the run before copying it in (it loads, it is calibrated, it has the "not a digit" class, it
-fits the size limit), so a broken reader is never shipped.
+the run before copying it in (it loads, it is calibrated, it has the "not a digit" class, its
+ONNX export agrees with PyTorch on the test set, it fits the size limit), so a broken reader is
+never shipped.
 """
 
 from __future__ import annotations
@@ -13,13 +14,17 @@ import sys
 from pathlib import Path
 
 from digitnet import atomic
+from digitnet.datasets import load
 from digitnet.errors import DigitnetError
+from digitnet.inference import onnx_runtime
+from digitnet.inference.export import export_onnx
 from digitnet.training import runs
 from digitnet.training.config import NOT_A_DIGIT_NAME
 
 READER_DIR = Path(__file__).resolve().parent.parent / "bundled" / "reader"
-FILES = (runs.CONFIG_FILE, runs.MODEL_FILE, runs.METRICS_FILE)
-MAX_BYTES = 5 * 1024 * 1024  # the package stays small: the reader is well under 1 MB today
+FILES = (runs.CONFIG_FILE, runs.MODEL_FILE, runs.METRICS_FILE)  # what predict and serve need
+SHIPPED = (*FILES, onnx_runtime.ONNX_FILE)  # and what reading on the device needs besides
+MAX_BYTES = 5 * 1024 * 1024  # the package stays small: the reader is about 1.5 MB with its ONNX
 LATEST = "latest"  # ``--run latest``: the newest finished run under runs/
 
 
@@ -41,28 +46,35 @@ def model_dir(run_dir: str | Path | None) -> Path:
     return runs.check_run_dir(run_dir)
 
 
-def check_reader(run_dir: Path) -> None:
-    """Refuse a run that is not a finished, calibrated reader small enough to ship."""
+def check_reader(run_dir: Path, files: tuple[str, ...] = FILES) -> None:
+    """Refuse a run that is not a finished, calibrated reader whose ``files`` are small enough
+    to ship."""
     runs.load_model(run_dir)  # weights readable and matching the config
     config, _ = runs.read_config(run_dir)
     metrics = runs.read_metrics(run_dir)
     if NOT_A_DIGIT_NAME not in config.classes or not metrics.get("calibration"):
         raise DigitnetError(f"{run_dir}: not a calibrated reader (no 'not a digit' class or no "
                             "calibration); train it with 'digitnet train --recipe reader'")
-    size = sum((run_dir / name).stat().st_size for name in FILES)
+    size = sum((run_dir / name).stat().st_size for name in files)
     if size > MAX_BYTES:
         raise DigitnetError(f"{run_dir}: {size / 1e6:.1f} MB is over the bundled reader's limit of "
                             f"{MAX_BYTES / 1e6:.1f} MB; choose a smaller architecture")
 
 
-def bundle(run_dir: str | Path, dest: Path = READER_DIR) -> Path:
-    """Check the reader run, then copy its files into ``dest`` (each written atomically)."""
+def bundle(run_dir: str | Path, dest: Path = READER_DIR, data_dir: str | Path | None = None) -> Path:
+    """Check the reader run, export it to ONNX in the run (checked against PyTorch on the
+    dataset's test images, from ``data_dir``), then copy its files into ``dest``, each written
+    atomically: the ONNX export's record in config.json names the weights it was made from."""
     run_dir = runs.check_run_dir(run_dir)
     check_reader(run_dir)
+    config, _ = runs.read_config(run_dir)
+    ds = load(config.dataset, data_dir)
+    export_onnx(run_dir, ds.x_test, ds.y_test)
+    check_reader(run_dir, SHIPPED)
     # The package records what the reader measured, not where it was trained.
     metrics = {k: v for k, v in runs.read_metrics(run_dir).items() if k != "run_dir"}
-    atomic.write_bytes(dest / runs.MODEL_FILE, (run_dir / runs.MODEL_FILE).read_bytes())
-    atomic.write_bytes(dest / runs.CONFIG_FILE, (run_dir / runs.CONFIG_FILE).read_bytes())
+    for name in (runs.MODEL_FILE, onnx_runtime.ONNX_FILE, runs.CONFIG_FILE):
+        atomic.write_bytes(dest / name, (run_dir / name).read_bytes())
     runs.write_metrics(dest, metrics)
     return dest
 

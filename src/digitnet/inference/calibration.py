@@ -116,7 +116,7 @@ def from_record(record: dict[str, Any] | None) -> Verdict:
     return Verdict(float(record["temperature"]), float(record["reject"]), float(record["close"]))
 
 
-def choose_verdict(logits: torch.Tensor, labels: torch.Tensor, accept: float = 0.995,
+def choose_verdict(logits: torch.Tensor, labels: torch.Tensor, accept: float = 0.999,
                    sure_accuracy: float = 0.998, writers: torch.Tensor | None = None) -> Verdict:
     """Fit the temperature, then the thresholds on validation logits (N, 11) and labels (N,):
 

@@ -49,6 +49,8 @@ from digitnet.training.hooks import (
     TraceHook,
 )
 
+WRITERS_ACCEPTED = 0.995  # a reader's share of other writers' validation digits not refused
+
 
 class Interrupted(Exception):
     """Training stopped early by a signal; a checkpoint was saved at ``epoch``/``step``."""
@@ -372,7 +374,8 @@ def calibrate(model: nn.Module, split: Split, config: TrainConfig) -> dict[str, 
         styled = torch.arange(len(y), device=y.device) >= len(split.y_eval)
     logits = predict_logits(model, x, config.eval_batch_size).cpu()  # (N, classes)
     y, styled = y.cpu(), None if styled is None else styled.cpu()
-    verdict = calibration.choose_verdict(logits, y, writers=styled)
+    verdict = (calibration.choose_verdict(logits, y) if styled is None else
+               calibration.choose_verdict(logits, y, accept=WRITERS_ACCEPTED, writers=styled))
     probs = torch.softmax(logits / verdict.temperature, 1)
     record = {"temperature": verdict.temperature, "reject": verdict.reject, "close": verdict.close,
               "val_ece_before": calibration.ece(torch.softmax(logits, 1), y),

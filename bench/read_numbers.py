@@ -42,24 +42,18 @@ from digitnet.datasets import load
 from digitnet.errors import DigitnetError
 from digitnet.inference.lines import LineReader
 from digitnet.inference.predictor import Predictor
+from digitnet.training import number_figures
 from digitnet.training.line_reader import edit_distance
 from digitnet.vision import imaging, numbers, render
 
 CUTTING_READER = "7f5cfa3"  # the last vision/numbers.py that cut the ink first
-LENGTHS = (2, 7)  # digits per number, inclusive
+LENGTHS = number_figures.LENGTHS  # digits per number, inclusive
 
 
 def compose(ds, n: int, rng: np.random.Generator) -> list[tuple[str, str, bytes]]:
     """(spacing, true text, PNG bytes) of ``n`` numbers, the spacings taking turns."""
-    cases = []
-    kinds = list(render.SPACINGS)
-    for k in range(n):
-        idx = rng.choice(len(ds.x_test), int(rng.integers(LENGTHS[0], LENGTHS[1] + 1)), replace=False)
-        kind = kinds[k % len(kinds)]
-        image = render.render_number(list(ds.x_test[idx]), rng, spacing=kind)
-        truth = "".join(str(int(d)) for d in ds.y_test[idx])
-        cases.append((kind, truth, cv2.imencode(".png", image)[1].tobytes()))
-    return cases
+    return [(kind, truth, cv2.imencode(".png", image)[1].tobytes())
+            for kind, truth, image in number_figures.compose(ds.x_test, ds.y_test, n, rng)]
 
 
 def baseline_module(ref: str) -> types.ModuleType:

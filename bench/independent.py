@@ -2,7 +2,7 @@
 evaluates on, measured separately and never used for any choice.
 
   load_digits     scikit-learn's ``load_digits`` (UCI optdigits: 1,797 digits of 8x8, 0-16),
-                  each read as a user's tiny scan would be (``test_derived.lowres_to_field``)
+                  each read as a user's tiny scan would be (``derived_sets.lowres_to_field``)
   typefaces       digits in handwriting-style typefaces installed from Debian packages,
                   photographed by ``vision.render.render_photo`` and read through ``to_mnist``
   typeface numbers  whole numbers of 2-7 such digits, photographed by ``render_number`` with
@@ -46,7 +46,7 @@ def load_digits_set() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         from sklearn.datasets import load_digits
     except ImportError as e:
         raise ImportError(SKLEARN_HINT) from e
-    from test_derived import lowres  # bench/, beside this file
+    from derived_sets import lowres  # bench/, beside this file
 
     data = load_digits()
     fields, blank = lowres(data.images)

@@ -43,10 +43,10 @@ import time
 from pathlib import Path
 
 import cv2
+import derived_sets
 import holdouts
 import independent
 import numpy as np
-import test_derived
 import torch
 
 from digitnet import atomic
@@ -61,7 +61,7 @@ from digitnet.vision import imaging, numbers, render
 
 READER_FILES = ("config.json", "model.safetensors", "metrics.json")
 # Images per set at --scale 1 (about 4 minutes on 2 cores for two readers).
-SIZES = {"photos": 2000, "lowres": 5000, "writers": 5000, "per_kind": 300, "fashion": 2000,
+SIZES = {"mnist": 10_000, "photos": 2000, "lowres": 5000, "writers": 5000, "per_kind": 300, "fashion": 2000,
          "numbers": 600, "font_digits": 1000, "font_numbers": 600, "timing": 200}
 
 
@@ -146,14 +146,15 @@ def report_sets(sizes: dict[str, int], seed: int) -> dict[str, dict]:
     ds = load("mnist")
     rng = np.random.default_rng(seed)
     pick = lambda n: rng.choice(len(ds.x_test), min(n, len(ds.x_test)), replace=False)  # noqa: E731
+    mnist_at = np.arange(len(ds.x_test)) if sizes["mnist"] >= len(ds.x_test) else pick(sizes["mnist"])
     photos_at, lowres_at, writers_at = pick(sizes["photos"]), pick(sizes["lowres"]), pick(sizes["writers"])
-    photo, photo_blank = test_derived.harsh_photos(ds.x_test[photos_at], rng)
-    low, low_blank = test_derived.lowres(np.stack([test_derived.optdigits_like(d)
+    photo, photo_blank = derived_sets.harsh_photos(ds.x_test[photos_at], rng)
+    low, low_blank = derived_sets.lowres(np.stack([derived_sets.optdigits_like(d)
                                                    for d in ds.x_test[lowres_at]]))
-    digits = {"MNIST test": (ds.x_test, ds.y_test, np.zeros(len(ds.y_test), bool)),
+    digits = {"MNIST test": (ds.x_test[mnist_at], ds.y_test[mnist_at], np.zeros(len(mnist_at), bool)),
               "harsh photos (MNIST test)": (photo, ds.y_test[photos_at], photo_blank),
               "low-res (MNIST test)": (low, ds.y_test[lowres_at], low_blank),
-              "other writers (MNIST test)": (test_derived.other_writers(ds.x_test[writers_at], seed),
+              "other writers (MNIST test)": (derived_sets.other_writers(ds.x_test[writers_at], seed),
                                              ds.y_test[writers_at], np.zeros(len(writers_at), bool))}
     six = [render.render_number(list(ds.x_test[rng.choice(len(ds.x_test), 6, replace=False)]), rng,
                                 spacing="clear") for _ in range(20)]
@@ -247,7 +248,7 @@ def table(results: dict[str, dict], models: dict[str, str]) -> str:
         for m in names:
             r = results[m][name]
             row(f"(n={r['by_spacing']['all']['numbers']})", m,
-                [r["by_spacing"][k]["exact"] for k in ("clear", "tight", "touching", "all")]
+                [r["by_spacing"].get(k, {}).get("exact") for k in ("clear", "tight", "touching", "all")]
                 + [r["per_digit"], r["number_ece"]])
     header("\nspeed (ms, median, one thread)", ("per digit", "per 6-digit"))
     for m in names:

@@ -182,7 +182,7 @@ def independent_sets(sizes: dict[str, int], seed: int) -> tuple[dict[str, tuple]
     return digits, font_numbers, missing
 
 
-def measure(predictor: Predictor, lines: LineReader, sets: dict, timing: int) -> dict[str, dict]:
+def measure(predictor: Predictor, lines: LineReader, sets: dict) -> dict[str, dict]:
     """Every figure of one digit reader and line reader on the shared sets."""
     out: dict[str, dict] = {name: digit_figures(predictor, *s) for name, s in sets["digits"].items()}
     hold_outs = [s for name, s in sets["digits"].items() if name != "MNIST test"]
@@ -203,12 +203,25 @@ def measure(predictor: Predictor, lines: LineReader, sets: dict, timing: int) ->
     if sets.get("independent numbers"):
         out["typeface numbers (independent)"] = number_figures.summarise(
             number_figures.read_all(lines, sets["independent numbers"]))
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)  # one image at a time is what a server does
-    out["speed"] = {"ms_per_digit": ms_per_digit(predictor, sets["digits"]["MNIST test"][0][0], timing),
-                    "ms_per_6_digit_number": ms_per_number(lines, sets["six-digit pngs"], timing)}
-    torch.set_num_threads(previous)
     return out
+
+
+def speed(models: dict[str, tuple[Predictor, LineReader]], sets: dict, repeats: int, rounds: int = 5
+          ) -> dict[str, dict[str, float]]:
+    """ms per digit and per 6-digit number of each reader, the readers taking turns in
+    ``rounds`` rounds so that they share the machine's load; one thread, as a server answers."""
+    times: dict[str, dict[str, list[float]]] = {m: {"ms_per_digit": [], "ms_per_6_digit_number": []}
+                                                for m in models}
+    digit = sets["digits"]["MNIST test"][0][0]
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    for _ in range(rounds):
+        for m, (predictor, lines) in models.items():
+            times[m]["ms_per_digit"].append(ms_per_digit(predictor, digit, max(10, repeats // rounds)))
+            times[m]["ms_per_6_digit_number"].append(
+                ms_per_number(lines, sets["six-digit pngs"], max(10, repeats // rounds)))
+    torch.set_num_threads(previous)
+    return {m: {k: float(np.median(v)) for k, v in t.items()} for m, t in times.items()}
 
 
 DIGIT_KEYS = ("top_digit", "not_a_digit", "unsure", "refused", "answered_right", "ece")
@@ -242,23 +255,28 @@ def table(results: dict[str, dict], models: dict[str, str]) -> str:
                 for m in names:
                     label = kind if kind != "all" else f"all (n={first[group]['n']})"
                     row(label, m, [results[m][group][kind]])
-    number_rows = [n for n in first if n.startswith(("numbers", "typeface numbers"))]
-    for name in number_rows:
+
+    def numbers_rows(name: str) -> None:
         header(f"\n{name}: exact", ("clear", "tight", "touching", "all", "per digit", "number ECE"))
         for m in names:
             r = results[m][name]
             row(f"(n={r['by_spacing']['all']['numbers']})", m,
                 [r["by_spacing"].get(k, {}).get("exact") for k in ("clear", "tight", "touching", "all")]
                 + [r["per_digit"], r["number_ece"]])
+
+    numbers_rows("numbers (MNIST test)")
     header("\nspeed (ms, median, one thread)", ("per digit", "per 6-digit"))
     for m in names:
         row("", m, list(results[m]["speed"].values()))
     independents = [n for n, f in first.items() if "top_digit" in f and "independent" in n]
-    if independents:
-        header("\nINDEPENDENT CHECKS (never used for choices)", DIGIT_KEYS)
+    if independents or "typeface numbers (independent)" in first:
+        lines.append("\n" + "=" * 40 + " INDEPENDENT CHECKS: never used for any choice " + "=" * 40)
+        header("", DIGIT_KEYS)
         for name in independents:
             for m in names:
                 row(f"{name} (n={first[name]['n']})", m, [results[m][name][k] for k in DIGIT_KEYS])
+    if "typeface numbers (independent)" in first:
+        numbers_rows("typeface numbers (independent)")
     return "\n".join(lines)
 
 
@@ -300,7 +318,9 @@ def main(argv: list[str] | None = None) -> int:
         print("making the sets ...", file=sys.stderr)
         sets, missing = make_sets(args.sets, sizes, args.seed)
         print(f"measuring {', '.join(models)} ...", file=sys.stderr)
-        results = {m: measure(p, lr, sets, sizes["timing"]) for m, (p, lr) in models.items()}
+        results = {m: measure(p, lr, sets) for m, (p, lr) in models.items()}
+        for m, figures in speed(models, sets, sizes["timing"]).items():
+            results[m]["speed"] = figures
     described = {m: f"reader {r}, line reader {lr}" for m, (r, lr) in names.items()}
     print(table(results, described))
     for name, why in missing.items():

@@ -102,7 +102,8 @@ def digit_figures(predictor: Predictor, images: np.ndarray, labels: np.ndarray,
     return {"n": len(labels), "top_digit": float(right.mean()), "not_a_digit": float(rejected.mean()),
             "unsure": float(unsure.mean()), "refused": float((rejected | unsure).mean()),
             "answered_right": float((right & ~rejected & ~unsure).mean()),
-            "ece": calibration.ece(torch.from_numpy(probs), torch.from_numpy(labels.astype(np.int64)))}
+            "ece": calibration.ece(torch.from_numpy(probs[~blank]),  # blank: nothing was stated
+                                   torch.from_numpy(labels[~blank].astype(np.int64)))}
 
 
 def refused(predictor: Predictor, images: np.ndarray) -> float:
@@ -190,6 +191,9 @@ def measure(predictor: Predictor, lines: LineReader, sets: dict) -> dict[str, di
                           "ece_scans_and_photos": pooled_ece(predictor, [
                               sets["digits"]["harsh photos (MNIST test)"],
                               sets["digits"]["low-res (MNIST test)"]])}
+    if sets.get("independent digits"):  # the same, with the independent checks' digits pooled in
+        out["calibration"]["ece_with_independent"] = pooled_ece(
+            predictor, hold_outs + list(sets["independent digits"].values()))
     for group in ("held-out generators", "training's generators, other seed"):
         kinds = {kind: (refused(predictor, images), len(images)) for kind, images in sets[group].items()}
         out[group] = {**{k: r for k, (r, _) in kinds.items()},
@@ -245,7 +249,7 @@ def table(results: dict[str, dict], models: dict[str, str]) -> str:
         if "top_digit" in figures and "independent" not in name:
             for m in names:
                 row(f"{name} (n={figures['n']})", m, [results[m][name][k] for k in DIGIT_KEYS])
-    header("\ncalibration (ECE, 11 classes)", ("all hold-outs", "scans+photos"))
+    header("\ncalibration (ECE, 11 classes)", ("all hold-outs", "scans+photos", "+independent"))
     for m in names:
         row("hold-out digits (all but MNIST test)", m, list(results[m]["calibration"].values()))
     for group in ("held-out generators", "training's generators, other seed"):

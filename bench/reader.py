@@ -60,7 +60,7 @@ from digitnet.training import number_figures
 from digitnet.vision import imaging, numbers, render
 
 READER_FILES = ("config.json", "model.safetensors", "metrics.json")
-# Images per set at --scale 1 (about 4 minutes on 2 cores for two readers).
+# Images per set at --scale 1: about 3 minutes of CPU per reader (2-core AMD EPYC).
 SIZES = {"mnist": 10_000, "photos": 2000, "lowres": 5000, "writers": 5000, "per_kind": 300, "fashion": 2000,
          "numbers": 600, "font_digits": 1000, "font_numbers": 600, "timing": 200}
 

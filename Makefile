@@ -46,12 +46,16 @@ reader: $(VENV)/.installed
 	$(BIN)/python -m digitnet.inference.bundled $$run
 
 # make line-reader: train the line reader with its defaults (30 epochs) into runs/ and copy it
-# into the package (src/digitnet/bundled/lines), the default of read and /api/read. Commit it.
+# with its metrics.json (validation figures, and test figures on numbers composed from MNIST
+# test digits) into the package (src/digitnet/bundled/lines), the default of read and
+# /api/read. Commit both files.
+LINES_DIR := src/digitnet/bundled/lines
 line-reader: $(VENV)/.installed
 	run=runs/line-reader-$$(date +%Y%m%d-%H%M%S) && \
 	$(BIN)/digitnet train-lines --out $$run && \
-	cp $$run/line-reader.safetensors src/digitnet/bundled/lines/line-reader.safetensors.tmp && \
-	mv src/digitnet/bundled/lines/line-reader.safetensors.tmp src/digitnet/bundled/lines/line-reader.safetensors
+	for f in line-reader.safetensors metrics.json; do \
+		cp $$run/$$f $(LINES_DIR)/$$f.tmp && mv $(LINES_DIR)/$$f.tmp $(LINES_DIR)/$$f || exit 1; \
+	done
 
 test: $(VENV)/.installed-test chromium browser-runtime
 	$(BIN)/ruff check .

@@ -10,7 +10,11 @@ tight, touching or overlapping by up to 15% of a digit's width), rendered as pho
 With RUN_DIR (a digit classifier run) the baseline is read too: ``vision/numbers.py`` as it
 was in git commit REF (by default the last reader that cut the ink into pieces before
 classifying each with RUN_DIR's model), on the same images in the same process, so both rows
-share the machine's load.
+share the machine's load. That code was written for a 10-class model: it is handed a 10-class
+view of RUN_DIR's model (``DigitsOnly``: the digit classes' probabilities, renormalised, which is
+the softmax a model without "not a digit" would give from the same logits), so a piece the
+11-class model calls "not a digit" is read as its most likely digit, as the old code read it,
+and never as the text "10".
 
 Exact: the whole number right. Per digit: 1 - edit distance / length. Prints a table, then one
 JSON line with every figure; timings depend on what else the machine runs.
@@ -38,24 +42,18 @@ from digitnet.datasets import load
 from digitnet.errors import DigitnetError
 from digitnet.inference.lines import LineReader
 from digitnet.inference.predictor import Predictor
+from digitnet.training import number_figures
 from digitnet.training.line_reader import edit_distance
 from digitnet.vision import imaging, numbers, render
 
 CUTTING_READER = "7f5cfa3"  # the last vision/numbers.py that cut the ink first
-LENGTHS = (2, 7)  # digits per number, inclusive
+LENGTHS = number_figures.LENGTHS  # digits per number, inclusive
 
 
 def compose(ds, n: int, rng: np.random.Generator) -> list[tuple[str, str, bytes]]:
     """(spacing, true text, PNG bytes) of ``n`` numbers, the spacings taking turns."""
-    cases = []
-    kinds = list(render.SPACINGS)
-    for k in range(n):
-        idx = rng.choice(len(ds.x_test), int(rng.integers(LENGTHS[0], LENGTHS[1] + 1)), replace=False)
-        kind = kinds[k % len(kinds)]
-        image = render.render_number(list(ds.x_test[idx]), rng, spacing=kind)
-        truth = "".join(str(int(d)) for d in ds.y_test[idx])
-        cases.append((kind, truth, cv2.imencode(".png", image)[1].tobytes()))
-    return cases
+    return [(kind, truth, cv2.imencode(".png", image)[1].tobytes())
+            for kind, truth, image in number_figures.compose(ds.x_test, ds.y_test, n, rng)]
 
 
 def baseline_module(ref: str) -> types.ModuleType:
@@ -66,6 +64,18 @@ def baseline_module(ref: str) -> types.ModuleType:
     sys.modules[module.__name__] = module  # dataclasses look their module up while decorating
     exec(compile(source, f"{ref}:numbers.py", "exec"), module.__dict__)
     return module
+
+
+class DigitsOnly:
+    """A 10-class view of a classifier: ``probabilities`` over the ten digits only, renormalised
+    (equal to a softmax over the digit logits alone), so argmax is the most likely digit."""
+
+    def __init__(self, predictor: Predictor) -> None:
+        self.predictor = predictor
+
+    def probabilities(self, images: np.ndarray) -> np.ndarray:
+        probs = self.predictor.probabilities(images)[:, :10]  # (N, 10)
+        return probs / probs.sum(axis=1, keepdims=True)
 
 
 def measure(read: Callable[[np.ndarray], str], cases: list[tuple[str, str, bytes]]) -> dict:
@@ -109,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     cases = compose(load("mnist"), args.numbers, np.random.default_rng(args.seed))
     readers = {"whole line": lambda image: numbers.read_number(image, reader).text}
     if args.run_dir:
-        predictor = Predictor.from_run(args.run_dir, backend=args.backend)
+        predictor = DigitsOnly(Predictor.from_run(args.run_dir, backend=args.backend))
         old = baseline_module(args.baseline)
         readers[f"cut first ({args.baseline})"] = lambda image: old.read_number(image, predictor).text
     load_before = os.getloadavg()[0]

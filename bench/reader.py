@@ -1,116 +1,129 @@
-"""Benchmark: how a model reads people's digits, and what it says of things that are not digits.
+"""Benchmark: how two readers read people's digits and numbers, and what they say of things that
+are not digits, measured in the same run.
 
-    python bench/reader.py [--reader RUN] [--baseline RUN] [--photos 2000] [--seed 20261126]
+    python bench/reader.py [--reader A] [--compare B] [--lines LA] [--compare-lines LB]
+                           [--scale 1.0] [--sets all|report] [--seed 20261126]
+                           [--json FILE]
 
-Hold-out sets, all drawn with a seed and parameters that training never uses:
+A and B are digit reader runs, "bundled" (the package's reader) or "git:REF" (the package's
+reader as committed at REF, e.g. git:main, to measure a new reader against the one it
+replaces); LA and LB are line readers the same way (default: the package's). Every row is
+measured for both, on the same images:
 
-  mnist        MNIST test digits as they are
-  photos       MNIST test digits rendered as phone photos (``vision.render``), through ``to_mnist``
-  writers      MNIST test digits distorted like other writers and pens: stronger and coarser
-               warps, more slant and rotation than training, thick and thin pens, blur; then
-               cropped and centred again as preprocessing would
-  non-digits   Fashion-MNIST *test* images, letters and symbols in fonts kept out of training,
-               scribbles, shapes and specks
+report (from MNIST **test** digits, for the final report only; never used for choices)
+  MNIST test                     the test set as it is
+  harsh photos (MNIST test)      rotation to 15 degrees, thicker or thinner pen, blur, JPEG 55
+  low-res (MNIST test)           UCI optdigits' preprocessing (32x32 bitmap -> 8x8 of 0-16)
+  other writers (MNIST test)     distorted like other writers and pens
+  non-digits                     refused, by kind: generators training never runs
+                                 (``holdouts.py``: drawn doodles, stroke letters, arrows ...,
+                                 Fashion-MNIST test) apart from training's own generators
+                                 run with another seed (``negatives.render``: not a hold-out)
+  calibration                    ECE over all hold-out digits, and over scans and photos alone
+  numbers (MNIST test)           composed, photographed, read whole: exact by spacing
+  speed                          ms per digit (network), ms per 6-digit number (``digitnet read``)
+independent checks (``independent.py``: data never trained, tuned or evaluated on)
+  load_digits                    scikit-learn's digits as a user's tiny scans
+  typefaces                      handwriting-style typefaces, photographed digits and numbers
 
-For each: accuracy (the most likely digit is right), accepted (digits not called "not a digit"),
-unsure ("4 or 9?"), sure accuracy (right among the digits answered without doubt), refused (of
-non-digits), and the expected calibration error of the stated probability. The reader (default:
-the bundled one) and a baseline (default: the tutorial model, trained here for 3 epochs) are
-measured in the same run. scikit-learn's ``load_digits`` is never used here.
-Prints a table, then one JSON line with every figure.
+For digits: top digit (the most likely digit is right), not a digit, unsure, refused (either),
+answered right (right and answered as a plain digit) and ECE (expected calibration error of the
+stated probability over all classes, 15 bins). Prints a table, then one JSON line.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+import cv2
+import derived_sets
+import holdouts
+import independent
 import numpy as np
 import torch
 
+from digitnet import atomic
+from digitnet.benchmarks.runner import cpu_model
 from digitnet.datasets import load
 from digitnet.inference import bundled, calibration
+from digitnet.inference.lines import BUNDLED as BUNDLED_LINES
+from digitnet.inference.lines import WEIGHTS_FILE, LineReader
 from digitnet.inference.predictor import Predictor
-from digitnet.preprocess import input_tensor
-from digitnet.training import negatives
-from digitnet.training.augment import WriterAugmentation, writers
-from digitnet.training.config import NOT_A_DIGIT, TrainConfig
-from digitnet.training.run import fit
-from digitnet.vision import imaging, render
+from digitnet.training import number_figures
+from digitnet.vision import imaging, numbers, render
 
-# Other writers: every image warped, harder and coarser than training's (a 4x4 elastic lattice
-# against 5x5, more slant and rotation), more pen changes and blur; no noise or crops (photos').
-OTHER_WRITERS = WriterAugmentation(p_writer=1.0, rotation=18.0, slant=0.45, scale=(0.8, 1.1),
-                                   aspect=0.25, elastic_alpha=1.5, elastic_grid=4, p_thick=0.3,
-                                   p_thin=0.3, p_lowres=0.0, p_blur=0.3, blur_sigma=(0.5, 1.4),
-                                   p_noise=0.0, p_crop=0.0)
-BLANK = -1  # a photo in which preprocessing found no ink: the model never saw it
+READER_FILES = ("config.json", "model.safetensors", "metrics.json")
+# Images per set at --scale 1: about 3 minutes of CPU per reader (2-core AMD EPYC).
+SIZES = {"mnist": 10_000, "photos": 2000, "lowres": 5000, "writers": 5000, "per_kind": 300, "fashion": 2000,
+         "numbers": 600, "font_digits": 1000, "font_numbers": 600, "timing": 200}
 
 
-def other_writers(images: np.ndarray, seed: int) -> np.ndarray:
-    """uint8 (n, 28, 28) digits -> distorted, then cropped and centred again, uint8 (n, 28, 28)."""
-    x = writers(input_tensor(images), OTHER_WRITERS, torch.Generator().manual_seed(seed))
-    fields = [negatives.to_field(im) for im in (x[:, 0].numpy() * 255)]
-    return np.stack([f if f is not None else np.zeros((28, 28), np.uint8) for f in fields])
+def from_git(ref: str, what: str, folder: Path) -> Path:
+    """The package's reader ("reader") or line reader ("lines") as committed at ``ref``,
+    copied into ``folder``."""
+    source = Path(bundled.reader_dir() if what == "reader" else BUNDLED_LINES.parent)
+    root = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=Path(__file__).parent, check=True,
+                          capture_output=True, text=True).stdout.strip()
+    inside = source.relative_to(Path(root).resolve() / "src").as_posix()
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in READER_FILES if what == "reader" else (WEIGHTS_FILE,):
+        data = subprocess.run(["git", "show", f"{ref}:src/{inside}/{name}"], cwd=root, check=True,
+                              capture_output=True).stdout
+        atomic.write_bytes(folder / name, data)
+    return folder
 
 
-def photos(digits: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """uint8 (n, 28, 28) digits -> their photos after ``to_mnist``, and which were found blank."""
-    out, blank = np.zeros_like(digits), np.zeros(len(digits), bool)
-    for i, d in enumerate(digits):
-        try:
-            out[i] = imaging.to_mnist(render.render_photo(d, rng)[0])
-        except imaging.ImageError:
-            blank[i] = True
-    return out, blank
+def resolve(name: str | None, what: str, tmp: Path) -> Path | None:
+    """A command-line reader name -> its folder (None: the package's own)."""
+    if name in (None, "bundled"):
+        return None
+    if name.startswith("git:"):
+        return from_git(name[4:], what, tmp / f"{what}-{name[4:].replace('/', '_')}")
+    return Path(name)
 
 
-def non_digits(rng: np.random.Generator) -> dict[str, np.ndarray]:
-    fashion = load("fashion-mnist")
-    unseen = lambda r: negatives.glyph(r, negatives.HOLDOUT_FONTS, max_rotation=30.0)  # noqa: E731
-    return {
-        "fashion test": negatives.fashion_fields(
-            fashion.x_test[fashion.y_test != negatives.FASHION_TROUSER]),
-        "letters (unseen fonts)": negatives.render("glyph", 3000, rng, unseen),
-        "scribbles": negatives.render("scribble", 2000, rng),
-        "shapes": negatives.render("shape", 2000, rng),
-        "specks": negatives.render("specks", 500, rng),
-    }
-
-
-def figures(predictor: Predictor, images: np.ndarray, labels: np.ndarray,
-            blank: np.ndarray | None = None) -> dict[str, float]:
-    """The figures of one set; labels are digits, or NOT_A_DIGIT for a set of non-digits."""
+def digit_figures(predictor: Predictor, images: np.ndarray, labels: np.ndarray,
+                  blank: np.ndarray | None = None) -> dict[str, float]:
+    """Top digit, not a digit, unsure, refused (either), answered right and ECE of one set of
+    digits; an image preprocessing found blank counts as refused (and wrong)."""
     probs = predictor.probabilities(images)  # (n, classes), calibrated when the run was
     said = predictor.answers(probs)
-    refused = np.array([a.verdict == "not_a_digit" for a in said])
-    if blank is not None:
-        refused |= blank
-    n = len(labels)
-    if labels[0] == NOT_A_DIGIT:
-        # ECE over "is it a digit": the model's stated P(not a digit) against the truth
-        p_not = probs[:, NOT_A_DIGIT] if probs.shape[1] > NOT_A_DIGIT else np.zeros(n)
-        stated = np.stack([1 - p_not, p_not], 1).astype(np.float32)  # (n, 2)
-        return {"n": n, "refused": float(refused.mean()),
-                "ece": calibration.ece(torch.from_numpy(stated), torch.ones(n, dtype=torch.long))}
-    digit = np.array([a.digit for a in said])
-    unsure = np.array([a.verdict == "unsure" for a in said])
-    sure = ~refused & ~unsure
-    right = (digit == labels) & ~(blank if blank is not None else False)
-    digits_probs = torch.from_numpy(probs[:, :NOT_A_DIGIT] / probs[:, :NOT_A_DIGIT].sum(1, keepdims=True))
-    return {"n": n, "accuracy": float(right.mean()), "accepted": float(1 - refused.mean()),
-            "unsure": float(unsure.mean()), "sure_accuracy": float(right[sure].mean()),
-            "answered_right": float((right & ~refused).mean()),
-            "ece": calibration.ece(torch.from_numpy(probs), torch.from_numpy(labels.astype(np.int64))),
-            "ece_digits_only": calibration.ece(digits_probs, torch.from_numpy(labels.astype(np.int64)))}
+    blank = np.zeros(len(labels), bool) if blank is None else blank
+    rejected = np.array([a.verdict == "not_a_digit" for a in said]) | blank
+    unsure = np.array([a.verdict == "unsure" for a in said]) & ~rejected
+    right = (np.array([a.digit for a in said]) == labels) & ~blank
+    return {"n": len(labels), "top_digit": float(right.mean()), "not_a_digit": float(rejected.mean()),
+            "unsure": float(unsure.mean()), "refused": float((rejected | unsure).mean()),
+            "answered_right": float((right & ~rejected & ~unsure).mean()),
+            "ece": calibration.ece(torch.from_numpy(probs[~blank]),  # blank: nothing was stated
+                                   torch.from_numpy(labels[~blank].astype(np.int64)))}
 
 
-def ms_per_image(predictor: Predictor, image: np.ndarray, repeats: int = 300) -> float:
-    """Median milliseconds to classify one 28x28 image (the network's cost, not decoding)."""
+def refused(predictor: Predictor, images: np.ndarray) -> float:
+    """The fraction of non-digits answered "not a digit"."""
+    said = predictor.answers(predictor.probabilities(images))
+    return float(np.mean([a.verdict == "not_a_digit" for a in said]))
+
+
+def pooled_ece(predictor: Predictor, sets: list[tuple]) -> float:
+    """ECE over the union of several digit sets (blank images left out: nothing was stated)."""
+    probs, labels = [], []
+    for images, y, blank in sets:
+        probs.append(predictor.probabilities(images[~blank]))
+        labels.append(y[~blank])
+    return calibration.ece(torch.from_numpy(np.concatenate(probs)),
+                           torch.from_numpy(np.concatenate(labels).astype(np.int64)))
+
+
+def ms_per_digit(predictor: Predictor, image: np.ndarray, repeats: int) -> float:
+    """Median ms to classify one 28x28 image on one thread (the network, not decoding)."""
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
@@ -119,70 +132,210 @@ def ms_per_image(predictor: Predictor, image: np.ndarray, repeats: int = 300) ->
     return float(np.median(times[repeats // 10 :]) * 1000)
 
 
-def measure(predictor: Predictor, sets: dict[str, tuple]) -> dict[str, dict[str, float]]:
-    out = {name: figures(predictor, *s) for name, s in sets.items()}
-    negative = [name for name, s in sets.items() if s[1][0] == NOT_A_DIGIT]
-    out["all non-digits"] = {"n": sum(out[k]["n"] for k in negative),
-                             "refused": float(np.average([out[k]["refused"] for k in negative],
-                                                         weights=[out[k]["n"] for k in negative]))}
-    out["ms per image"] = {"ms": ms_per_image(predictor, sets["mnist"][0][0])}
+def ms_per_number(reader: LineReader, pngs: list[bytes], repeats: int) -> float:
+    """Median ms to decode and read a photographed 6-digit number, as ``digitnet read`` does."""
+    times = []
+    for i in range(repeats):
+        start = time.perf_counter()
+        numbers.read_number(imaging.decode(pngs[i % len(pngs)], "number"), reader)
+        times.append(time.perf_counter() - start)
+    return float(np.median(times[repeats // 10 :]) * 1000)
+
+
+def report_sets(sizes: dict[str, int], seed: int) -> dict[str, dict]:
+    """Every image of the report's rows, made once and shared by both readers."""
+    ds = load("mnist")
+    rng = np.random.default_rng(seed)
+    pick = lambda n: rng.choice(len(ds.x_test), min(n, len(ds.x_test)), replace=False)  # noqa: E731
+    mnist_at = np.arange(len(ds.x_test)) if sizes["mnist"] >= len(ds.x_test) else pick(sizes["mnist"])
+    photos_at, lowres_at, writers_at = pick(sizes["photos"]), pick(sizes["lowres"]), pick(sizes["writers"])
+    photo, photo_blank = derived_sets.harsh_photos(ds.x_test[photos_at], rng)
+    low, low_blank = derived_sets.lowres(np.stack([derived_sets.optdigits_like(d)
+                                                   for d in ds.x_test[lowres_at]]))
+    digits = {"MNIST test": (ds.x_test[mnist_at], ds.y_test[mnist_at], np.zeros(len(mnist_at), bool)),
+              "harsh photos (MNIST test)": (photo, ds.y_test[photos_at], photo_blank),
+              "low-res (MNIST test)": (low, ds.y_test[lowres_at], low_blank),
+              "other writers (MNIST test)": (derived_sets.other_writers(ds.x_test[writers_at], seed),
+                                             ds.y_test[writers_at], np.zeros(len(writers_at), bool))}
+    six = [render.render_number(list(ds.x_test[rng.choice(len(ds.x_test), 6, replace=False)]), rng,
+                                spacing="clear") for _ in range(20)]
+    return {"digits": digits,
+            "held-out generators": holdouts.held_out(sizes["per_kind"], rng, sizes["fashion"]),
+            "training's generators, other seed": holdouts.training_generators(sizes["per_kind"], rng),
+            "numbers": number_figures.compose(ds.x_test, ds.y_test, sizes["numbers"], rng),
+            "six-digit pngs": [cv2.imencode(".png", image)[1].tobytes() for image in six]}
+
+
+def independent_sets(sizes: dict[str, int], seed: int) -> tuple[dict[str, tuple], dict, dict[str, str]]:
+    """The independent checks' digit sets and typeface numbers, and why any is missing."""
+    rng = np.random.default_rng(seed + 1)
+    digits, missing, font_numbers = {}, {}, []
+    try:
+        digits["load_digits (independent)"] = independent.load_digits_set()
+    except ImportError as e:
+        missing["load_digits (independent)"] = str(e)
+    try:
+        x, y, blank = independent.font_digits(sizes["font_digits"], rng)
+        digits["typeface digits, photographed (independent)"] = (x, y, blank)
+        font_numbers = independent.font_numbers(sizes["font_numbers"], rng)
+    except FileNotFoundError as e:
+        missing["typefaces (independent)"] = str(e)
+    return digits, font_numbers, missing
+
+
+def measure(predictor: Predictor, lines: LineReader, sets: dict) -> dict[str, dict]:
+    """Every figure of one digit reader and line reader on the shared sets."""
+    out: dict[str, dict] = {name: digit_figures(predictor, *s) for name, s in sets["digits"].items()}
+    hold_outs = [s for name, s in sets["digits"].items() if name != "MNIST test"]
+    out["calibration"] = {"ece_all_hold_out_digits": pooled_ece(predictor, hold_outs),
+                          "ece_scans_and_photos": pooled_ece(predictor, [
+                              sets["digits"]["harsh photos (MNIST test)"],
+                              sets["digits"]["low-res (MNIST test)"]])}
+    if sets.get("independent digits"):  # the same, with the independent checks' digits pooled in
+        out["calibration"]["ece_with_independent"] = pooled_ece(
+            predictor, hold_outs + list(sets["independent digits"].values()))
+    for group in ("held-out generators", "training's generators, other seed"):
+        kinds = {kind: (refused(predictor, images), len(images)) for kind, images in sets[group].items()}
+        out[group] = {**{k: r for k, (r, _) in kinds.items()},
+                      "all": float(np.average([r for r, _ in kinds.values()],
+                                              weights=[n for _, n in kinds.values()])),
+                      "n": sum(n for _, n in kinds.values())}
+    out["numbers (MNIST test)"] = number_figures.summarise(number_figures.read_all(lines, sets["numbers"]))
+    if sets.get("independent digits"):
+        for name, s in sets["independent digits"].items():
+            out[name] = digit_figures(predictor, *s)
+    if sets.get("independent numbers"):
+        out["typeface numbers (independent)"] = number_figures.summarise(
+            number_figures.read_all(lines, sets["independent numbers"]))
     return out
 
 
-def hold_out_sets(photos_n: int, seed: int) -> dict[str, tuple]:
-    ds = load("mnist")
-    rng = np.random.default_rng(seed)
-    pick = rng.choice(len(ds.x_test), photos_n, replace=False)
-    photo, blank = photos(ds.x_test[pick], rng)
-    sets = {"mnist": (ds.x_test, ds.y_test),
-            "photos": (photo, ds.y_test[pick], blank),
-            "other writers": (other_writers(ds.x_test, seed), ds.y_test)}
-    for name, images in non_digits(rng).items():
-        sets[name] = (images, np.full(len(images), NOT_A_DIGIT))
-    return sets
+def speed(models: dict[str, tuple[Predictor, LineReader]], sets: dict, repeats: int, rounds: int = 5
+          ) -> dict[str, dict[str, float]]:
+    """ms per digit and per 6-digit number of each reader, the readers taking turns in
+    ``rounds`` rounds so that they share the machine's load; one thread, as a server answers."""
+    times: dict[str, dict[str, list[float]]] = {m: {"ms_per_digit": [], "ms_per_6_digit_number": []}
+                                                for m in models}
+    digit = sets["digits"]["MNIST test"][0][0]
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    for _ in range(rounds):
+        for m, (predictor, lines) in models.items():
+            times[m]["ms_per_digit"].append(ms_per_digit(predictor, digit, max(10, repeats // rounds)))
+            times[m]["ms_per_6_digit_number"].append(
+                ms_per_number(lines, sets["six-digit pngs"], max(10, repeats // rounds)))
+    torch.set_num_threads(previous)
+    return {m: {k: float(np.median(v)) for k, v in t.items()} for m, t in times.items()}
 
 
-def table(results: dict[str, dict[str, dict[str, float]]]) -> str:
-    keys = ["accuracy", "accepted", "unsure", "sure_accuracy", "refused", "ece"]
-    lines = [f"{'set':24s} {'model':9s}" + "".join(f"{k:>14s}" for k in keys)]
-    models = list(results)
-    for name in results[models[0]]:
-        for m in models:
+DIGIT_KEYS = ("top_digit", "not_a_digit", "unsure", "refused", "answered_right", "ece")
+
+
+def table(results: dict[str, dict], models: dict[str, str]) -> str:
+    """One line per row and reader, in the issue's order; figures as fractions."""
+    names = list(results)
+    first = results[names[0]]
+    lines = [f"readers: {', '.join(f'{n} = {d}' for n, d in models.items())}", ""]
+
+    def header(title: str, cols: tuple[str, ...]) -> None:
+        lines.append(f"{title:46s} {'':3s}" + "".join(f"{c:>15s}" for c in cols))
+
+    def row(label: str, m: str, values: list) -> None:
+        lines.append(f"{label:46s} {m:3s}" + "".join(f"{v:15.4f}" if isinstance(v, float) else f"{'':15s}"
+                                                     for v in values))
+
+    header("digits", DIGIT_KEYS)
+    for name, figures in first.items():
+        if "top_digit" in figures and "independent" not in name:
+            for m in names:
+                row(f"{name} (n={figures['n']})", m, [results[m][name][k] for k in DIGIT_KEYS])
+    header("\ncalibration (ECE, 11 classes)", ("all hold-outs", "scans+photos", "+independent"))
+    for m in names:
+        row("hold-out digits (all but MNIST test)", m, list(results[m]["calibration"].values()))
+    for group in ("held-out generators", "training's generators, other seed"):
+        header(f"\nnon-digits refused: {group}", ("refused",))
+        for kind in first[group]:
+            if kind != "n":
+                for m in names:
+                    label = kind if kind != "all" else f"all (n={first[group]['n']})"
+                    row(label, m, [results[m][group][kind]])
+
+    def numbers_rows(name: str) -> None:
+        header(f"\n{name}: exact", ("clear", "tight", "touching", "all", "per digit", "number ECE"))
+        for m in names:
             r = results[m][name]
-            if "ms" in r:
-                lines.append(f"{name:24s} {m:9s} {r['ms']:13.2f}")
-                continue
-            lines.append(f"{name:24s} {m:9s}" + "".join(f"{r[k]:14.4f}" if k in r else f"{'':14s}"
-                                                      for k in keys))
+            row(f"(n={r['by_spacing']['all']['numbers']})", m,
+                [r["by_spacing"].get(k, {}).get("exact") for k in ("clear", "tight", "touching", "all")]
+                + [r["per_digit"], r["number_ece"]])
+
+    numbers_rows("numbers (MNIST test)")
+    header("\nspeed (ms, median, one thread)", ("per digit", "per 6-digit"))
+    for m in names:
+        row("", m, list(results[m]["speed"].values()))
+    independents = [n for n, f in first.items() if "top_digit" in f and "independent" in n]
+    if independents or "typeface numbers (independent)" in first:
+        lines.append("\n" + "=" * 40 + " INDEPENDENT CHECKS: never used for any choice " + "=" * 40)
+        header("", DIGIT_KEYS)
+        for name in independents:
+            for m in names:
+                row(f"{name} (n={first[name]['n']})", m, [results[m][name][k] for k in DIGIT_KEYS])
+    if "typeface numbers (independent)" in first:
+        numbers_rows("typeface numbers (independent)")
     return "\n".join(lines)
 
 
-def main() -> int:
+def make_sets(which: str, sizes: dict[str, int], seed: int) -> tuple[dict, dict[str, str]]:
+    """The sets of ``--sets``, and why any independent check is missing."""
+    sets: dict = report_sets(sizes, seed)
+    missing: dict[str, str] = {}
+    if which == "all":
+        sets["independent digits"], sets["independent numbers"], missing = independent_sets(sizes, seed)
+    return sets, missing
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--reader", default=None, help="the reader run (default: the bundled reader)")
-    parser.add_argument("--baseline", type=Path, help="the run to compare with (default: train the "
-                                                      "tutorial model for 3 epochs here)")
-    parser.add_argument("--photos", type=int, default=2000, help="test digits rendered as photos")
+    parser.add_argument("--reader", default="bundled", help="digit reader A: a run, 'bundled' or 'git:REF'")
+    parser.add_argument("--compare", default=None, help="digit reader B, measured in the same run")
+    parser.add_argument("--lines", default="bundled",
+                        help="line reader of A: a folder, 'bundled' or 'git:REF'")
+    parser.add_argument("--compare-lines", default="bundled", help="line reader of B")
+    parser.add_argument("--scale", type=float, default=1.0, help=f"set sizes times this ({SIZES})")
+    parser.add_argument("--sets", choices=("all", "report"), default="all",
+                        help="every row, or the report's rows without the independent checks")
     parser.add_argument("--seed", type=int, default=20261126, help="never used in training")
-    args = parser.parse_args()
-    torch.set_num_threads(1)  # one image at a time is what a server does
+    parser.add_argument("--json", type=Path, help="also write the result to this file")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    sizes = {k: max(1, int(v * args.scale)) for k, v in SIZES.items()}
+    started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="digitnet-bench-") as tmp:
-        baseline = args.baseline
-        if baseline is None:
-            baseline = Path(tmp) / "tutorial"
-            print("training the tutorial model (3 epochs) as the baseline ...", file=sys.stderr)
-            torch.set_num_threads(torch.get_num_interop_threads())
-            fit(TrainConfig(epochs=3), baseline)
-            torch.set_num_threads(1)
-        print("rendering the hold-out sets ...", file=sys.stderr)
-        sets = hold_out_sets(args.photos, args.seed)
-        models = {"reader": Predictor.from_run(bundled.model_dir(args.reader), backend="torch"),
-                  "baseline": Predictor.from_run(baseline, backend="torch")}
-        results = {name: measure(p, sets) for name, p in models.items()}
-    print(table(results))
-    print(json.dumps({"reader": str(args.reader or "bundled"),
-                      "baseline": str(args.baseline or "tutorial 3 epochs"),
-                      "seed": args.seed, "results": results}))
+        names = {"A": (args.reader, args.lines)}
+        if args.compare is not None:
+            names["B"] = (args.compare, args.compare_lines)
+        models = {m: (Predictor.from_run(bundled.model_dir(resolve(r, "reader", Path(tmp))), backend="torch"),
+                      LineReader.load(resolve(lr, "lines", Path(tmp))))
+                  for m, (r, lr) in names.items()}
+        print("making the sets ...", file=sys.stderr)
+        sets, missing = make_sets(args.sets, sizes, args.seed)
+        print(f"measuring {', '.join(models)} ...", file=sys.stderr)
+        results = {m: measure(p, lr, sets) for m, (p, lr) in models.items()}
+        for m, figures in speed(models, sets, sizes["timing"]).items():
+            results[m]["speed"] = figures
+    described = {m: f"reader {r}, line reader {lr}" for m, (r, lr) in names.items()}
+    print(table(results, described))
+    for name, why in missing.items():
+        print(f"{name}: not measured: {why}")
+    result = {"readers": described, "seed": args.seed, "scale": args.scale, "cpu": cpu_model(),
+              "cores": os.cpu_count(), "seconds": round(time.perf_counter() - started, 1),
+              "missing": missing, "results": results}
+    print(f"{result['cpu']}, {result['cores']} cores, {result['seconds']:.0f} s")
+    if args.json:
+        atomic.write_json(args.json, result)
+    print(json.dumps(result))
     return 0
 
 

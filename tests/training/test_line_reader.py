@@ -10,17 +10,43 @@ import pytest
 from digitnet.errors import DigitnetError
 from digitnet.inference.lines import WEIGHTS_FILE, LineReader
 from digitnet.training.line_reader import LineConfig, ctc_loss, edit_distance, fit_lines
+from digitnet.training.number_figures import summarise
 
 
 def test_a_tiny_run_writes_a_reader_and_its_metrics(mnist, tmp_path):
-    metrics = fit_lines(LineConfig(epochs=1, limit=256, validation=300, batch_size=32, threads=1), tmp_path,
-                        report=lambda line: None)
+    metrics = fit_lines(LineConfig(epochs=1, limit=256, validation=300, batch_size=32, threads=1,
+                                   test_numbers=9), tmp_path, report=lambda line: None)
     reader = LineReader.load(tmp_path)
     assert reader.frame_probabilities(np.zeros((32, 64), np.uint8)).shape == (16, 11)
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert saved["val_exact"] == metrics["val_exact"] and 0 <= saved["val_exact"] <= 1
     assert saved["temperature"] > 0 and 0 < saved["close"] <= 1
     assert len(saved["history"]) == 1 and (tmp_path / WEIGHTS_FILE).stat().st_size < 2_000_000
+    # test figures: numbers composed from MNIST test digits, three of each spacing
+    test = saved["test"]
+    assert set(test["by_spacing"]) == {"clear", "tight", "touching", "all"}
+    assert [test["by_spacing"][k]["numbers"] for k in ("clear", "tight", "touching", "all")] == [3, 3, 3, 9]
+    assert 0 <= test["exact"] <= test["per_digit"] <= 1 and 0 <= test["number_ece"] <= 1
+    assert test["exact"] == test["by_spacing"]["all"]["exact"] and "MNIST test" in test["source"]
+
+
+def test_test_figures_count_exact_numbers_digits_and_calibration():
+    readings = [("clear", "123", "123", 0.9, [0.99, 0.95, 0.96]),
+                ("tight", "45", "46", 0.6, [0.9, 0.7]),
+                ("touching", "789", "", 0.0, [])]  # refused: no text
+    test = summarise(readings)
+    assert test["by_spacing"]["clear"] == {"numbers": 1, "exact": 1.0, "per_digit": 1.0}
+    assert test["by_spacing"]["tight"]["per_digit"] == 0.5
+    assert test["by_spacing"]["touching"]["per_digit"] == 0
+    assert test["exact"] == pytest.approx(1 / 3) and test["per_digit"] == pytest.approx(0.5)
+    # number ECE: bins 0.9 (right, gap 0.1), 0.6 (wrong, 0.6), 0.0 (wrong, 0): (0.1 + 0.6) / 3
+    assert test["number_ece"] == pytest.approx(0.7 / 3)
+    assert 0 < test["digit_ece"] < 1
+
+
+def test_negative_test_numbers_are_one_line():
+    with pytest.raises(DigitnetError, match="--test-numbers must be 0 or positive"):
+        LineConfig(test_numbers=-1)
 
 
 def test_ctc_loss_is_low_for_the_right_digits_and_high_for_wrong_ones():

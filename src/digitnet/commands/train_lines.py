@@ -11,7 +11,8 @@ from digitnet.commands.common import console
 from digitnet.training.config import PRECISIONS
 from digitnet.training.line_reader import LineConfig, fit_lines
 
-TUNABLE = ("epochs", "batch_size", "lr", "ema", "limit", "validation", "seed", "threads", "precision")
+TUNABLE = ("epochs", "batch_size", "lr", "ema", "limit", "validation", "seed", "threads", "precision",
+           "test_numbers")
 
 
 def register(sub) -> None:

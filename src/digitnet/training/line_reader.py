@@ -2,8 +2,9 @@
 read synthetic lines (``training.lines``) composed from MNIST training digits; the last
 ``validation`` training digits are held out and composed into validation lines, on which the
 temperature and the verdict's ``close`` ratio are chosen and the figures in metrics.json are
-measured. MNIST test digits are never used here: they are the benchmark's
-(``bench/read_numbers.py``).
+measured. MNIST test digits are used once everything is chosen and saved: the saved reader reads
+numbers composed from them (``training.number_figures``), recorded under ``test`` in
+metrics.json; they never feed back into training.
 
 Writes into the output directory, atomically: ``line-reader.safetensors`` (weights; the
 architecture, ``close`` and this config in its metadata) and ``metrics.json``.
@@ -29,10 +30,10 @@ from digitnet import atomic
 from digitnet.datasets import load
 from digitnet.errors import DigitnetError
 from digitnet.inference import calibration
-from digitnet.inference.lines import FORMAT, WEIGHTS_FILE, decode
+from digitnet.inference.lines import FORMAT, WEIGHTS_FILE, LineReader, decode
 from digitnet.inference.predictor import torch_threads
 from digitnet.models import LineNet, count_parameters
-from digitnet.training import devices, lines, runs
+from digitnet.training import devices, lines, number_figures, runs
 from digitnet.vision.numbers import FRAME
 
 Batch = tuple[np.ndarray, list[np.ndarray], list[int]]  # lines, their labels, their widths
@@ -55,6 +56,7 @@ class LineConfig:
     seed: int = 0
     threads: int = 0  # torch intra-op threads; 0 = one per core
     precision: str = "auto"  # bf16 where the CPU computes it natively, else fp32
+    test_numbers: int = 900  # MNIST test numbers read for metrics.json's test figures; 0 = none
     width: tuple[int, int, int, int] = (32, 64, 96, 96)  # LineNet's convolution widths
     hidden: int = 96  # LineNet's LSTM units per direction
 
@@ -63,8 +65,10 @@ class LineConfig:
             if getattr(self, name) < 1:
                 raise DigitnetError(f"--{name.replace('_', '-')} must be at least 1, "
                                     f"got {getattr(self, name)}")
-        if self.limit < 0:
-            raise DigitnetError(f"--limit must be 0 (all) or positive, got {self.limit}")
+        for name in ("limit", "test_numbers"):
+            if getattr(self, name) < 0:
+                raise DigitnetError(f"--{name.replace('_', '-')} must be 0 or positive, "
+                                    f"got {getattr(self, name)}")
         if self.lr <= 0:
             raise DigitnetError(f"--lr must be positive, got {self.lr}")
         if not 0 <= self.ema < 1:
@@ -158,9 +162,16 @@ def save(out: Path, model: LineNet, config: LineConfig, close: float, temperatur
 
 def fit_lines(config: LineConfig, out: Path, *, data_dir: str | None = None,
               report: Callable[[str], None] = print) -> dict[str, Any]:
-    """Train, calibrate and save a line reader into ``out``; returns the metrics."""
+    """Train, calibrate and save a line reader into ``out``, then measure the saved reader on
+    numbers composed from MNIST test digits; writes and returns the metrics."""
     with torch_threads(config.threads or torch.get_num_threads()):
-        return train(config, out, data_dir, report)
+        metrics = train(config, out, data_dir, report)
+        if config.test_numbers:
+            ds = load("mnist", data_dir)
+            metrics["test"] = number_figures.test_figures(LineReader.load(out), ds.x_test, ds.y_test,
+                                                          config.test_numbers)
+    atomic.write_json(out / "metrics.json", metrics)
+    return metrics
 
 
 def train(config: LineConfig, out: Path, data_dir: str | None, report: Callable[[str], None]
@@ -222,5 +233,4 @@ def train(config: LineConfig, out: Path, data_dir: str | None, report: Callable[
                "temperature": temperature, "close": close, **{f"val_{k}": v for k, v in final.items()},
                "train_seconds": round(train_seconds, 1), "precision": precision,
                "threads": torch.get_num_threads(), "history": history, "environment": runs.environment()}
-    atomic.write_json(out / "metrics.json", metrics)
     return metrics

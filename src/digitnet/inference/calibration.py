@@ -127,18 +127,20 @@ def choose_verdict(logits: torch.Tensor, labels: torch.Tensor, accept: float = 0
       scribble through, and a threshold set on MNIST's own clean digits refuses other writers'
       (10% of low-resolution scans, where it was set on clean digits);
     - close: the highest ratio (fewest "a or b?") at which the digits answered without doubt
-      are right ``sure_accuracy`` of the time.
+      are right ``sure_accuracy`` of the time, on the digits as they are (not ``writers``: on
+      digits that much harder no ratio reaches it, and nearly every answer would be "a or b?").
     """
     t = fit_temperature(logits, labels)
     probs = torch.softmax(logits.float() / t, dim=1)
     is_digit = labels != NOT_A_DIGIT
+    plain = is_digit if writers is None else is_digit & ~writers
     sample = is_digit if writers is None else writers & is_digit
     reject = 1.0
     if probs.shape[1] > NOT_A_DIGIT:
         p_not = probs[sample, NOT_A_DIGIT].sort().values
         reject = float(p_not[min(len(p_not) - 1, int(accept * len(p_not)))]) + 1e-6
         reject = min(max(reject, 0.05), 0.95)
-    close = choose_close(probs[is_digit], labels[is_digit], Verdict(t, reject), sure_accuracy)
+    close = choose_close(probs[plain], labels[plain], Verdict(t, reject), sure_accuracy)
     return Verdict(t, reject, close)
 
 

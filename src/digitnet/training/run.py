@@ -22,12 +22,12 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from digitnet.datasets import Dataset, load
 from digitnet.errors import DigitnetError
-from digitnet.evaluate import Evaluation, evaluate_sums, from_sums, predict_logits
-from digitnet.inference import calibration
+from digitnet.evaluate import Evaluation, evaluate_sums, from_sums
 from digitnet.models import build_model, count_parameters
 from digitnet.preprocess import input_tensor
 from digitnet.training import checkpoints, devices, distributed, negatives, runs, seeding
-from digitnet.training.augment import Augmentation, WriterAugmentation, other_writers
+from digitnet.training.augment import Augmentation, WriterAugmentation
+from digitnet.training.calibrate import calibrate
 from digitnet.training.config import NOT_A_DIGIT, TrainConfig
 from digitnet.training.epoch import (
     check_shards,
@@ -48,8 +48,6 @@ from digitnet.training.hooks import (
     StopRequest,
     TraceHook,
 )
-
-WRITERS_ACCEPTED = 0.995  # a reader's share of other writers' validation digits not refused
 
 
 class Interrupted(Exception):
@@ -357,36 +355,6 @@ def train_epochs(run_dir: Path, config: TrainConfig, setup: Setup, learner: Lear
         if (config.target_accuracy and split.eval_name == "val"
                 and record["val_accuracy"] >= config.target_accuracy):
             break
-
-
-def calibrate(model: nn.Module, split: Split, config: TrainConfig) -> dict[str, float]:
-    """Fit the temperature and the verdict's thresholds on the validation split, fold the
-    temperature into ``model``, and return them with the calibration error before and after.
-
-    A reader (``config.writers``) is fitted on its validation digits twice over, as they are and
-    as other writers write them (``augment.other_writers``), and accepts a share of the latter:
-    its confidence and its "not a digit" must hold for people's digits, not only MNIST's."""
-    x, y, styled = split.x_eval, split.y_eval, None
-    if config.writers:
-        digits = y != NOT_A_DIGIT
-        x = torch.cat([x, other_writers(x[digits], y[digits], config.seed)])
-        y = torch.cat([y, y[digits]])
-        styled = torch.arange(len(y), device=y.device) >= len(split.y_eval)
-    logits = predict_logits(model, x, config.eval_batch_size).cpu()  # (N, classes)
-    y, styled = y.cpu(), None if styled is None else styled.cpu()
-    verdict = (calibration.choose_verdict(logits, y) if styled is None else
-               calibration.choose_verdict(logits, y, accept=WRITERS_ACCEPTED, writers=styled))
-    probs = torch.softmax(logits / verdict.temperature, 1)
-    record = {"temperature": verdict.temperature, "reject": verdict.reject, "close": verdict.close,
-              "val_ece_before": calibration.ece(torch.softmax(logits, 1), y),
-              "val_ece_after": calibration.ece(probs, y)}
-    if styled is not None:
-        said, _, _ = calibration.decide(probs[styled], verdict)
-        record["val_writers_accepted"] = float((said != NOT_A_DIGIT).float().mean())
-        record["val_writers_accuracy"] = float((probs[styled, :NOT_A_DIGIT].argmax(1)
-                                                == y[styled]).float().mean())
-    calibration.fold_temperature(model, verdict.temperature)
-    return record
 
 
 def finish(run_dir: Path, config: TrainConfig, setup: Setup, learner: Learner, split: Split,

@@ -11,6 +11,8 @@ from digitnet.inference.predictor import Predictor
 from digitnet.preprocess import input_tensor
 from digitnet.training import negatives, recipes, runs
 from digitnet.training.augment import WriterAugmentation, writers
+from digitnet.training.calibrate import recalibrate
+from digitnet.training.config import NOT_A_DIGIT
 from digitnet.training.run import fit
 
 
@@ -63,6 +65,27 @@ def test_a_model_without_the_11th_class_never_refuses():
 
 
 @pytest.mark.slow
+def test_acceptance_is_set_on_other_writers_and_the_ratio_on_plain_digits():
+    """Plain digits are easy, other writers' hard: the share accepted is counted on the hard
+    ones, and the "a or b?" ratio still comes from the plain ones (on the hard ones no ratio
+    makes 99.8% of the plain answers right, and it would fall to its floor)."""
+    g = torch.Generator().manual_seed(0)
+    n = 2000
+    labels = torch.randint(0, 10, (2 * n,), generator=g)
+    logits = torch.randn(2 * n, 11, generator=g)
+    logits[torch.arange(n), labels[:n]] += 12.0  # plain: sure and right
+    logits[torch.arange(n, 2 * n), labels[n:]] += 2.0  # other writers: often wrong
+    logits[n:, NOT_A_DIGIT] += 1.5  # and often "not a digit"-ish
+    writers = torch.arange(2 * n) >= n
+    v = calibration.choose_verdict(logits, labels, accept=0.995, writers=writers)
+    probs = torch.softmax(logits / v.temperature, 1)
+    kept = (probs[writers, NOT_A_DIGIT] < v.reject).float().mean()
+    assert 0.994 <= kept <= 0.997  # 99.5% of the other writers' digits pass the threshold
+    assert v.close > 0.05  # not the floor: chosen where 99.8% is reachable
+    on_all = calibration.choose_close(probs[labels != NOT_A_DIGIT], labels, v)
+    assert on_all < v.close  # on everything: far more "a or b?"
+
+
 def test_reader_recipe_trains_calibrates_and_reads(mnist_short_test, tmp_path, cli):
     """The recipe's whole path on a few hundred images: 11 classes, calibration recorded and
     folded into the saved model, and a predictor that names the 11th class."""
@@ -84,3 +107,11 @@ def test_reader_recipe_trains_calibrates_and_reads(mnist_short_test, tmp_path, c
     code, out, err = cli("evaluate", "--run", tmp_path / "reader")
     assert code == 0, err
     assert "not a digit" in out
+    # fitted again with the current rule: the temperatures compose, the answers' order stays
+    before = predictor.probabilities(mnist_short_test.x_test[:200])
+    again = recalibrate(tmp_path / "reader", data_dir=None)
+    refitted = Predictor.from_run(tmp_path / "reader", backend="torch")
+    after = refitted.probabilities(mnist_short_test.x_test[:200])
+    assert again["temperature"] == pytest.approx(cal["temperature"], rel=0.1)  # a refit moves T little
+    assert runs.read_metrics(tmp_path / "reader")["calibration"] == again
+    np.testing.assert_array_equal(before.argmax(1), after.argmax(1))

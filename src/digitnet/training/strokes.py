@@ -274,6 +274,8 @@ def restyle(x: torch.Tensor, y: torch.Tensor | None, cfg: Restyle,
             g: torch.Generator | None = None) -> torch.Tensor:
     """A batch (n, 1, 28, 28) of MNIST-style digits (labels ``y``, (n,), or None: then no style
     changes that depend on the digit) with a random share redrawn as other writers write."""
+    if not cfg.p_redraw:  # off: not even a random draw, so the other effects' streams stay as they were
+        return x
     n = len(x)
     pick = torch.rand(n, generator=g) < cfg.p_redraw
     if y is not None:

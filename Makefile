@@ -13,6 +13,9 @@ ifneq ($(wildcard $(SHARED_DATA)/mnist),)
 export DIGITNET_DATA ?= $(SHARED_DATA)
 endif
 
+# CI services set CI=true (some CI=1): then a missing browser or runtime fails the run, as in tests/.
+IN_CI := $(if $(filter true TRUE True 1,$(CI)),true,)
+
 .PHONY: run test test-fast lint lock bench clean chromium browser-runtime reader line-reader
 
 $(BIN)/python:
@@ -63,23 +66,31 @@ test: $(VENV)/.installed-test chromium browser-runtime
 
 # The browser tests drive Debian's Chromium; install it (without the recommended extras: fonts,
 # drivers, desktop integration) when absent and we may (root with apt-get). When it cannot be
-# installed, say so and go on: only the browser tests skip, and say why.
+# installed, say so: outside CI only the browser tests skip, and say why; under CI (CI=true) a
+# suite without its browser proves nothing, so the target fails.
 chromium:
 	@if [ -x /usr/bin/chromium ]; then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && apt-get update -qq \
 		&& DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; then \
 		echo "installed Chromium for the browser tests"; \
+	elif [ "$(IN_CI)" = true ]; then \
+		echo "Chromium could not be installed (needs root and apt-get); CI=true needs it for the browser tests" >&2; \
+		exit 1; \
 	else \
 		echo "Chromium could not be installed (needs root and apt-get); the browser tests will skip"; \
 	fi
 
 # The tests of reading on the device need the browser runtime, onnxruntime-web's WebAssembly build
 # (about 14 MB through npm, kept in ~/.cache/digitnet); fetch it once when absent, before the
-# suite, which stays offline. When it cannot be fetched (no npm, no registry), say so and go on:
-# only those tests skip, and say why.
+# suite, which stays offline. When it cannot be fetched (no npm, no registry), say so: outside CI
+# only those tests skip, and say why; under CI the target fails.
 browser-runtime: $(VENV)/.installed
-	@$(BIN)/python -m digitnet.web.browser_runtime \
-		|| echo "the browser runtime could not be fetched; the tests of reading on the device will skip"
+	@$(BIN)/python -m digitnet.web.browser_runtime && exit 0; \
+	if [ "$(IN_CI)" = true ]; then \
+		echo "the browser runtime could not be fetched; CI=true needs it for the tests of reading on the device" >&2; \
+		exit 1; \
+	fi; \
+	echo "the browser runtime could not be fetched; the tests of reading on the device will skip"
 
 # The inner loop: everything but the slow and browser tests, in under a minute.
 test-fast: $(VENV)/.installed-test

@@ -1,4 +1,9 @@
-"""Shared fixtures: the real MNIST files, a tiny fast config, and one small trained run."""
+"""Shared fixtures: the real MNIST files, a tiny fast config, and one small trained run.
+
+Outside CI a test whose real component is missing (the MNIST files, Chromium, the browser
+runtime) skips and says why. With ``CI=true`` the same test fails instead: a CI run that
+passes by skipping a third of the suite proves nothing.
+"""
 
 from __future__ import annotations
 
@@ -13,18 +18,62 @@ import pytest
 os.environ["NPM_CONFIG_OFFLINE"] = "true"  # npm reads its config case-insensitively
 
 from digitnet.datasets import Dataset, load
+from digitnet.datasets.sources import find_files
 from digitnet.errors import DigitnetError
 from digitnet.training.config import TrainConfig
 from digitnet.training.run import fit
+from digitnet.web import browser_runtime
+
+
+def in_ci() -> bool:
+    """True under CI: ``CI=true`` (or 1), as CI services set it."""
+    return os.environ.get("CI", "").strip().lower() in ("true", "1")
+
+
+def missing(reason: str) -> None:
+    """A real component the test needs is absent: skip and say why, or fail under CI."""
+    if in_ci():
+        pytest.fail(f"CI=true and {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def missing_component():
+    """``missing_component(reason)``: skip saying why, or fail under CI (for conftests below)."""
+    return missing
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Under CI, a skip for want of the browser runtime fails: the tests that need it skip
+    with ``browser_runtime.missing()`` in their own fixtures."""
+    report = (yield).get_result()
+    if not (in_ci() and report.skipped and call.excinfo is not None):
+        return
+    reason = str(call.excinfo.value)
+    if reason == browser_runtime.missing():
+        report.outcome, report.longrepr = "failed", f"CI=true and {reason}"
+
+
+def load_mnist() -> Dataset:
+    """MNIST from $DIGITNET_DATA (or the system folder / cache); never downloaded by tests.
+
+    Under CI a $DIGITNET_DATA without MNIST is a mistake of the set-up, even when a cached copy
+    elsewhere would do: the run would not test the files it was given.
+    """
+    env = os.environ.get("DIGITNET_DATA")
+    if in_ci() and env and find_files(Path(env) / "mnist") is None:
+        missing(f"MNIST files not available: $DIGITNET_DATA={env} holds no mnist/ folder with the "
+                "four IDX files; point it at the datasets folder")
+    try:
+        return load("mnist")
+    except DigitnetError as e:
+        missing(f"MNIST files not available: {e}")
 
 
 @pytest.fixture(scope="session")
 def mnist() -> Dataset:
-    """MNIST from $DIGITNET_DATA (or the system folder / cache); never downloaded by tests."""
-    try:
-        return load("mnist")
-    except DigitnetError as e:
-        pytest.skip(f"MNIST files not available: {e}")
+    return load_mnist()
 
 
 @pytest.fixture(scope="session")

@@ -64,9 +64,9 @@ if __name__ == "__main__":
     with open(sys.argv[1]) as f:
         jobs = json.load(f)
     try:
-        for job in jobs:
-            code = run(job)
-            if code:
-                sys.exit(code)
-    finally:
+        code = next((code for code in map(run, jobs) if code), 0)
+    except BaseException:
         distributed.shutdown()
+        raise
+    # As `torchrun -m digitnet` does: no interpreter teardown with gloo's threads still alive.
+    sys.exit(distributed.end_launched_process(code))

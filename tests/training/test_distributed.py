@@ -19,7 +19,7 @@ import torch
 
 import digitnet
 from digitnet.errors import DigitnetError
-from digitnet.training import runs, seeding
+from digitnet.training import distributed, runs, seeding
 from digitnet.training.config import TrainConfig
 from digitnet.training.epoch import check_shards
 from digitnet.training.hooks import SilentReporter
@@ -117,6 +117,7 @@ def launched(tmp_path_factory, small_mnist):
     (root / "cli").mkdir()
     done = launch(jobs, root, nproc=2)
     assert done.returncode == 0, done.stderr[-3000:]
+    assert "terminate called" not in done.stderr
     return root, done, stop.value
 
 
@@ -211,3 +212,51 @@ def test_resume_hint_names_the_launcher_in_use(monkeypatch):
         "torchrun --standalone --nproc-per-node 2 -m digitnet train --resume runs/x")
     monkeypatch.setenv("WORLD_SIZE", "4")  # two machines
     assert resume_command(Path("runs/x")).startswith("torchrun <the same torchrun options")
+
+
+# Builds a DDP module in a 1-process gloo group, destroys the group and says whether the group
+# object is still alive; ends with os._exit so this process's own teardown cannot abort.
+GROUP_AFTER_DESTROY = """
+import os, sys, tempfile, weakref
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+dist.init_process_group("gloo", init_method=f"file://{tempfile.mktemp()}", rank=0, world_size=1)
+if sys.argv[1] == "ddp":
+    model = DistributedDataParallel(nn.Linear(4, 2))
+    model(torch.ones(3, 4)).sum().backward()
+    del model
+group = weakref.ref(dist.group.WORLD)
+dist.destroy_process_group()
+print("alive" if group() is not None else "freed", flush=True)
+os._exit(0)
+"""
+
+
+@pytest.mark.slow
+def test_ddp_keeps_the_group_alive_after_destroy():
+    """Why launched processes end with os._exit: DistributedDataParallel leaves references to
+    the process group, so destroy_process_group() cannot free it and its gloo threads are torn
+    down with the interpreter (where they sometimes abort the process). If a torch release
+    frees the group, this fails, and end_launched_process can go back to a normal exit."""
+    def after_destroy(mode: str) -> str:
+        done = subprocess.run([sys.executable, "-c", GROUP_AFTER_DESTROY, mode], capture_output=True,
+                              text=True, timeout=300, env=os.environ | {"OMP_NUM_THREADS": "1"})
+        assert done.returncode == 0, done.stderr[-2000:]
+        return done.stdout.strip()
+
+    assert after_destroy("plain") == "freed"
+    assert after_destroy("ddp") == "alive"
+
+
+def test_a_launched_process_ends_without_interpreter_teardown(monkeypatch):
+    exits = []
+    monkeypatch.setattr(distributed.os, "_exit", exits.append)  # the real one would end pytest
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    distributed.end_launched_process(3)
+    assert exits == [3]
+    monkeypatch.setenv("WORLD_SIZE", "1")  # not launched by torchrun: a normal exit
+    assert distributed.end_launched_process(0) == 0
+    assert exits == [3]

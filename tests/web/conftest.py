@@ -1,4 +1,5 @@
-"""What the browser tests share: one Chromium for the whole session."""
+"""What the browser tests share: one Chromium for the whole session (without it they skip,
+or fail under CI=true)."""
 
 from __future__ import annotations
 
@@ -12,17 +13,20 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 
 
 @pytest.fixture(scope="session")
-def browser():
+def browser(missing_component):
     if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} not installed; 'apt-get install --no-install-recommends chromium' "
-                    "(make test does it as root)")
-    playwright = pytest.importorskip("playwright.sync_api", reason="playwright not installed")
+        missing_component(f"{CHROMIUM} not installed; 'apt-get install --no-install-recommends "
+                          "chromium' (make test does it as root)")
+    try:
+        import playwright.sync_api as playwright
+    except ImportError:
+        missing_component("playwright not installed; 'make .venv/.installed-test' installs the test extras")
 
     with playwright.sync_playwright() as p:
         try:
             b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
         except playwright.Error as e:  # installed but cannot start (a library missing, say)
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            pytest.skip(f"{CHROMIUM} cannot start ({first[:160]}); reinstall it with apt-get")
+            missing_component(f"{CHROMIUM} cannot start ({first[:160]}); reinstall it with apt-get")
         yield b
         b.close()

@@ -9,7 +9,7 @@ import pytest
 
 from digitnet.errors import DigitnetError
 from digitnet.inference.lines import WEIGHTS_FILE, LineReader
-from digitnet.training.line_reader import LineConfig, ctc_loss, edit_distance, fit_lines
+from digitnet.training.line_reader import LineConfig, ctc_loss, edit_distance, fit_lines, refit
 from digitnet.training.number_figures import summarise
 
 
@@ -28,6 +28,17 @@ def test_a_tiny_run_writes_a_reader_and_its_metrics(mnist, tmp_path):
     assert [test["by_spacing"][k]["numbers"] for k in ("clear", "tight", "touching", "all")] == [3, 3, 3, 9]
     assert 0 <= test["exact"] <= test["per_digit"] <= 1 and 0 <= test["number_ece"] <= 1
     assert test["exact"] == test["by_spacing"]["all"]["exact"] and "MNIST test" in test["source"]
+    # fitted again with the current rule: the same validation lines give the same ratio, the
+    # new temperature folds in on top, the files follow and the readings do not change
+    line = np.zeros((32, 64), np.uint8)
+    line[8:24, 20:24] = 255  # a stroke
+    before = reader.frame_probabilities(line)
+    again = refit(tmp_path)
+    assert again["close"] == pytest.approx(saved["close"])
+    assert again["temperature"] > 0
+    assert json.loads((tmp_path / "metrics.json").read_text())["close"] == again["close"]
+    after = LineReader.load(tmp_path).frame_probabilities(line)
+    np.testing.assert_array_equal(before.argmax(1), after.argmax(1))
 
 
 def test_test_figures_count_exact_numbers_digits_and_calibration():

@@ -3,7 +3,8 @@ verdict's thresholds (the rule itself is ``inference.calibration``, which every 
 
 ``calibrate`` runs at the end of training. ``recalibrate`` fits a finished run again with this
 version's rule, on the same validation split rebuilt from its config, for a run trained before
-the rule changed: ``python -m digitnet.training.calibrate RUN_DIR``.
+the rule changed: ``python -m digitnet.training.calibrate RUN_DIR``; ``--lines DIR`` does the
+same for a line reader (``line_reader.refit``).
 """
 
 from __future__ import annotations
@@ -86,15 +87,23 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m digitnet.training.calibrate",
                                      description="Fit a calibrated run's temperature and verdict "
                                                  "again with this version's rule.")
-    parser.add_argument("run_dir", help="a run trained with a validation split")
+    parser.add_argument("run_dir", help="a run trained with a validation split, or with --lines a "
+                                        "folder holding line-reader.safetensors")
+    parser.add_argument("--lines", action="store_true", help="the folder holds a line reader")
     parser.add_argument("--data-dir", default=None, help="folder with the dataset's IDX files")
     args = parser.parse_args(argv)
     try:
-        record = recalibrate(args.run_dir, args.data_dir)
+        if args.lines:
+            from digitnet.training.line_reader import refit
+
+            record = refit(Path(args.run_dir), args.data_dir)
+        else:
+            record = recalibrate(args.run_dir, args.data_dir)
     except DigitnetError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"refitted {args.run_dir}: " + ", ".join(f"{k} {v:.4g}" for k, v in record.items()))
+    print(f"refitted {args.run_dir}: " + ", ".join(f"{k} {v:.4g}" for k, v in record.items()
+                                                   if isinstance(v, float)))
     return 0
 
 

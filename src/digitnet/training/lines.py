@@ -39,6 +39,7 @@ LENGTHS = (1, 12)
 # Half of the digits drawn again with other pens and shapes: the line reader meets other
 # writers' digits touching each other, where cutting them apart is no help.
 LINE_STYLE = Restyle(p_redraw=0.5)
+PLAIN = Restyle(p_redraw=0.0)  # the digits as MNIST's writers wrote them
 
 
 def _digit(d28: np.ndarray, size: float, slant: float) -> np.ndarray:
@@ -174,6 +175,8 @@ def restyled(x: np.ndarray, y: np.ndarray, index: np.ndarray, rng: np.random.Gen
              style: Restyle = LINE_STYLE) -> np.ndarray:
     """The digits ``x[index]`` (uint8 (k, 28, 28)), a share of them redrawn as other writers
     write (other pens, narrow and wide, the flagged 1, the barred 7, the open 4), uint8."""
+    if not style.p_redraw:  # plain: no draw from rng, so the lines are what they always were
+        return x[index]
     g = torch.Generator().manual_seed(int(rng.integers(2**62)))
     out = restyle(input_tensor(x[index]), torch.from_numpy(y[index]).long(), style, g)
     return (out[:, 0] * 255).round().to(torch.uint8).numpy()
@@ -187,7 +190,7 @@ def epoch_lines(n: int, rng: np.random.Generator) -> list[np.ndarray]:
 
 
 def line_batches(x: np.ndarray, y: np.ndarray, groups: list[np.ndarray], batch_size: int,
-                 rng: np.random.Generator, window: int = 8,
+                 rng: np.random.Generator, window: int = 8, style: Restyle = LINE_STYLE,
                  ) -> Iterator[tuple[np.ndarray, list[np.ndarray], list[int]]]:
     """Batches of the lines written with the digits ``x[g]`` (uint8 (28, 28), labels ``y[g]``)
     of each group ``g``: uint8 (B, 32, W) lines padded with black on the right (read as blanks),
@@ -198,7 +201,7 @@ def line_batches(x: np.ndarray, y: np.ndarray, groups: list[np.ndarray], batch_s
     in random order."""
     for start in range(0, len(groups), batch_size * window):
         chunk = groups[start : start + batch_size * window]
-        styled = restyled(x, y, np.concatenate(chunk), rng)  # uint8 (k, 28, 28), chunk's order
+        styled = restyled(x, y, np.concatenate(chunk), rng, style)  # uint8 (k, 28, 28), chunk's order
         ends = np.cumsum([len(g) for g in chunk])
         made = [make_line(styled[end - len(g) : end], y[g], rng)
                 for g, end in zip(chunk, ends, strict=True)]

@@ -13,7 +13,7 @@ ifneq ($(wildcard $(SHARED_DATA)/mnist),)
 export DIGITNET_DATA ?= $(SHARED_DATA)
 endif
 
-.PHONY: run test test-fast lint lock bench clean chromium browser-runtime reader line-reader
+.PHONY: run test test-fast lint lock bench clean chromium browser-runtime axe-core reader line-reader
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -53,7 +53,7 @@ line-reader: $(VENV)/.installed
 	cp $$run/line-reader.safetensors src/digitnet/bundled/lines/line-reader.safetensors.tmp && \
 	mv src/digitnet/bundled/lines/line-reader.safetensors.tmp src/digitnet/bundled/lines/line-reader.safetensors
 
-test: $(VENV)/.installed-test chromium browser-runtime
+test: $(VENV)/.installed-test chromium browser-runtime axe-core
 	$(BIN)/ruff check .
 	$(BIN)/pytest
 
@@ -76,6 +76,12 @@ chromium:
 browser-runtime: $(VENV)/.installed
 	@$(BIN)/python -m digitnet.web.browser_runtime \
 		|| echo "the browser runtime could not be fetched; the tests of reading on the device will skip"
+
+# The accessibility tests run axe-core (one 650 KB script from npm) in Chromium; fetched once
+# into the same cache when absent. Without it those tests skip, or fail under CI.
+axe-core: $(VENV)/.installed
+	@$(BIN)/python tests/web/axe_core.py \
+		|| echo "axe-core could not be fetched; the accessibility tests will skip (and fail under CI)"
 
 # The inner loop: everything but the slow and browser tests, in under a minute.
 test-fast: $(VENV)/.installed-test

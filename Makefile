@@ -16,7 +16,7 @@ endif
 # CI services set CI=true (some CI=1): then a missing browser or runtime fails the run, as in tests/.
 IN_CI := $(if $(filter true TRUE True 1,$(CI)),true,)
 
-.PHONY: run test test-fast lint lock bench clean chromium browser-runtime reader line-reader
+.PHONY: run test test-fast lint lock bench clean chromium browser-runtime axe-core reader line-reader
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -60,7 +60,7 @@ line-reader: $(VENV)/.installed
 		cp $$run/$$f $(LINES_DIR)/$$f.tmp && mv $(LINES_DIR)/$$f.tmp $(LINES_DIR)/$$f || exit 1; \
 	done
 
-test: $(VENV)/.installed-test chromium browser-runtime
+test: $(VENV)/.installed-test chromium browser-runtime axe-core
 	$(BIN)/ruff check .
 	$(BIN)/pytest
 
@@ -91,6 +91,16 @@ browser-runtime: $(VENV)/.installed
 		exit 1; \
 	fi; \
 	echo "the browser runtime could not be fetched; the tests of reading on the device will skip"
+
+# The accessibility tests run axe-core (one 650 KB script from npm) in Chromium; fetched once
+# into the same cache when absent. Without it those tests skip, or fail under CI.
+axe-core: $(VENV)/.installed
+	@$(BIN)/python tests/web/axe_core.py && exit 0; \
+	if [ "$(IN_CI)" = true ]; then \
+		echo "axe-core could not be fetched; CI=true needs it for the accessibility tests" >&2; \
+		exit 1; \
+	fi; \
+	echo "axe-core could not be fetched; the accessibility tests will skip"
 
 # The inner loop: everything but the slow and browser tests, in under a minute.
 test-fast: $(VENV)/.installed-test

@@ -4,7 +4,7 @@
 // 28x28 input are shown beside it (and the verdict under the canvas on a phone).
 import { decodeFile, openReader } from "./reader/device.js";
 import { captureStrokes, fit as fitTo, onlyStrokes, paint } from "./reader/ink.js";
-import { buildBars, setStatus, showBars, showDigit as showVerdict, showTime } from "./reader/answer.js";
+import { buildBars, describeDrawing, setStatus, showBars, showDigit as showVerdict, showTime } from "./reader/answer.js";
 
 (() => {
   const SIZES = { digit: [280, 280], number: [560, 280] };
@@ -63,6 +63,7 @@ import { buildBars, setStatus, showBars, showDigit as showVerdict, showTime } fr
     $("boxes").replaceChildren();
     $("result").setAttribute("aria-busy", "false");
     showBars([]);
+    describeDrawing("empty");
     setStatus(mode === "digit" ? "Draw a digit to begin." : "Write a number of a few digits, side by side.");
   }
 
@@ -206,6 +207,7 @@ import { buildBars, setStatus, showBars, showDigit as showVerdict, showTime } fr
     $("number-result").hidden = true;
     $("note").hidden = true;
     $("quick").hidden = true;
+    describeDrawing("not read");
   }
 
   function showDigit(answer) {
@@ -247,6 +249,7 @@ import { buildBars, setStatus, showBars, showDigit as showVerdict, showTime } fr
     $("number-result").hidden = false;
     showQuick(answer.text || "—", answer.digits.length ? `${answer.digits.length} digits` : "not a number");
     setStatus(answer.digits.length ? `It reads ${answer.verdict}.` : "No digits found: not a number.");
+    describeDrawing(`read as ${answer.text || "not a number"}`);
   }
 
   // Boxes come in the coordinates of the image sent: the canvas, or an untouched upload.
@@ -275,6 +278,12 @@ import { buildBars, setStatus, showBars, showDigit as showVerdict, showTime } fr
     } else if (event.key === "Escape") {
       clear();
     }
+  });
+  // Enter or Space on the focused drawing reads it again (after an error, say).
+  pad.addEventListener("keydown", (event) => {
+    if (event.key !== "Enter" && event.key !== " ") return;
+    event.preventDefault();
+    if (items.length) predictNow();
   });
   $("undo").addEventListener("click", undo);
   $("to-number").addEventListener("click", () => {

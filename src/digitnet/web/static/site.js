@@ -2,7 +2,7 @@
 // this browser (reader/device.js) from the reader folder the page lies in. One digit at a time.
 import { decodeFile, openReader } from "./reader/device.js";
 import { captureStrokes, fit, onlyStrokes, paint } from "./reader/ink.js";
-import { buildBars, setStatus, showBars, showDigit, showTime } from "./reader/answer.js";
+import { buildBars, describeDrawing, setStatus, showBars, showDigit, showTime } from "./reader/answer.js";
 
 const $ = (id) => document.getElementById(id);
 const pad = $("pad");
@@ -69,6 +69,7 @@ function showError(message) {
   for (const id of ["digit-result", "quick", "timing"]) $(id).hidden = true;
   showBars([]);
   setStatus(message, true);
+  describeDrawing("not read");
 }
 
 function showEmpty() {
@@ -76,6 +77,7 @@ function showEmpty() {
   for (const id of ["digit-result", "quick", "timing"]) $(id).hidden = true;
   showBars([]);
   setStatus("Draw a digit to begin.");
+  describeDrawing("empty");
   if (!busy) $("result").setAttribute("aria-busy", "false");
 }
 
@@ -105,6 +107,12 @@ function clear() {
   showEmpty();
 }
 
+// Enter or Space on the focused drawing reads it again.
+pad.addEventListener("keydown", (event) => {
+  if (event.key !== "Enter" && event.key !== " ") return;
+  event.preventDefault();
+  read();
+});
 $("undo").addEventListener("click", undo);
 $("clear").addEventListener("click", clear);
 $("upload").addEventListener("click", () => $("file").click());

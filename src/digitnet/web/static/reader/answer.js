@@ -10,15 +10,23 @@ export function setStatus(text, isError = false) {
   $("status").classList.toggle("error", isError);
 }
 
-// One bar per class of the model, each waiting for an answer.
+// The drawing's text alternative: what was read from it ("read as 7", "empty", "not read").
+export function describeDrawing(state) {
+  $("pad").setAttribute("aria-label", `Drawing area, ${state}`);
+}
+
+// One bar per class of the model, each waiting for an answer. A bar is a meter named by its
+// class, so that a screen reader says "7, 93%"; the text beside it is for the eye.
 export function buildBars(classes) {
   $("bars").replaceChildren(...classes.map((name) => {
     const li = document.createElement("li");
-    li.innerHTML = `<span></span><span class="track"><span class="fill"></span></span><span class="pct">–</span>`;
+    li.innerHTML = `<span aria-hidden="true"></span><span class="track" role="meter" aria-valuemin="0" ` +
+      `aria-valuemax="100"><span class="fill"></span></span><span class="pct" aria-hidden="true">–</span>`;
     li.firstChild.textContent = name;
-    li.setAttribute("aria-label", `${name}: no answer yet`);
+    li.querySelector(".track").setAttribute("aria-label", name);
     return li;
   }));
+  showBars([]);
 }
 
 // The probability of each class on its bar; empty probabilities reset the bars.
@@ -26,11 +34,12 @@ export function showBars(probabilities) {
   const best = probabilities.length ? probabilities.indexOf(Math.max(...probabilities)) : -1;
   [...$("bars").children].forEach((li, c) => {
     const p = probabilities[c];
-    const name = li.firstChild.textContent;
+    const track = li.querySelector(".track");
     li.querySelector(".fill").style.width = `${(p ?? 0) * 100}%`;
     li.querySelector(".pct").textContent = p === undefined ? "–" : percent(p).replace("over ", ">").replace("under ", "<");
     li.classList.toggle("best", c === best);
-    li.setAttribute("aria-label", p === undefined ? `${name}: no answer yet` : `${name}: ${(p * 100).toFixed(1)} percent`);
+    track.setAttribute("aria-valuenow", ((p ?? 0) * 100).toFixed(1));
+    track.setAttribute("aria-valuetext", p === undefined ? "no answer yet" : percent(p));
   });
 }
 
@@ -45,6 +54,7 @@ export function showDigit(answer) {
   $("digit-result").hidden = false;
   showBars(answer.probabilities);
   setStatus(words.status);
+  describeDrawing(`read as ${answer.text}`);
   return words;
 }
 

@@ -60,8 +60,8 @@ def test_a_correction_keeps_the_image_what_the_model_saw_and_said(server, mnist)
     assert kept["answer"] == answer["text"] and kept["label"] == "1" and not kept["right"]
     assert kept["labelled_digits"] == 1 and kept["model"] == client.get("/api/model").json()["run"]
     image, said, confidence, label, run, sha, created = stored(settings, kept["id"])
-    kept = cv2.imdecode(np.frombuffer(image, np.uint8), cv2.IMREAD_UNCHANGED)  # the ink, re-encoded
-    assert image != data and kept.ndim == 2 and max(kept.shape) <= 256
+    picture = cv2.imdecode(np.frombuffer(image, np.uint8), cv2.IMREAD_UNCHANGED)  # the ink, re-encoded
+    assert image != data and picture.ndim == 2 and max(picture.shape) <= 256
     assert said == answer["text"] and label == "1"
     assert confidence == pytest.approx(answer["probability"]) and created == kept["created"]
     assert sha == client.get("/api/model").json()["weights_sha256"] and len(sha) == 64

@@ -201,7 +201,6 @@ def test_a_number_at_the_pixel_limit_is_read_on_a_small_copy(monkeypatch, mnist)
     most READ_SIDE px a side, and its boxes are given in the image's own pixels."""
     big = on_paper(mnist.x_test[0], size=5000, canvas=(6320, 6320), at=(700, 600))
     data = png(big)
-    assert len(data) < 400_000
     sizes = []
     real = service.read_number
     monkeypatch.setattr(service, "read_number", lambda image, reader: sizes.append(image.shape)

@@ -50,6 +50,8 @@ def test_list_export_and_delete(cli, tmp_path):
     add(db, 2)
     code, out, _ = cli("corrections", "list", "--db", db, "--limit", "2")
     assert code == 0 and "2 of 5 corrections" in out and out.count(" 7 ") >= 2
+    code, out, _ = cli("corrections", "review", "--db", db, "--accept", "1", "2", "3", "4", "5")
+    assert code == 0 and "accepted 5 corrections" in out
     code, out, _ = cli("corrections", "export", "--db", db, "--out", tmp_path / "idx")
     assert code == 0 and "5 labelled images (4 to learn from, 1 held out)" in out
     assert (tmp_path / "idx" / "t10k-labels-idx1-ubyte").is_file()
@@ -71,3 +73,29 @@ def test_mistakes_are_one_line(cli, tmp_path, argv, words):
     db = store.create(tmp_path / "c.sqlite")
     code, out, err = cli(*[a.format(tmp=tmp_path, db=db) for a in argv])
     assert code == 2 and err.count("\n") == 1 and words in err
+
+
+def test_review_writes_a_contact_sheet_and_marks_by_id_or_client(cli, tmp_path):
+    import cv2
+
+    db = store.create(tmp_path / "c.sqlite")
+    seen = (store.Seen(np.full((28, 28), 200, np.uint8), 7, 0.8, 1),)
+    picture = cv2.imencode(".png", np.full((40, 30), 90, np.uint8))[1].tobytes()
+    for client in ("aaaa1111aaaa1111", "aaaa1111aaaa1111", "bbbb2222bbbb2222"):
+        store.add(db, store.Correction("digit", picture, "7", 0.8, "1", "run", "", seen, client=client))
+    code, out, _ = cli("corrections", "review", "--db", db, "--sheet", tmp_path / "sheet.png")
+    assert code == 0 and "3 pending corrections" in out
+    sheet = cv2.imread(str(tmp_path / "sheet.png"), cv2.IMREAD_GRAYSCALE)
+    assert sheet.shape[0] > 150 and (sheet == 200).any() and (sheet == 90).any()  # the 28x28 and the picture
+    code, out, _ = cli("corrections", "review", "--db", db, "--reject-client", "aaaa1111", "--accept", "3")
+    assert code == 0 and "accepted 1" in out and "rejected 2" in out
+    assert [r.status for r in store.summaries(db)] == ["accepted", "rejected", "rejected"]
+    code, out, _ = cli("corrections", "review", "--db", db, "--sheet", tmp_path / "sheet.png")
+    assert code == 0 and "nothing pending" in out
+
+
+def test_finetune_learns_only_what_was_accepted(cli, tmp_path):
+    db = store.create(tmp_path / "c.sqlite")
+    add(db, 1, 3)
+    code, _, err = cli("finetune", "--corrections", db)
+    assert code == 2 and "no accepted corrections" in err and "3 pending" in err and err.count("\n") == 1

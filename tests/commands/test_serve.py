@@ -64,10 +64,12 @@ def test_workers_hand_the_bound_port_to_uvicorns_process_manager(cli, trained_ru
     monkeypatch.setattr(serve.os, "execve", execve)
     with pytest.raises(Replaced) as replaced:
         cli("serve", "--run", trained_run, "--port", "0", "--workers", "3", "--backend", "torch",
-            "--store", tmp_path / "store")
+            "--store", tmp_path / "store", "--allow-origin", "https://Digits.example.org/",
+            "--corrections-per-client", "5")
     argv, env = replaced.value.args
     assert argv[1:4] == ["-m", "uvicorn", "digitnet.web.app:from_environment"] and "--factory" in argv
     assert argv[argv.index("--workers") + 1] == "3"
+    assert argv[argv.index("--http") + 1] == "digitnet.web.guard:GuardedH11"  # header and body deadlines
     fd = int(argv[argv.index("--fd") + 1])
     with socket.socket(fileno=os.dup(fd)) as bound:  # the port bound and checked before
         assert os.get_inheritable(fd) and bound.getsockname()[0] == "127.0.0.1"
@@ -75,6 +77,8 @@ def test_workers_hand_the_bound_port_to_uvicorns_process_manager(cli, trained_ru
     settings = Settings.from_json(env[SETTINGS_VARIABLE])
     assert settings.run_dir == trained_run.resolve() and settings.backend == "torch"
     assert settings.store == tmp_path / "store"  # every worker keeps corrections in one database
+    assert settings.allowed_origins == ("https://digits.example.org",)
+    assert settings.corrections_per_client == 5
     assert (tmp_path / "store" / "corrections.sqlite").is_file()
 
 
@@ -83,3 +87,16 @@ def test_serve_is_a_listed_command(cli, capsys):
         cli("serve", "--help")
     out = capsys.readouterr().out
     assert stop.value.code == 0 and "--host" in out and "--backend" in out
+
+
+def test_an_empty_admin_token_or_a_bad_origin_stops_the_start(cli, trained_run, tmp_path, monkeypatch):
+    from digitnet.commands import serve
+
+    started = []
+    monkeypatch.setattr(serve, "listen", lambda *a: started.append(a))
+    monkeypatch.setenv("DIGITNET_ADMIN_TOKEN", "")
+    code, _, err = cli("serve", "--run", trained_run, "--port", "0", "--store", tmp_path)
+    assert code == 2 and err.count("\n") == 1 and "set but empty" in err
+    monkeypatch.delenv("DIGITNET_ADMIN_TOKEN")
+    code, _, err = cli("serve", "--run", trained_run, "--allow-origin", "digits.example.org")
+    assert code == 2 and err.count("\n") == 1 and "not an origin" in err and not started

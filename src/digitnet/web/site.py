@@ -60,28 +60,34 @@ def reader_info(run_dir: Path) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class OnDevice:
-    """The served page's reader folder: its files by name, or why there is none."""
+    """The served page's reader folder: its files by name, or why there is none: ``reason``
+    in one plain sentence for every visitor (no path of the server's), ``detail`` with the
+    paths and the fix for its operator (the server's log)."""
 
     files: dict[str, Path]
     info: dict[str, Any] | None
     reason: str = ""
+    detail: str = ""
+
+
+NO_RUNTIME = "This server cannot offer reading on this device: it has no copy of the browser runtime."
+NO_EXPORT = "This server cannot offer reading on this device: its model has no checked ONNX export."
 
 
 def on_device(run_dir: Path) -> OnDevice:
-    """The run's checked, current model.onnx and the cached runtime, when both are there."""
+    """The run's checked, current model.onnx (the bundled reader's too, when the package ships
+    one that checks out) and the cached runtime, checked by SHA-256, when both are there."""
     runtime = browser_runtime.cached()
     if runtime is None:
-        return OnDevice({}, None, browser_runtime.missing())
+        return OnDevice({}, None, NO_RUNTIME, browser_runtime.missing())
     try:
         model, _ = onnx_runtime.current_export(run_dir)
         info = reader_info(run_dir)
     except DigitnetError as e:
         if Path(run_dir).resolve() == bundled.READER_DIR:  # the package's files stay as shipped
-            return OnDevice({}, None, "the bundled reader has no checked ONNX file in the package; "
-                                      f"copy it into a run (cp -r {bundled.READER_DIR} runs/reader), "
-                                      "export that (digitnet export --run runs/reader) and serve it "
-                                      "(digitnet serve --run runs/reader)")
-        return OnDevice({}, None, f"this model has no checked ONNX file: {e}")
+            return OnDevice({}, None, NO_EXPORT, f"the bundled reader has no checked model.onnx ({e}); "
+                                                 "serve a run exported with 'digitnet export --run DIR'")
+        return OnDevice({}, None, NO_EXPORT, f"no checked ONNX export: {e}")
     files = {name: runtime / name for name in browser_runtime.FILES}
     return OnDevice({**files, onnx_runtime.ONNX_FILE: model}, info)
 

@@ -78,6 +78,8 @@ def check(argv: list[str], parser: argparse.ArgumentParser, where: str) -> list[
                 continue
             if action.nargs != 0 and not value and i < len(argv):
                 value, i = argv[i], i + 1
+            while action.nargs in ("*", "+") and i < len(argv) and not argv[i].startswith("-"):
+                i += 1  # the option's further values (--accept 12 13 14)
             if value and action.choices and not PLACEHOLDER.match(value):
                 problems += [f"{where}: {name} {v}: not one of {sorted(action.choices)}"
                              for v in value.split("|") if v not in action.choices]

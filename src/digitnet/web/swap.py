@@ -43,7 +43,7 @@ def load_run(run_dir: Path, backend: str, line_reader: Path | None) -> service.L
     paths included, goes to the server's log)."""
     try:
         return service.load_model(run_dir, backend, line_reader)
-    except Exception as e:  # noqa: BLE001: whatever a run holds, the server keeps serving
+    except Exception as e:  # whatever a run holds, the server keeps serving
         reason = str(e) if isinstance(e, DigitnetError) else f"{type(e).__name__}: {e}"
         log.warning("digitnet: run %s does not load; keeping the served model: %s", run_dir, reason)
         raise RunRefused(f"run {Path(run_dir).name} does not load ({without_paths(reason)}); the "
@@ -89,7 +89,7 @@ async def watch(holder: Served, store_dir: Path, backend: str, line_reader: Path
                 holder.swap(await anyio.to_thread.run_sync(load_run, wanted, backend, line_reader))
                 refused = None
                 said = ""
-        except Exception as e:  # noqa: BLE001: the watcher must outlive any bad file
+        except Exception as e:  # the watcher must outlive any bad file
             if str(e) != said and not isinstance(e, RunRefused):  # RunRefused was logged in full
                 log.warning("digitnet: keeping the served model: %s", e)
             said = str(e)

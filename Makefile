@@ -4,6 +4,7 @@
 #   make lock   refresh constraints.txt, the pinned versions both install from
 #   make reader retrain the reader bundled in the package (predict, read and serve use it)
 #   make line-reader  retrain the bundled line reader (read and /api/read use it)
+#   make notebook  open the tutorial notebook (examples/tutorial.ipynb) in JupyterLab
 PY ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
@@ -13,7 +14,7 @@ ifneq ($(wildcard $(SHARED_DATA)/mnist),)
 export DIGITNET_DATA ?= $(SHARED_DATA)
 endif
 
-.PHONY: run test test-fast lint lock bench clean chromium browser-runtime reader line-reader
+.PHONY: run test test-fast lint lock bench clean chromium browser-runtime reader line-reader notebook
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -52,6 +53,15 @@ line-reader: $(VENV)/.installed
 	$(BIN)/digitnet train-lines --out $$run && \
 	cp $$run/line-reader.safetensors src/digitnet/bundled/lines/line-reader.safetensors.tmp && \
 	mv src/digitnet/bundled/lines/line-reader.safetensors.tmp src/digitnet/bundled/lines/line-reader.safetensors
+
+# make notebook: JupyterLab (the notebook extra, installed into .venv once) on the tutorial
+# notebook; its kernel is the project's Python, with DIGITNET_DATA set as for every target.
+notebook: $(VENV)/.installed-notebook
+	$(BIN)/jupyter lab $$([ "$$(id -u)" = 0 ] && echo --allow-root) examples/tutorial.ipynb
+
+$(VENV)/.installed-notebook: pyproject.toml constraints.txt | $(BIN)/python
+	$(BIN)/pip install -q -c constraints.txt -e ".[notebook]"
+	touch $@
 
 test: $(VENV)/.installed-test chromium browser-runtime
 	$(BIN)/ruff check .

@@ -117,8 +117,8 @@ def integrated_gradients(model: nn.Module, x: torch.Tensor, targets: list[int],
     The path's points are the midpoints of ``steps`` equal segments (a midpoint Riemann sum),
     except ``steps=1``: the image itself, which makes it gradient times input.
     """
-    alphas = (torch.tensor([1.0]) if steps == 1
-              else (torch.arange(steps, dtype=torch.float32) + 0.5) / steps)
+    alphas = (torch.ones(1, device=x.device) if steps == 1
+              else (torch.arange(steps, dtype=torch.float32, device=x.device) + 0.5) / steps)
     path = (alphas.view(-1, 1, 1, 1) * x).requires_grad_(True)  # (steps, 1, 28, 28)
     with torch.enable_grad():
         logp = torch.log_softmax(model(path).float(), dim=1)  # (steps, classes)
@@ -127,7 +127,7 @@ def integrated_gradients(model: nn.Module, x: torch.Tensor, targets: list[int],
         ends = torch.log_softmax(model(torch.cat([torch.zeros_like(x), x])).float(), dim=1)
     values = torch.stack([(g.mean(dim=0) * x[0])[0] for g in grads])  # (T, 28, 28)
     totals = ends[1, targets] - ends[0, targets]
-    return values.numpy(), totals.numpy()
+    return values.cpu().numpy(), totals.cpu().numpy()
 
 
 def targets_of(answer: calibration.Answer) -> list[int]:
@@ -146,12 +146,13 @@ def explain(model: nn.Module, image: np.ndarray, classes: tuple[str, ...],
     if steps < 1:
         raise DigitnetError(f"steps must be at least 1, got {steps}")
     image = np.asarray(image)
-    x = input_tensor(image).contiguous()  # (1, 1, 28, 28) in [0, 1]
+    device = next(model.parameters()).device
+    x = input_tensor(image, device).contiguous()  # (1, 1, 28, 28) in [0, 1]
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
-            probs = torch.softmax(model(x).float(), dim=1)[0].numpy()  # (classes,)
+            probs = torch.softmax(model(x).float(), dim=1)[0].cpu().numpy()  # (classes,)
         if len(probs) != len(classes):
             raise DigitnetError(f"the model has {len(probs)} outputs but {len(classes)} class names")
         answer = calibration.answers(probs[None], verdict or calibration.Verdict(), classes)[0]

@@ -4,6 +4,7 @@
 #   make lock   refresh constraints.txt, the pinned versions both install from
 #   make reader retrain the reader bundled in the package (predict, read and serve use it)
 #   make line-reader  retrain the bundled line reader (read and /api/read use it)
+#   make notebook  open the tutorial notebook (examples/tutorial.ipynb) in JupyterLab
 PY ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
@@ -16,7 +17,7 @@ endif
 # CI services set CI=true (some CI=1): then a missing browser or runtime fails the run, as in tests/.
 IN_CI := $(if $(filter true TRUE True 1,$(CI)),true,)
 
-.PHONY: run test test-fast lint lock bench clean chromium browser-runtime axe-core reader line-reader
+.PHONY: run test test-fast lint lock bench clean chromium browser-runtime axe-core reader line-reader notebook
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -59,6 +60,15 @@ line-reader: $(VENV)/.installed
 	for f in line-reader.safetensors metrics.json; do \
 		cp $$run/$$f $(LINES_DIR)/$$f.tmp && mv $(LINES_DIR)/$$f.tmp $(LINES_DIR)/$$f || exit 1; \
 	done
+
+# make notebook: JupyterLab (the notebook extra, installed into .venv once) on the tutorial
+# notebook; its kernel is the project's Python, with DIGITNET_DATA set as for every target.
+notebook: $(VENV)/.installed-notebook
+	$(BIN)/jupyter lab $$([ "$$(id -u)" = 0 ] && echo --allow-root) examples/tutorial.ipynb
+
+$(VENV)/.installed-notebook: pyproject.toml constraints.txt | $(BIN)/python
+	$(BIN)/pip install -q -c constraints.txt -e ".[notebook]"
+	touch $@
 
 test: $(VENV)/.installed-test chromium browser-runtime axe-core
 	$(BIN)/ruff check .

@@ -1,7 +1,9 @@
-"""Showing training progress: a live bar on a terminal, one plain line per epoch elsewhere."""
+"""Showing training progress: a live bar on a terminal or in a notebook, one plain line per
+epoch elsewhere."""
 
 from __future__ import annotations
 
+import io
 import sys
 from typing import Any
 
@@ -29,6 +31,16 @@ def epoch_line(record: dict[str, Any], epochs: int) -> str:
     return "  ".join(parts)
 
 
+def epoch_progress(console: Console, epoch: int, epochs: int) -> Progress:
+    """The bar of one epoch: steps, elapsed and remaining time, running loss and accuracy."""
+    return Progress(
+        TextColumn(f"epoch {epoch + 1}/{epochs}"), BarColumn(), MofNCompleteColumn(),
+        TimeElapsedColumn(), TextColumn("<"), TimeRemainingColumn(),
+        TextColumn("loss {task.fields[loss]}  acc {task.fields[acc]}"),
+        console=console, transient=False,
+    )
+
+
 class ConsoleReporter:
     """Progress of ``digitnet train``: rich bar when ``console`` is a terminal, else lines."""
 
@@ -45,12 +57,7 @@ class ConsoleReporter:
         self.epochs = epochs
         if not self.live:
             return
-        self.progress = Progress(
-            TextColumn(f"epoch {epoch + 1}/{epochs}"), BarColumn(), MofNCompleteColumn(),
-            TimeElapsedColumn(), TextColumn("<"), TimeRemainingColumn(),
-            TextColumn("loss {task.fields[loss]}  acc {task.fields[acc]}"),
-            console=self.console, transient=False,
-        )
+        self.progress = epoch_progress(self.console, epoch, epochs)
         self.task = self.progress.add_task("train", total=steps, completed=done,
                                            loss="-", acc="-")
         self.progress.start()
@@ -72,3 +79,42 @@ class ConsoleReporter:
         if self.progress is not None:
             self.progress.stop()
             self.progress = None
+
+
+class NotebookReporter(ConsoleReporter):
+    """The same bar in Jupyter, redrawn in place in the cell's output (an IPython display
+    handle), so that a saved notebook keeps its last state; rich's own live display would need
+    ipywidgets. ``fit(config, reporter=NotebookReporter())``."""
+
+    def __init__(self, width: int = 100) -> None:
+        super().__init__(Console(file=io.StringIO(), width=width, color_system=None,
+                                 force_terminal=False, force_jupyter=False))
+        self.handle = None
+
+    def start_epoch(self, epoch: int, epochs: int, steps: int, done: int) -> None:
+        from IPython.display import display
+
+        self.epochs = epochs
+        self.progress = epoch_progress(self.console, epoch, epochs)
+        self.task = self.progress.add_task("train", total=steps, completed=done, loss="-", acc="-")
+        self.handle = display(self.text(), raw=True, display_id=True)
+
+    def step(self, done: int, stats: RunningStats) -> None:
+        super().step(done, stats)
+        if self.progress is not None and (done % REFRESH_EVERY == 0
+                                          or done == self.progress.tasks[0].total):
+            self.handle.update(self.text(), raw=True)
+
+    def text(self) -> dict[str, str]:
+        """The bar as it stands, as a plain-text display."""
+        with self.console.capture() as captured:
+            self.console.print(self.progress.get_renderable())
+        return {"text/plain": captured.get().rstrip()}
+
+    def end_epoch(self, epoch: int, record: dict[str, Any]) -> None:
+        self.handle.update(self.text(), raw=True)
+        self.progress = None
+        print(epoch_line(record, self.epochs))
+
+    def close(self) -> None:
+        self.progress = None

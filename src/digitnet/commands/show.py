@@ -10,20 +10,25 @@ from digitnet import atomic
 from digitnet.commands.common import add_run_option, console
 from digitnet.datasets import SPECS, Dataset, load
 from digitnet.errors import DigitnetError
+from digitnet.inference import bundled, explain, files
 from digitnet.inference.predictor import Predictor
 from digitnet.plots import figures, inspection
 from digitnet.training import runs
 
-KINDS = ("samples", "predictions", "errors", "confusion", "history", "filters")
+KINDS = ("samples", "predictions", "errors", "confusion", "history", "filters", "explain")
 DEFAULT_N = {"samples": 40, "predictions": 40, "errors": 30, "filters": 16}
 
 
 def register(sub) -> None:
-    p = sub.add_parser("show", help="draw samples, predictions, mistakes, curves or filters as a PNG")
+    p = sub.add_parser("show", help="draw samples, predictions, mistakes, curves, filters or what "
+                                    "the network sees in your image as a PNG")
     p.add_argument("kind", choices=KINDS, metavar="KIND", help=" | ".join(KINDS))
-    add_run_option(p, "; samples need none")
+    p.add_argument("image", nargs="?", type=Path, metavar="IMAGE",
+                   help="explain: the image file (a photo, scan or drawing of one digit)")
+    add_run_option(p, "; samples need none; explain uses the reader bundled with digitnet, "
+                      "or 'latest'")
     p.add_argument("--out", type=Path, help="the PNG to write (default: RUN_DIR/KIND.png, "
-                   "or runs/samples-DATASET.png for samples without a run)")
+                   "runs/samples-DATASET.png for samples without a run, runs/explain-IMAGE.png)")
     p.add_argument("--n", type=int, help="images to show (samples 40, predictions 40, errors 30); "
                    "for filters, feature maps per layer (16)")
     p.add_argument("--seed", type=int, default=0, help="which random images samples and predictions "
@@ -39,7 +44,12 @@ def run(args) -> int:
     if args.n is not None and args.n < 1:
         raise DigitnetError(f"--n {args.n} shows nothing; give a number of at least 1")
     n = DEFAULT_N.get(args.kind, 1) if args.n is None else args.n
-    if args.kind == "samples" and args.run_dir is None:
+    if (args.image is None) == (args.kind == "explain"):
+        raise DigitnetError("give an IMAGE with 'show explain IMAGE', and only with explain")
+    if args.kind == "explain":
+        fig = draw_explain(args.image, args.run_dir)
+        out = args.out or runs.DEFAULT_ROOT / f"explain-{args.image.stem or 'image'}.png"
+    elif args.kind == "samples" and args.run_dir is None:
         dataset = args.dataset or "mnist"
         fig = samples(load(dataset, args.data_dir), n, args.seed)
         out = args.out or runs.DEFAULT_ROOT / f"samples-{dataset}.png"
@@ -109,6 +119,15 @@ def draw_filters(run_dir: Path, args, n: int) -> Figure:
     probs = predictor.probabilities(image)[0]
     return figures.filters(layer_name, kernels, image, ds.classes[label], outputs, probs, ds.classes,
                          run_dir.name, per_layer=n)
+
+
+def draw_explain(image: Path, run_dir: Path | None) -> Figure:
+    """What the model (the bundled reader without --run) sees in one image file."""
+    model_dir = bundled.model_dir(run_dir)
+    digit, _ = files.prepare(image)  # uint8 (28, 28), the way predict prepares it
+    expl = explain.explain_with(Predictor.from_run(model_dir, backend="torch"), digit)
+    name = "the bundled reader" if model_dir == bundled.READER_DIR else model_dir.name
+    return figures.explanation(expl, f"What {name} sees in {image.name}")
 
 
 DRAW = {"samples": draw_samples, "predictions": draw_predictions, "errors": draw_errors,

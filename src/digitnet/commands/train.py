@@ -20,7 +20,7 @@ from digitnet.training.ensemble import fit_ensemble
 from digitnet.training.run import Interrupted, fit
 
 # What may change when resuming: more epochs, and how the machine is used.
-RESUMABLE = {"epochs", "threads", "checkpoint_every", "device"}
+RESUMABLE = {"epochs", "threads", "checkpoint_every", "device", "tensorboard"}
 TYPES = {"int": int, "float": float, "str": str, "bool": bool}
 
 
@@ -133,6 +133,8 @@ def run(args) -> int:
     out.print(f"test accuracy {metrics['test_accuracy']:.4f}  test loss {metrics['test_loss']:.4f}"
               f"  ({metrics['train_seconds']:.1f} s training, {metrics['precision']})")
     out.print(f"run saved in {run_dir}")
+    if config.tensorboard:
+        out.print(f"TensorBoard: tensorboard --logdir {run_dir}", soft_wrap=True, markup=False)
     written = write_pictures(run_dir, metrics, config)
     out.print(f"pictures: {', '.join(map(str, written))}", soft_wrap=True, markup=False)
     return 0

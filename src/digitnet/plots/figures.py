@@ -19,6 +19,7 @@ from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 from matplotlib.ticker import PercentFormatter
 
+from digitnet.inference.explain import Explanation
 from digitnet.plots.inspection import LayerOutput, Predictions
 from digitnet.training.epoch import steps_per_epoch
 
@@ -239,6 +240,57 @@ def filters(layer_name: str, kernels: np.ndarray, image: np.ndarray, label: str,
     text.set_axis_off()
     bottom.suptitle("one test image through every layer (colours: low dark, high bright)",
                     fontsize=12, fontweight="bold")
+    return fig
+
+
+def _probability_bars(ax, probs: np.ndarray, classes: Sequence[str], marked: Sequence[int]) -> None:
+    """The class probabilities (classes,) as bars, the ``marked`` classes in colour."""
+    colors = ["#8c959f"] * len(probs)
+    for i, c in zip(marked, (RIGHT, EVAL), strict=False):
+        colors[i] = c
+    ax.bar(range(len(probs)), probs, color=colors)
+    ax.set_xticks(range(len(probs)), [textwrap.fill(c, 5) for c in classes], fontsize=8)
+    ax.set_ylim(0, 1)
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+    ax.tick_params(axis="y", labelsize=8)
+    ax.spines[["top", "right"]].set_visible(False)
+
+
+def explanation(expl: Explanation, title: str, maps: int = 32) -> Figure:
+    """What the network sees in one digit: the image, which pixels pushed it towards its answer
+    (and the runner-up), the probabilities, and the first layer's feature maps (up to ``maps``)."""
+    shown = expl.feature_maps.values[:maps]  # (C, H, W)
+    cols = 8
+    map_rows = math.ceil(len(shown) / cols)
+    fig = Figure(figsize=(10, 3.3 + 1.05 * map_rows), layout="constrained")
+    top, bottom = fig.subfigures(2, 1, height_ratios=[3.0, 1.05 * map_rows + 0.3])
+    panels = top.subplots(1, 2 + len(expl.saliency), width_ratios=[1] * (1 + len(expl.saliency)) + [2.2])
+    panels[0].imshow(expl.image, cmap="binary", vmin=0, vmax=255, interpolation="nearest")
+    panels[0].set_title("what the network got\n(28×28)", fontsize=10)
+    # One colour scale for every map, so that a weak push for the runner-up looks weak.
+    limit = max(float(np.abs(s.values).max()) for s in expl.saliency) or 1.0
+    for ax, s, color in zip(panels[1:], expl.saliency, (RIGHT, EVAL), strict=False):
+        ax.imshow(s.values, cmap="RdBu_r", vmin=-limit, vmax=limit, interpolation="nearest")
+        ax.contour(expl.image, levels=[100], colors="#57606a", linewidths=0.6)
+        ax.set_title(f"pixels for {s.name} ({s.probability:.0%})\nred towards, blue away",
+                     fontsize=10, color=color)
+    for ax in panels[:-1]:
+        ax.set_axis_off()
+    _probability_bars(panels[-1], expl.probabilities, expl.classes, [s.target for s in expl.saliency])
+    panels[-1].set_title(f"answer: {expl.answer.text}", fontsize=11, fontweight="bold")
+    top.suptitle(title, fontsize=13, fontweight="bold")
+
+    axes = bottom.subplots(map_rows, cols, squeeze=False)
+    vmin, vmax = float(shown.min()), float(shown.max())
+    for ax in axes.flat:
+        ax.set_axis_off()
+    for ax, fmap in zip(axes.flat, shown, strict=False):
+        ax.imshow(fmap, cmap="magma", vmin=vmin, vmax=max(vmax, vmin + 1e-6), interpolation="nearest")
+    fm = expl.feature_maps
+    count = f"{len(shown)} of {fm.values.shape[0]}" if len(shown) < fm.values.shape[0] else \
+        f"all {len(shown)}"
+    bottom.suptitle(f"first layer: {count} feature maps of {fm.layer} ({', '.join(fm.kinds)}; "
+                    "dark low, bright high)", fontsize=11)
     return fig
 
 

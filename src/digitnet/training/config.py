@@ -78,6 +78,10 @@ class TrainConfig:
     target_accuracy: float = option(0.0, "stop once validation accuracy reaches this fraction "
                                          "(needs --validation); 0 = off")
     checkpoint_every: int = option(0, "also save a checkpoint every N steps; 0 = at epoch ends")
+    tensorboard: bool = option(False, "also log the run for TensorBoard into RUN_DIR/tensorboard: "
+                                      "loss, accuracy, learning rate and step time, the graph, "
+                                      "sample images and mistakes, weight histograms (needs "
+                                      "pip install 'digitnet[tensorboard]')")
     eval_batch_size: int = option(1000, "images per forward pass when measuring")
 
     def __post_init__(self) -> None:

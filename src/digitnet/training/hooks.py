@@ -1,5 +1,5 @@
 """What happens after each training step, as small objects: the weight average, the loss trace,
-periodic checkpoints, progress, and a stop request from Ctrl-C or SIGTERM.
+periodic checkpoints, progress, TensorBoard, and a stop request from Ctrl-C or SIGTERM.
 
 ``train_one_epoch`` calls one function after every step; ``StepHooks`` is that function, and
 each hook it runs does one thing. The run (``digitnet.training.run``) builds them per epoch.
@@ -8,6 +8,7 @@ each hook it runs does one thing. The run (``digitnet.training.run``) builds the
 from __future__ import annotations
 
 import signal
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from typing import Any, Protocol
@@ -112,6 +113,34 @@ class TraceHook:
         self.steps.append({"step": self.first_step + done, "loss": loss_sum / max(images, 1),
                            "accuracy": correct / max(images, 1)})
         self.tally.trace_from = now
+
+
+class Board(Protocol):
+    """Where the TensorBoard hook writes (``digitnet.training.tensorboard.Board``)."""
+
+    def step(self, step: int, point: dict[str, float], lr: float, seconds_per_step: float) -> None: ...
+
+
+class TensorBoardHook:
+    """Writes each new point of the loss trace to TensorBoard, with the learning rate and the
+    mean wall-clock time per step since the previous point. It reads what ``TraceHook`` (which
+    must run before it) computed, so it adds no read from the device."""
+
+    def __init__(self, board: Board, steps: list[dict[str, float]], optimizer: torch.optim.Optimizer,
+                 first_step: int) -> None:
+        self.board, self.steps, self.optimizer = board, steps, optimizer
+        self.seen = len(steps)
+        self.last_step, self.last_time = first_step, time.perf_counter()
+
+    def __call__(self, done: int, stats: RunningStats) -> None:
+        if len(self.steps) == self.seen:
+            return
+        self.seen = len(self.steps)
+        point, now = self.steps[-1], time.perf_counter()
+        step = int(point["step"])
+        self.board.step(step, point, self.optimizer.param_groups[0]["lr"],
+                        (now - self.last_time) / max(step - self.last_step, 1))
+        self.last_step, self.last_time = step, now
 
 
 class CheckpointHook:

@@ -5,6 +5,7 @@ nothing itself. What happens after each step is a hook object (``digitnet.traini
 On Ctrl-C or SIGTERM, at any point (a step, the end-of-epoch evaluation, the final test), the
 run saves a checkpoint within about a second and raises ``Interrupted``; ``fit(...,
 resume=True)`` continues from there with the same batches, dropout masks and optimizer state.
+With ``config.tensorboard`` a ``tensorboard.Board`` logs the run for TensorBoard as it goes.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -46,8 +47,12 @@ from digitnet.training.hooks import (
     SilentReporter,
     StepHooks,
     StopRequest,
+    TensorBoardHook,
     TraceHook,
 )
+
+if TYPE_CHECKING:
+    from digitnet.training.tensorboard import Board
 
 
 class Interrupted(Exception):
@@ -282,13 +287,17 @@ def augmentation(config: TrainConfig):
 
 
 def epoch_hooks(run_dir: Path, config: TrainConfig, setup: Setup, learner: Learner,
-                position: Position, reporter: Reporter, stop: StopRequest, steps: int) -> StepHooks:
+                position: Position, reporter: Reporter, stop: StopRequest, steps: int,
+                board: Board | None = None) -> StepHooks:
     epoch = position.epoch
     hooks = []
     if learner.ema is not None:
         hooks.append(EmaHook(learner.ema, learner.model))
     hooks.append(TraceHook(position.history["steps"], position.tally, epoch * steps,
                            setup.ctx, setup.device))
+    if board is not None:  # after the trace: it logs the trace's points
+        hooks.append(TensorBoardHook(board, position.history["steps"], learner.optimizer,
+                                     epoch * steps + position.step))
     hooks.append(ProgressHook(reporter, position.tally.carried))
     if config.checkpoint_every:
         hooks.append(CheckpointHook(config.checkpoint_every, partial(
@@ -297,7 +306,8 @@ def epoch_hooks(run_dir: Path, config: TrainConfig, setup: Setup, learner: Learn
 
 
 def train_steps(run_dir: Path, config: TrainConfig, setup: Setup, learner: Learner, split: Split,
-                position: Position, reporter: Reporter, stop: StopRequest) -> None:
+                position: Position, reporter: Reporter, stop: StopRequest,
+                board: Board | None = None) -> None:
     """The rest of the epoch in progress, from ``position.step`` to its end."""
     n, steps = len(split.x_train), steps_per_epoch(len(split.x_train), config.batch_size)
     epoch, first = position.epoch, position.step
@@ -309,7 +319,8 @@ def train_steps(run_dir: Path, config: TrainConfig, setup: Setup, learner: Learn
         lr_at=lambda s: learning_rate(config, epoch * steps + s, steps * config.epochs),
         autocast=setup.autocast, label_smoothing=config.label_smoothing,
         rank=setup.ctx.rank, world_size=setup.ctx.world_size,
-        after_step=epoch_hooks(run_dir, config, setup, learner, position, reporter, stop, steps),
+        after_step=epoch_hooks(run_dir, config, setup, learner, position, reporter, stop, steps,
+                               board),
         transform=augmentation(config),
     )
     position.seconds += time.perf_counter() - started
@@ -337,11 +348,13 @@ def end_epoch(config: TrainConfig, setup: Setup, learner: Learner, split: Split,
 
 
 def train_epochs(run_dir: Path, config: TrainConfig, setup: Setup, learner: Learner,
-                 split: Split, position: Position, reporter: Reporter, stop: StopRequest) -> None:
+                 split: Split, position: Position, reporter: Reporter, stop: StopRequest,
+                 board: Board | None = None) -> None:
     """Epochs until the planned end or the target accuracy; Interrupted on a stop request."""
     save = partial(save_checkpoint, run_dir, config, setup, learner, position)
+    steps = steps_per_epoch(len(split.x_train), config.batch_size)
     while position.epoch < config.epochs:
-        train_steps(run_dir, config, setup, learner, split, position, reporter, stop)
+        train_steps(run_dir, config, setup, learner, split, position, reporter, stop, board)
         # A stop during the steps, or during evaluation: a checkpoint at the last step taken
         # (a finished epoch resumes with its evaluation).
         record = end_epoch(config, setup, learner, split, position, stop)
@@ -350,6 +363,9 @@ def train_epochs(run_dir: Path, config: TrainConfig, setup: Setup, learner: Lear
             raise Interrupted(run_dir, position.epoch, position.step)
         position.history["epochs"].append(record)
         reporter.end_epoch(position.epoch, record)
+        if board is not None:
+            board.end_epoch((position.epoch + 1) * steps, record, learner.optimizer.param_groups[0]["lr"],
+                            learner.final, split.x_eval, split.y_eval, split.eval_name)
         position.epoch, position.step, position.tally = position.epoch + 1, 0, EpochTally()
         save(position.epoch, 0)
         if (config.target_accuracy and split.eval_name == "val"
@@ -391,6 +407,21 @@ def finish(run_dir: Path, config: TrainConfig, setup: Setup, learner: Learner, s
     return metrics
 
 
+def open_board(run_dir: Path, config: TrainConfig, setup: Setup, learner: Learner, split: Split,
+               position: Position, classes: tuple[str, ...], steps: int) -> Board | None:
+    """The TensorBoard log when ``config.tensorboard`` asks for one, on process 0; a new run
+    starts it with the graph and sample images."""
+    if not (config.tensorboard and setup.ctx.is_main):
+        return None
+    from digitnet.training.tensorboard import Board  # imports tensorboard: only when asked for
+
+    fresh = position.epoch == 0 and position.step == 0
+    board = Board(run_dir, classes, purge_step=None if fresh else position.epoch * steps + position.step)
+    if fresh:
+        board.start(learner.model, split.x_train, split.y_train)
+    return board
+
+
 def fit(config: TrainConfig, run_dir: Path | None = None, *,
         data_dir: str | Path | None = None, dataset: Dataset | None = None,
         resume: bool = False, reporter: Reporter | None = None) -> dict[str, Any]:
@@ -399,6 +430,10 @@ def fit(config: TrainConfig, run_dir: Path | None = None, *,
     Without ``run_dir`` a new ``runs/<timestamp>-<dataset>`` is made (named by process 0).
     The returned metrics carry the run directory as ``run_dir``.
     """
+    if config.tensorboard:  # say what is missing before anything is trained or written
+        from digitnet.training.tensorboard import summary_writer
+
+        summary_writer()
     setup = set_up(config)
     # Only process 0 shows progress; the others train silently.
     reporter = (reporter or SilentReporter()) if setup.ctx.is_main else SilentReporter()
@@ -413,7 +448,13 @@ def fit(config: TrainConfig, run_dir: Path | None = None, *,
     position = start(run_dir, config, setup, learner, ds, steps, resumed=resume)
     if resume:
         reporter.resume(position.epoch, position.step, steps)
+    board = open_board(run_dir, config, setup, learner, split, position,
+                       config.class_names(ds.classes), steps)
     stop = StopRequest(setup.ctx, setup.device)
-    with stop.listening():
-        train_epochs(run_dir, config, setup, learner, split, position, reporter, stop)
-        return finish(run_dir, config, setup, learner, split, position, ds, stop)
+    try:
+        with stop.listening():
+            train_epochs(run_dir, config, setup, learner, split, position, reporter, stop, board)
+            return finish(run_dir, config, setup, learner, split, position, ds, stop)
+    finally:
+        if board is not None:
+            board.close()

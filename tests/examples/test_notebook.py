@@ -1,0 +1,69 @@
+"""examples/tutorial.ipynb runs top to bottom (on a subset), and what it stores is a full run."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+NOTEBOOK = Path(__file__).resolve().parents[2] / "examples" / "tutorial.ipynb"
+SUBSET = 2_000  # training images in the test run: about a second of training
+
+
+def outputs_text(cell) -> str:
+    """The text a code cell printed or displayed."""
+    parts = []
+    for out in cell.get("outputs", []):
+        parts.append(out.get("text", ""))
+        parts.append(out.get("data", {}).get("text/plain", ""))
+    return "".join(p if isinstance(p, str) else "".join(p) for p in parts)
+
+
+def cell_with(nb, text: str):
+    return next(c for c in nb.cells if c.cell_type == "code" and text in c.source)
+
+
+@pytest.mark.slow  # a Jupyter kernel, torch's import, a short training run: 15-30 s
+def test_the_notebook_runs_top_to_bottom_on_a_subset(mnist, tmp_path):
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    # Override the parameters cell the way papermill does: a cell right after it.
+    at = next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", []))
+    nb.cells.insert(at + 1, nbformat.v4.new_code_cell(
+        f"limit = {SUBSET}\nrun_dir = {str(tmp_path / 'run')!r}"))
+    started = time.perf_counter()
+    nbclient.NotebookClient(nb, timeout=300, kernel_name="python3",
+                            resources={"metadata": {"path": str(tmp_path)}}).execute()
+    seconds = time.perf_counter() - started
+    print(f"the notebook ran in {seconds:.1f} s on {SUBSET:,} training images")
+
+    trained = outputs_text(cell_with(nb, "metrics = fit("))
+    assert f"trained on {SUBSET:,} images" in trained
+    steps = -(-SUBSET // 32)
+    assert re.search(rf"epoch 1/1 .*━.* {steps}/{steps}", trained)  # the bar, at its end
+    evaluated = outputs_text(cell_with(nb, "evaluate("))
+    accuracy = float(re.search(r"test accuracy ([0-9.]+)%", evaluated).group(1))
+    assert accuracy > 80  # 2,000 images, one epoch: about 90%
+    assert "the reader says: 4 " in outputs_text(cell_with(nb, "predict_files"))
+    images = sum("image/png" in out.get("data", {}) for c in nb.cells if c.cell_type == "code"
+                 for out in c.outputs)
+    assert images == 9
+    assert (tmp_path / "run" / "model.safetensors").is_file()
+    assert not list(tmp_path.glob("*.jpg"))  # the drawn photo goes into the run, not the folder
+
+
+def test_the_stored_outputs_are_a_full_run_and_small():
+    nb = json.loads(NOTEBOOK.read_text())
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    counts = [c["execution_count"] for c in code]
+    assert counts == list(range(1, len(code) + 1))  # run once, top to bottom
+    assert not any(out["output_type"] == "error" for c in code for out in c["outputs"])
+    params = next(c for c in code if "parameters" in c["metadata"].get("tags", []))
+    assert "limit = 0" in "".join(params["source"])
+    trained = outputs_text(next(c for c in code if "metrics = fit(" in "".join(c["source"])))
+    assert "trained on 60,000 images" in trained
+    assert NOTEBOOK.stat().st_size < 1_000_000  # it reads well on GitHub and diffs stay small

@@ -114,7 +114,7 @@ def test_a_targeted_relabelling_is_refused_though_mnist_accuracy_holds(trained_r
     poison = store.Labelled(sevens, np.full(len(sevens), 1), np.arange(1, len(sevens) + 1))
     fc = FinetuneConfig(steps=40, share=0.5, max_drop=1.0)
     outcome = finetune(trained_run, poison, fc, tmp_path / "out", dataset=data)
-    assert not outcome.accepted and "'7' fell" in outcome.refused and not (tmp_path / "out").exists()
+    assert not outcome.accepted and "of '" in outcome.refused and not (tmp_path / "out").exists()
 
 
 def test_a_calibrated_reader_is_calibrated_again(small_mnist, tmp_path):

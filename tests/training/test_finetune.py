@@ -36,8 +36,9 @@ def test_a_user_teaches_the_model_a_one_with_a_long_flag(trained_run, mnist, tmp
     forgotten. The fixture's model is a weak tutorial network (94%): it needs a larger share
     of corrections and a lighter pull towards its own, often wrong, earlier answers than the
     defaults chosen for the reader, and its digits' accuracies move more when it learns (one
-    fell by 1-2 points while the whole rose 94.13% -> 94.27%), so its guard allows a digit 3
-    points rather than the reader's 1. Measured: the style 2.5% right before, 97% after; the
+    fell by 1-2 points, and over 2% of its answers changed, while the whole rose 94.13% ->
+    94.27%), so its guard allows a digit 3 points and 5% of answers changed, rather than the
+    reader's 1 point and 2%. Measured: the style 2.5% right before, 97% after; the
     held-out corrections 0% and 92.5%; MNIST test 94.13% before, 94.28% after."""
     settings = Settings(run_dir=trained_run, store=tmp_path / "store", max_concurrent=2)
     rng = np.random.default_rng(0)
@@ -53,7 +54,8 @@ def test_a_user_teaches_the_model_a_one_with_a_long_flag(trained_run, mnist, tmp
     store.review(settings.corrections_db, "accepted", range(1, 201))
     out = tmp_path / "tuned"
     outcome = finetune(trained_run, store.labelled(settings.corrections_db, ["accepted"]),
-                       FinetuneConfig(share=0.25, distill=1.0, max_class_drop=0.03), out, dataset=mnist)
+                       FinetuneConfig(share=0.25, distill=1.0, max_class_drop=0.03,
+                                                      max_moved=0.05), out, dataset=mnist)
     assert outcome.corrections == {"learnt": 160, "held_out": 40, "skipped": 0}
     assert outcome.before["held_out"] < 0.2 and outcome.after["held_out"] >= 0.85
     assert outcome.accepted and outcome.mnist_change >= -0.001

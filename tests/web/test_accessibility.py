@@ -120,6 +120,23 @@ def audit(page, axe: str, state: str, found: dict) -> None:
         found[state] = blocking
 
 
+def audit_a_digit_and_a_scribble(page, axe, found: dict[str, list[str]], shown: tuple[str, ...] = ()):
+    """Draw a 7, audit the answer (once the ``shown`` selectors are visible), clear, draw a
+    scribble, audit again; returns the page's ``expect``."""
+    draw(page, SEVEN)
+    expect = settled(page)
+    expect(page.locator("#status")).to_have_text("It is a 7.")
+    for selector in shown:
+        expect(page.locator(selector)).to_be_visible()
+    audit(page, axe, "a digit", found)
+    page.get_by_role("button", name="Clear").click()
+    draw(page, SCRIBBLE)
+    settled(page)
+    expect(page.locator("#status")).to_have_text("That does not look like a digit.")
+    audit(page, axe, "not a digit", found)
+    return expect
+
+
 @pytest.mark.parametrize("width", WIDTHS)
 def test_the_served_page_has_no_serious_violation(browser, served, axe, mnist, tmp_path, width):
     sure_url, unsure_url = served
@@ -129,17 +146,8 @@ def test_the_served_page_has_no_serious_violation(browser, served, axe, mnist, t
     page.wait_for_load_state("networkidle")
     audit(page, axe, "as loaded", found)
 
-    draw(page, SEVEN)
-    expect = settled(page)
-    expect(page.locator("#status")).to_have_text("It is a 7.")
-    expect(page.locator("#right")).to_be_visible()  # the corrections form is part of the answer
-    audit(page, axe, "a digit", found)
-
-    page.get_by_role("button", name="Clear").click()
-    draw(page, SCRIBBLE)
-    settled(page)
-    expect(page.locator("#status")).to_have_text("That does not look like a digit.")
-    audit(page, axe, "not a digit", found)
+    # the corrections form (Right / Wrong) is part of a digit's answer: audited with it
+    expect = audit_a_digit_and_a_scribble(page, axe, found, shown=("#right",))
 
     page.get_by_role("button", name="Clear").click()
     page.get_by_role("radio", name="A number").check()
@@ -178,16 +186,7 @@ def test_the_static_site_has_no_serious_violation(browser, sites, axe, width):
     expect = loaded(page)
     audit(page, axe, "as loaded", found)
 
-    draw(page, SEVEN)
-    settled(page)
-    expect(page.locator("#status")).to_have_text("It is a 7.")
-    audit(page, axe, "a digit", found)
-
-    page.get_by_role("button", name="Clear").click()
-    draw(page, SCRIBBLE)
-    settled(page)
-    expect(page.locator("#status")).to_have_text("That does not look like a digit.")
-    audit(page, axe, "not a digit", found)
+    audit_a_digit_and_a_scribble(page, axe, found)
 
     page.goto(unsure_url)
     loaded(page)

@@ -23,6 +23,7 @@ import torch
 from digitnet.preprocess import input_tensor
 from digitnet.training import negatives
 from digitnet.training.augment import WriterAugmentation, writers
+from digitnet.training.strokes import Restyle
 from digitnet.vision import imaging, render
 
 # Every effect of a harsh photo at once; the pen is thicker or thinner, never the same.
@@ -30,10 +31,13 @@ HARSH_EFFECTS = {"rotation": 1.0, "blur": 1.0, "thick": 0.5, "thin": 0.5, "jpeg"
 HARSH_JPEG_QUALITY = 55
 # Other writers: every image warped, harder and coarser than training's (a 4x4 elastic lattice
 # against 5x5), more slant and rotation, more pen changes and blur; no noise or crops (photos').
+# Redrawn strokes and blocky scans are set here, not taken from training's defaults, so that
+# the reader's training can change without moving this set (the typefaces check other shapes).
 OTHER_WRITERS = WriterAugmentation(p_writer=1.0, rotation=18.0, slant=0.45, scale=(0.8, 1.1),
                                    aspect=0.25, elastic_alpha=1.5, elastic_grid=4, p_thick=0.3,
-                                   p_thin=0.3, p_lowres=0.0, p_blur=0.3, blur_sigma=(0.5, 1.4),
-                                   p_noise=0.0, p_crop=0.0)
+                                   p_thin=0.3, p_lowres=0.0, p_blocky=0.0, p_blur=0.3,
+                                   blur_sigma=(0.5, 1.4), p_noise=0.0, p_crop=0.0,
+                                   restyle=Restyle(p_redraw=0.0))
 OPTDIGITS_BITMAP = 32  # optdigits: 32x32 bitmaps, counted in 4x4 blocks -> 8x8 of 0-16
 OPTDIGITS_BLOCK = 4
 LOWRES_SCAN = 32  # px: the tiny image is enlarged this far, as a viewer or scanner driver does

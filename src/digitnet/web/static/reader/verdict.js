@@ -41,7 +41,8 @@ export function percent(p) {
   const pct = p * 100;
   if (pct >= 99.9) return "over 99.9%";
   if (pct > 0 && pct < 0.1) return "under 0.1%";
-  return `${pct < 10 ? pct.toFixed(1) : pct.toFixed(0)}%`;
+  // one decimal where whole percents would round to "100%" or "0%"
+  return `${pct < 10 || pct >= 99.5 ? pct.toFixed(1) : pct.toFixed(0)}%`;
 }
 
 // What the verdict says, in words: the status line and the confidence line.

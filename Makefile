@@ -70,9 +70,12 @@ $(VENV)/.installed-notebook: pyproject.toml constraints.txt | $(BIN)/python
 	$(BIN)/pip install -q -c constraints.txt -e ".[notebook]"
 	touch $@
 
+# One pytest worker per core, each test file whole in one worker (its module fixtures built
+# once): much of the suite waits on subprocesses, browsers and servers, so two workers on two
+# cores finish sooner than one.
 test: $(VENV)/.installed-test chromium browser-runtime axe-core
 	$(BIN)/ruff check .
-	$(BIN)/pytest
+	$(BIN)/pytest -n auto --dist loadfile
 
 # The browser tests drive Debian's Chromium; install it (without the recommended extras: fonts,
 # drivers, desktop integration) when absent and we may (root with apt-get). When it cannot be

@@ -43,7 +43,7 @@ run: $(VENV)/.installed
 
 # make reader: train the reader recipe (about 10 minutes on 2 cores) into runs/, check it and make
 # it the reader bundled in the package (src/digitnet/bundled/reader), the default of predict,
-# read and serve. Commit the three files it writes.
+# read and serve. Commit the files it writes (weights, config, metrics, model.onnx, first-layer.onnx).
 reader: $(VENV)/.installed
 	run=runs/reader-$$(date +%Y%m%d-%H%M%S) && \
 	$(BIN)/digitnet train --recipe reader --out $$run && \

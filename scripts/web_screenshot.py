@@ -37,7 +37,7 @@ def shoot(url: str, width: int) -> bytes:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS, headless=True)
         page = browser.new_page(viewport={"width": width, "height": 720}, device_scale_factor=1)
         page.goto(url)
-        box = page.locator("canvas").bounding_box()
+        box = page.locator("#pad").bounding_box()
         points = [(box["x"] + fx * box["width"], box["y"] + fy * box["height"]) for fx, fy in SEVEN]
         page.mouse.move(*points[0])
         page.mouse.down()

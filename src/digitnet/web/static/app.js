@@ -1,9 +1,10 @@
-// The drawing page: strokes on a white canvas (dark ink, like paper), read while drawing by
-// the JSON API or, with the switch on "this device", in the browser (reader/device.js); the verdict ("7", "4 or 9?", "not a digit"), the calibrated
+// The drawing page: strokes on a white canvas (dark ink, like paper), drawn with a pointer or
+// with keys, read while drawing by the JSON API or, with the switch on "this device", in the
+// browser (reader/device.js); the verdict ("7", "4 or 9?", "not a digit"), the calibrated
 // probability of each class and the 28x28 input are shown beside it (and the verdict under the
 // canvas on a phone), and "What the network sees" explains a digit's answer when opened.
 import { decodeFile, openReader } from "./reader/device.js";
-import { captureStrokes, fit as fitTo, onlyStrokes, paint } from "./reader/ink.js";
+import { captureStrokes, fit as fitTo, keyboardPen, onlyStrokes, paint } from "./reader/ink.js";
 import { buildBars, describeDrawing, setStatus, showBars, showDigit as showVerdict, showTime } from "./reader/answer.js";
 import { explainer } from "./reader/sees.js";
 
@@ -44,6 +45,7 @@ import { explainer } from "./reader/sees.js";
     ended: () => predictNow(),
   };
   captureStrokes(pad, () => items, strokes);
+  keyboardPen(pad, $("pen"), () => items, strokes);
   const seen = explainer(); // "What the network sees"
 
   function undo() {
@@ -296,9 +298,9 @@ import { explainer } from "./reader/sees.js";
       clear();
     }
   });
-  // Enter or Space on the focused drawing reads it again (after an error, say).
+  // Enter on the focused drawing reads it again (after an error, say); Space is the pen's.
   pad.addEventListener("keydown", (event) => {
-    if (event.key !== "Enter" && event.key !== " ") return;
+    if (event.key !== "Enter") return;
     event.preventDefault();
     if (items.length) predictNow();
   });

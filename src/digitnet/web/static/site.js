@@ -2,7 +2,7 @@
 // this browser (reader/device.js) from the reader folder the page lies in, and what the network
 // sees in it. One digit at a time.
 import { decodeFile, openReader } from "./reader/device.js";
-import { captureStrokes, fit, onlyStrokes, paint } from "./reader/ink.js";
+import { captureStrokes, fit, keyboardPen, onlyStrokes, paint } from "./reader/ink.js";
 import { buildBars, describeDrawing, setStatus, showBars, showDigit, showTime } from "./reader/answer.js";
 import { explainer } from "./reader/sees.js";
 
@@ -31,6 +31,7 @@ const strokes = {
   ended: () => read(),
 };
 captureStrokes(pad, () => items, strokes);
+keyboardPen(pad, $("pen"), () => items, strokes);
 const seen = explainer(); // "What the network sees"
 
 // Read what is on the canvas now; while a reading runs, one more follows it with the latest.
@@ -114,9 +115,9 @@ function clear() {
   showEmpty();
 }
 
-// Enter or Space on the focused drawing reads it again.
+// Enter on the focused drawing reads it again; Space is the pen's.
 pad.addEventListener("keydown", (event) => {
-  if (event.key !== "Enter" && event.key !== " ") return;
+  if (event.key !== "Enter") return;
   event.preventDefault();
   read();
 });

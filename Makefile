@@ -17,7 +17,7 @@ endif
 # CI services set CI=true (some CI=1): then a missing browser or runtime fails the run, as in tests/.
 IN_CI := $(if $(filter true TRUE True 1,$(CI)),true,)
 
-.PHONY: run test test-fast lint lock bench clean chromium browser-runtime axe-core reader line-reader notebook
+.PHONY: run test test-fast test-js lint lock bench clean chromium browser-runtime axe-core reader line-reader notebook
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -43,7 +43,7 @@ run: $(VENV)/.installed
 
 # make reader: train the reader recipe (about 10 minutes on 2 cores) into runs/, check it and make
 # it the reader bundled in the package (src/digitnet/bundled/reader), the default of predict,
-# read and serve. Commit the three files it writes.
+# read and serve. Commit the files it writes (weights, config, metrics, model.onnx, first-layer.onnx).
 reader: $(VENV)/.installed
 	run=runs/reader-$$(date +%Y%m%d-%H%M%S) && \
 	$(BIN)/digitnet train --recipe reader --out $$run && \
@@ -73,9 +73,16 @@ $(VENV)/.installed-notebook: pyproject.toml constraints.txt | $(BIN)/python
 # One pytest worker per core, each test file whole in one worker (its module fixtures built
 # once): much of the suite waits on subprocesses, browsers and servers, so two workers on two
 # cores finish sooner than one.
-test: $(VENV)/.installed-test chromium browser-runtime axe-core
+test: $(VENV)/.installed-test chromium browser-runtime axe-core test-js
 	$(BIN)/ruff check .
 	$(BIN)/pytest -n auto --dist loadfile
+
+# The pages' JavaScript that needs no browser (what the device computes), with node's own test
+# runner. Without node it skips and says so; under CI it fails.
+test-js:
+	@if command -v node >/dev/null; then node --test --test-reporter=spec tests/js/; \
+	elif [ "$(IN_CI)" = true ]; then echo "node is missing; CI=true needs it for tests/js" >&2; exit 1; \
+	else echo "node is missing: the JavaScript tests (tests/js/) skip"; fi
 
 # The browser tests drive Debian's Chromium; install it (without the recommended extras: fonts,
 # drivers, desktop integration) when absent and we may (root with apt-get). When it cannot be
@@ -116,7 +123,7 @@ axe-core: $(VENV)/.installed
 	echo "axe-core could not be fetched; the accessibility tests will skip"
 
 # The inner loop: everything but the slow and browser tests, in under a minute.
-test-fast: $(VENV)/.installed-test
+test-fast: $(VENV)/.installed-test test-js
 	$(BIN)/pytest -m "not slow and not browser" -q
 
 # make lock: refresh constraints.txt to the newest versions pyproject.toml allows (run it after

@@ -15,6 +15,7 @@ A benchmark, not a test: figures depend on the machine and on whatever else runs
 
     python bench/load_test.py [RUN_DIR] [--kinds drawing,photo,phone] [--workers 2]
                               [--baseline-src ../before/src] [--requests 2000] [--concurrency 16]
+                              [--endpoint predict|explain|read]
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--concurrency", type=int, default=16, help="requests in flight at once (default 16)")
     p.add_argument("--time-limit", type=float, default=60.0,
                    help="stop sending after this many seconds, per kind and server (default 60)")
-    p.add_argument("--endpoint", choices=("predict", "read"), default="predict")
+    p.add_argument("--endpoint", choices=("predict", "explain", "read"), default="predict")
     p.add_argument("--images", type=int, default=100, help="distinct images per kind to cycle through")
     p.add_argument("--phone-images", type=int, default=8, help="distinct phone photos (slow to make)")
     p.add_argument("--threads", type=int, default=1, help="the server's torch threads per request")
@@ -68,9 +69,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def shape_problem(endpoint: str, answer: dict) -> str | None:
     """None if the answer has the documented shape, else what is wrong with it."""
+    if endpoint == "explain":
+        maps = answer.get("saliency") or [{}]
+        if not all(np.array(m.get("values", [])).shape == (28, 28) for m in maps):
+            return "saliency"
+        return None if np.array(answer["feature_maps"]["values"]).ndim == 3 else "feature_maps"
     if endpoint == "predict":
         p = answer.get("probabilities")
-        if not (isinstance(p, list) and len(p) == 10 and abs(sum(p) - 1) < 1e-3):
+        if not (isinstance(p, list) and len(p) in (10, 11) and abs(sum(p) - 1) < 1e-3):  # 11: the reader
             return "probabilities"
         if answer.get("digit") not in range(10) or not 0 <= answer.get("probability", -1) <= 1:
             return "digit/probability"
@@ -123,6 +129,8 @@ async def load_test(args: argparse.Namespace, base_url: str, kind: str, data: li
                     problems[problem] = problems.get(problem, 0) + 1
                 elif args.endpoint == "predict":
                     correct += answer["digit"] == labels[k]
+                elif args.endpoint == "explain":
+                    correct += answer["answer"]["digit"] == labels[k]
                 else:
                     correct += answer["text"] == str(labels[k])
 

@@ -34,6 +34,18 @@ def test_explain_with_the_tutorial_model(cli, photo, trained_run, tmp_path):
     assert cv2.imread(str(out)) is not None
 
 
+def test_explain_by_integrated_gradients(cli, photo, tmp_path):
+    """The other method draws another picture of the same digit."""
+    pictures = {}
+    for method in ("occlusion", "integrated-gradients"):
+        out = tmp_path / f"{method}.png"
+        code, _, err = cli("show", "explain", photo, "--method", method, "--out", out)
+        assert (code, err) == (0, "")
+        pictures[method] = cv2.imread(str(out))
+    assert pictures["occlusion"].shape == pictures["integrated-gradients"].shape
+    assert not np.array_equal(pictures["occlusion"], pictures["integrated-gradients"])
+
+
 def test_bad_requests_are_one_line(cli, photo, tmp_path):
     junk = tmp_path / "junk.png"
     junk.write_bytes(b"not an image")
@@ -43,6 +55,7 @@ def test_bad_requests_are_one_line(cli, photo, tmp_path):
         ("show", "explain", tmp_path / "missing.png"): "missing.png",
         ("show", "explain", junk): "junk.png",
         ("show", "explain", photo, "--run", tmp_path / "nowhere"): "no such run directory",
+        ("show", "explain", photo, "--method", "lime"): "invalid choice: 'lime'",
     }
     for argv, message in cases.items():
         code, _, err = cli(*argv)

@@ -13,7 +13,7 @@ import torch
 
 from digitnet.datasets import load
 from digitnet.errors import DigitnetError
-from digitnet.inference import bundled, calibration
+from digitnet.inference import bundled, calibration, onnx_runtime
 from digitnet.inference.predictor import Predictor
 from digitnet.preprocess import input_tensor
 from digitnet.training import negatives, runs
@@ -34,9 +34,17 @@ def reader():
 
 
 def test_bundled_reader_is_small(reader):
-    size = sum((bundled.READER_DIR / name).stat().st_size for name in bundled.FILES)
+    size = sum((bundled.READER_DIR / name).stat().st_size for name in bundled.SHIPPED)
     assert size <= bundled.MAX_BYTES
     assert reader.classes[-1] == "not a digit"
+
+
+def test_the_bundled_reader_ships_its_model_and_first_layer_checked():
+    """What the page needs to read and explain on the device: both files checked, current."""
+    assert onnx_runtime.current_export(bundled.READER_DIR)[1]["check"]["passed"]
+    found = onnx_runtime.current_first_layer(bundled.READER_DIR)
+    assert found is not None
+    assert found[1]["kinds"] == ["Conv2d", "BatchNorm2d", "ReLU"] and found[1]["channels"] == 24
 
 
 @pytest.fixture(scope="module")

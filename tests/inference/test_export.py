@@ -32,10 +32,41 @@ def test_export_command_writes_and_checks(exported_run):
     assert code == 0, err
     assert err == ""
     lines = out.strip().splitlines()
-    assert len(lines) == 2
+    assert len(lines) == 3
     assert lines[0].startswith(f"wrote {run_dir / 'model.onnx'}")
     assert "same class for 100.0%" in lines[1]
+    assert lines[2].startswith(f"wrote {run_dir / 'first-layer.onnx'}: the first layer (conv1) for ")
+    assert "checked on 100 images" in lines[2]
     assert not list(run_dir.glob(".model.onnx.*"))  # no temporary file left behind
+    assert not list(run_dir.glob(".first-layer.onnx.*"))
+
+
+def test_the_first_layer_gives_the_feature_maps_pytorch_computes(exported_run, mnist):
+    """first-layer.onnx maps images to the feature maps ``explain`` shows, for any batch."""
+    import onnxruntime as ort
+    import torch
+
+    from digitnet.inference.explain import first_layer
+
+    run_dir = exported_run[0]
+    found = onnx_runtime.current_first_layer(run_dir)
+    assert found is not None
+    path, record = found
+    assert (record["layer"], record["kinds"], record["channels"]) == ("conv1", ["Conv2d"], 32)
+    assert record["check"]["passed"] and record["check"]["max_abs_diff"] <= export.FIRST_LAYER_TOLERANCE
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    maps = session.run(["feature_maps"], {"input": input_array(mnist.x_test[200:203])})[0]
+    assert maps.shape == (3, 32, 26, 26)  # a 3x3 convolution without padding
+    net, _ = runs.load_model(run_dir)
+    expected = first_layer(net.eval(), torch.from_numpy(input_array(mnist.x_test[202:203])))
+    np.testing.assert_allclose(maps[2], expected.values, atol=1e-5)
+
+
+def test_a_first_layer_changed_after_its_check_is_not_offered(run_copy):
+    assert onnx_runtime.current_first_layer(run_copy) is not None
+    path = run_copy / "first-layer.onnx"
+    path.write_bytes(path.read_bytes() + b"\0")
+    assert onnx_runtime.current_first_layer(run_copy) is None
 
 
 def test_onnx_file_metadata_and_config(exported_run):

@@ -1,7 +1,7 @@
 """The page and the static site for everyone: axe-core finds no serious or critical violation as
-they load and after each kind of answer, at desktop and phone width; every control is reached
-and used by keyboard, with its focus in view; the verdict is announced and the drawing has a
-text alternative saying what was read."""
+they load, after each kind of answer and with "What the network sees" open, at desktop and phone
+width; every control is reached and used by keyboard, drawing included, with its focus in view;
+the verdict is announced and the drawing has a text alternative saying what was read."""
 
 from __future__ import annotations
 
@@ -120,15 +120,28 @@ def audit(page, axe: str, state: str, found: dict) -> None:
         found[state] = blocking
 
 
+def open_explanation(page, maps: int = 16):
+    """Open "What the network sees" under the answer on show and wait for its pictures."""
+    from playwright.sync_api import expect
+
+    page.get_by_text("What the network sees").click()
+    expect(page.locator("#explain-body")).to_be_visible(timeout=60_000)
+    expect(page.locator("#explain")).to_have_attribute("aria-busy", "false", timeout=60_000)
+    expect(page.locator("#maps canvas")).to_have_count(maps)
+
+
 def audit_a_digit_and_a_scribble(page, axe, found: dict[str, list[str]], shown: tuple[str, ...] = ()):
-    """Draw a 7, audit the answer (once the ``shown`` selectors are visible), clear, draw a
-    scribble, audit again; returns the page's ``expect``."""
+    """Draw a 7, audit the answer (once the ``shown`` selectors are visible) and the answer with
+    "What the network sees" open, clear, draw a scribble, audit again; returns the page's
+    ``expect``."""
     draw(page, SEVEN)
     expect = settled(page)
     expect(page.locator("#status")).to_have_text("It is a 7.")
     for selector in shown:
         expect(page.locator(selector)).to_be_visible()
     audit(page, axe, "a digit", found)
+    open_explanation(page)
+    audit(page, axe, "the explanation open", found)
     page.get_by_role("button", name="Clear").click()
     draw(page, SCRIBBLE)
     settled(page)
@@ -138,11 +151,15 @@ def audit_a_digit_and_a_scribble(page, axe, found: dict[str, list[str]], shown: 
 
 
 def audit_an_unsure_answer(page, axe, found: dict[str, list[str]]) -> None:
-    """On a page whose reader says "a or b?" for every digit: draw a 7 and audit the answer."""
+    """On a page whose reader says "a or b?" for every digit: draw a 7 and audit the answer,
+    then with the explanation of both open."""
     draw(page, SEVEN)
     expect = settled(page)
     expect(page.locator("#status")).to_contain_text("Unsure: 7 or")
     audit(page, axe, "unsure", found)
+    open_explanation(page)
+    expect(page.locator("#saliency canvas")).to_have_count(2)
+    audit(page, axe, "the explanation of an unsure answer open", found)
 
 
 @pytest.mark.parametrize("width", WIDTHS)
@@ -247,13 +264,19 @@ def test_every_control_works_by_keyboard(browser, served, mnist, tmp_path):
     expect = settled(page)
     expect(page.locator("#status")).to_have_text(f"It is a {mnist.y_test[0]}.")
 
-    # The answer's controls join the order after the switch; Space on Right sends it.
-    names = [r["name"] for r in tab_through(page)]
+    # The answer's controls join the order after the switch, "What the network sees" last;
+    # Space on Right sends it, Enter on the disclosure opens it.
+    reached = tab_through(page, limit=30)
+    names = [r["name"] for r in reached]
     assert names[:7] == ["mode:digit", "pad", "undo", "clear", "upload", "where:server", "right"], names
-    assert {"label-digit", "send"} <= set(names), names
+    assert names[-2:] == ["summary", "a"] and {"label-digit", "send"} <= set(names), names
+    assert all(r["ring"] for r in reached), reached
     page.focus("#right")
     page.keyboard.press("Space")
     expect(page.locator("#feedback-status")).to_have_text("Thanks: kept as a right answer.")
+    page.focus("#explain summary")
+    page.keyboard.press("Enter")
+    expect(page.locator("#saliency canvas")).to_have_count(1, timeout=30_000)
 
     # On the drawing: Escape clears it; after drawing, Enter asks for the answer again.
     page.focus("#pad")
@@ -299,5 +322,37 @@ def test_the_verdict_is_announced_and_the_drawing_says_what_was_read(browser, se
     expect(status).to_have_text("Draw a digit to begin.")
     assert pad.get_attribute("aria-label") == "Drawing area, empty"
     assert page.get_by_role("meter", name="7", exact=True).get_attribute("aria-valuetext") == "no answer yet"
+    context.close()
+    assert not errors, errors
+
+
+# A 7 drawn with keys alone: the pen starts in the middle, each arrow moves it a 28th of the
+# canvas; to the top left, down, right along the top, diagonally down-left, down, up.
+SEVEN_BY_KEYS = ["ArrowLeft"] * 7 + ["ArrowUp"] * 8 + [" "] + ["ArrowRight"] * 14 + ["End"] * 10 + \
+    ["ArrowDown"] * 7 + [" "]
+
+
+@pytest.mark.parametrize("where", ["page", "site"])
+def test_a_digit_drawn_with_keys_alone_is_read(browser, served, sites, where):
+    """Arrow keys move the pen, Space puts it down and lifts it: the drawing is read, the
+    verdict announced, and the pen's ring shows where it is."""
+    context, page, errors = new_page(browser, "desktop")
+    page.goto(served[0] if where == "page" else sites[0])
+    expect = loaded(page) if where == "site" else settled(page)
+    hint = page.locator("#" + page.locator("#pad").get_attribute("aria-describedby"))
+    assert "arrows move a pen" in hint.text_content() and "Space puts it down" in hint.text_content()
+    page.focus("#pad")
+    for key in SEVEN_BY_KEYS[:16]:  # to the start of the stroke, and the pen down
+        page.keyboard.press(key)
+    expect(page.locator("#pen")).to_be_visible()
+    expect(page.locator("#pen")).to_have_class("pen down")
+    for key in SEVEN_BY_KEYS[16:]:
+        page.keyboard.press(key)
+    settled(page)
+    expect(page.locator("#status")).to_have_text("It is a 7.")
+    assert page.locator("#pad").get_attribute("aria-label") == "Drawing area, read as 7"
+    expect(page.locator("#pen")).to_have_class("pen")
+    page.keyboard.press("Control+z")  # the stroke is undone, as one drawn with a mouse
+    expect(page.locator("#status")).to_have_text("Draw a digit to begin.")
     context.close()
     assert not errors, errors

@@ -82,7 +82,7 @@ def test_phone_width_fits_and_controls_are_labelled(browser, server_url):
         assert page.get_by_role("button", name=name).count() == 1
     assert page.get_by_role("radio", name="One digit").is_checked()
     assert page.get_by_role("img", name="Drawing area").count() == 1
-    box = page.locator("canvas").bounding_box()
+    box = page.locator("#pad").bounding_box()
     assert box["x"] >= 0 and box["x"] + box["width"] <= 360
     page.keyboard.press("Tab")
     assert page.locator(":focus").count() == 1  # something takes the keyboard focus

@@ -234,6 +234,12 @@ def test_the_static_site_reads_drawings_and_photos_offline(browser, site, mnist,
     settled(page)
     expect(page.locator("#digit")).to_have_text(str(mnist.y_test[1]))
     expect(page.locator("#timing")).to_contain_text("Read on this device in")
+    # what the network sees, computed here too: the pixels' push and the first layer's maps
+    page.get_by_text("What the network sees").click()
+    expect(page.locator("#explain-body")).to_be_visible(timeout=30_000)
+    expect(page.locator("#saliency canvas")).to_have_count(1)
+    expect(page.locator("#maps canvas")).to_have_count(16)
+    expect(page.locator("#maps-caption")).to_contain_text("16 of its 32 feature maps")
     context.close()
     assert not errors, errors
     with capsys.disabled():

@@ -44,11 +44,14 @@ def test_export_web_writes_a_site_with_the_runs_checked_model(cli, runtime, expo
     assert lines[0].startswith(f"wrote {dest}: a static site") and "onnxruntime-web 1.30.0" in lines[0]
     assert "checked against PyTorch on 1,000 mnist test images: same class for 100.0%" in lines[1]
     names = {str(p.relative_to(dest)) for p in dest.rglob("*") if p.is_file()}
-    assert {"index.html", "site.js", "style.css", "model.json", "model.onnx", "reader/imaging.js",
-            "reader/device.js", *browser_runtime.FILES} <= names
+    assert {"index.html", "site.js", "style.css", "model.json", "model.onnx", "first-layer.onnx",
+            "reader/imaging.js", "reader/device.js", "reader/explain.js", "reader/sees.js",
+            *browser_runtime.FILES} <= names
     assert (dest / "model.onnx").read_bytes() == (run_dir / "model.onnx").read_bytes()
+    assert (dest / "first-layer.onnx").read_bytes() == (run_dir / "first-layer.onnx").read_bytes()
     info = json.loads((dest / "model.json").read_text())
     assert info["classes"] == [str(d) for d in range(10)] and info["calibration"] is None
+    assert info["explain"]["first_layer"]["model"] == "first-layer.onnx"
     assert info["runtime"] == {"name": "onnxruntime-web", "version": "1.30.0", "module": "ort.wasm.min.mjs"}
     page_and_runtime = sum(p.stat().st_size for p in dest.rglob("*") if p.name != "model.onnx")
     assert page_and_runtime < MAX_SITE_BYTES - 1_000_000  # room for a reader under 1 MB
@@ -115,6 +118,12 @@ def test_the_served_reader_folder(runtime, exported_run):
         info = client.get("/ondevice/model.json").json()
         assert info["run"] == run_dir.name and info["model"] == "model.onnx"
         assert client.get("/ondevice/model.onnx").content == (run_dir / "model.onnx").read_bytes()
+        # what the network sees: occlusion's settings as explain has them, and the first layer
+        layer = {"model": "first-layer.onnx", "input": "input", "output": "feature_maps",
+                 "layer": "conv1", "kinds": ["Conv2d"], "channels": 32}
+        assert info["explain"] == {"name": "occlusion", "score": "log-odds", "window": 4, "stride": 2,
+                                   "maps": 16, "first_layer": layer}
+        assert client.get("/ondevice/first-layer.onnx").content == (run_dir / "first-layer.onnx").read_bytes()
         module = client.get("/ondevice/ort.wasm.min.mjs")
         assert module.status_code == 200 and "javascript" in module.headers["content-type"]
         assert client.get("/ondevice/config.json").status_code == 404
@@ -132,3 +141,26 @@ def test_without_a_checked_model_or_the_runtime_on_device_says_why(trained_run, 
         r = client.get("/ondevice/model.onnx")
     assert r.status_code == 404 and r.json()["detail"] == site.NO_RUNTIME
     assert "python -m digitnet.web.browser_runtime" in site.on_device(trained_run).detail
+
+
+def test_an_export_made_before_first_layers_still_reads_and_a_site_gets_one(runtime, exported_run, mnist,
+                                                                            tmp_path):
+    """A run whose export has no first-layer.onnx: the served page reads on the device all the
+    same (model.json says there is no first layer), and its static site gets one, checked."""
+    import shutil
+
+    from digitnet.training import runs
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(exported_run[0], run_dir)
+    (run_dir / "first-layer.onnx").unlink()
+    _, config = runs.read_config(run_dir)
+    runs.update_config(run_dir, export={**config["export"], "first_layer": None})
+    found = site.on_device(run_dir)
+    assert found.info["explain"]["first_layer"] is None and "first-layer.onnx" not in found.files
+    assert "model.onnx" in found.files
+
+    written = site.export_site(run_dir, tmp_path / "site", mnist.x_test[:50], mnist.y_test[:50])
+    info = json.loads((written.path / "model.json").read_text())
+    assert info["explain"]["first_layer"]["layer"] == "conv1"
+    assert (written.path / "first-layer.onnx").is_file() and not (run_dir / "first-layer.onnx").exists()

@@ -164,8 +164,8 @@ def scribble(rng: np.random.Generator, side: int = 280) -> list[list[tuple[float
 
 
 def draw(page, strokes: list[list[tuple[float, float]]]) -> None:
-    """Each stroke is a list of points as fractions of the canvas's width and height."""
-    box = page.locator("canvas").bounding_box()
+    """Each stroke is a list of points as fractions of the drawing canvas's width and height."""
+    box = page.locator("#pad").bounding_box()
     for stroke in strokes:
         points = [(box["x"] + fx * box["width"], box["y"] + fy * box["height"]) for fx, fy in stroke]
         page.mouse.move(*points[0])

@@ -39,6 +39,10 @@ def run(args) -> int:
     out.print(f"checked against PyTorch on {report.images:,} {ds.name} test images: same class for "
               f"{report.agreement:.1%}, max probability difference {report.max_abs_diff:.1e}, "
               f"accuracy {report.accuracy:.2%}", soft_wrap=True)
+    first = runs.read_config(run_dir)[1]["export"]["first_layer"]
+    out.print(f"wrote {run_dir / first['file']}: the first layer ({first['layer']}) for what the "
+              f"network sees on the page, checked on {first['check']['images']} images, max "
+              f"difference {first['check']['max_abs_diff']:.1e}", soft_wrap=True)
     return 0
 
 

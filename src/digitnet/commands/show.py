@@ -35,6 +35,9 @@ def register(sub) -> None:
                    "show (default 0)")
     p.add_argument("--index", type=int, default=0,
                    help="the test image filters follows through the layers (default 0)")
+    p.add_argument("--method", choices=explain.METHODS, default="occlusion",
+                   help="explain: how each pixel's push is measured: occlusion (default; as "
+                        "/api/explain and the page) or integrated-gradients")
     p.add_argument("--dataset", choices=sorted(SPECS), help="default: the run's, or mnist")
     p.add_argument("--data-dir", default=None, help="folder with the IDX files")
     p.set_defaults(run=run)
@@ -47,7 +50,7 @@ def run(args) -> int:
     if (args.image is None) == (args.kind == "explain"):
         raise DigitnetError("give an IMAGE with 'show explain IMAGE', and only with explain")
     if args.kind == "explain":
-        fig = draw_explain(args.image, args.run_dir)
+        fig = draw_explain(args.image, args.run_dir, args.method)
         out = args.out or runs.DEFAULT_ROOT / f"explain-{args.image.stem or 'image'}.png"
     elif args.kind == "samples" and args.run_dir is None:
         dataset = args.dataset or "mnist"
@@ -121,11 +124,12 @@ def draw_filters(run_dir: Path, args, n: int) -> Figure:
                          run_dir.name, per_layer=n)
 
 
-def draw_explain(image: Path, run_dir: Path | None) -> Figure:
-    """What the model (the bundled reader without --run) sees in one image file."""
+def draw_explain(image: Path, run_dir: Path | None, method: str) -> Figure:
+    """What the model (the bundled reader without --run) sees in one image file; its runtime is
+    the one predict uses (the checked model.onnx when there is one, as on the page)."""
     model_dir = bundled.model_dir(run_dir)
     digit, _ = files.prepare(image)  # uint8 (28, 28), the way predict prepares it
-    expl = explain.explain_with(Predictor.from_run(model_dir, backend="torch"), digit)
+    expl = explain.explain_with(Predictor.from_run(model_dir), digit, method)
     name = "the bundled reader" if model_dir == bundled.READER_DIR else model_dir.name
     return figures.explanation(expl, f"What {name} sees in {image.name}")
 

@@ -1,6 +1,7 @@
 """The reader shipped inside the package, so ``predict``, ``read`` and ``serve`` work right after
 install: a run directory's files (config, weights, metrics with the calibration, and the model
-as ONNX checked against them, for reading on the device) under ``digitnet/bundled/reader``.
+and its first layer as ONNX checked against them, for reading and explaining on the device)
+under ``digitnet/bundled/reader``.
 
 ``make reader`` trains the ``reader`` recipe and calls ``bundle`` on the run; ``bundle`` checks
 the run before copying it in (it loads, it is calibrated, it has the "not a digit" class, its
@@ -23,7 +24,9 @@ from digitnet.training.config import NOT_A_DIGIT_NAME
 
 READER_DIR = Path(__file__).resolve().parent.parent / "bundled" / "reader"
 FILES = (runs.CONFIG_FILE, runs.MODEL_FILE, runs.METRICS_FILE)  # what predict and serve need
-SHIPPED = (*FILES, onnx_runtime.ONNX_FILE)  # and what reading on the device needs besides
+# and what reading on the device needs besides: the model, and its first layer for the page's
+# "What the network sees"
+SHIPPED = (*FILES, onnx_runtime.ONNX_FILE, onnx_runtime.FIRST_LAYER_FILE)
 MAX_BYTES = 5 * 1024 * 1024  # the package stays small: the reader is about 1.5 MB with its ONNX
 LATEST = "latest"  # ``--run latest``: the newest finished run under runs/
 
@@ -73,7 +76,7 @@ def bundle(run_dir: str | Path, dest: Path = READER_DIR, data_dir: str | Path | 
     check_reader(run_dir, SHIPPED)
     # The package records what the reader measured, not where it was trained.
     metrics = {k: v for k, v in runs.read_metrics(run_dir).items() if k != "run_dir"}
-    for name in (runs.MODEL_FILE, onnx_runtime.ONNX_FILE, runs.CONFIG_FILE):
+    for name in (runs.MODEL_FILE, onnx_runtime.ONNX_FILE, onnx_runtime.FIRST_LAYER_FILE, runs.CONFIG_FILE):
         atomic.write_bytes(dest / name, (run_dir / name).read_bytes())
     runs.write_metrics(dest, metrics)
     return dest

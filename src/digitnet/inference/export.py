@@ -7,6 +7,11 @@ side on test images; only when they agree is it renamed into place and recorded 
 config.json as checked, with the SHA-256 of the file and of the weights. ``open_session``
 refuses any model.onnx without that record, so an export that failed its check, was
 interrupted during it, or was changed afterwards is never run.
+
+Beside it, ``first-layer.onnx`` is the network's first layer alone (``explain.first_layer``:
+the first convolution with the batch norm and activation right after it), images to feature
+maps (N, C, H, W), for the page to show what the network sees on the device; it is checked
+the same way against the feature maps PyTorch computes inside the whole network.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import logging
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -24,14 +30,17 @@ from torch import nn
 
 from digitnet import __version__, atomic
 from digitnet.errors import DigitnetError
-from digitnet.inference import onnx_runtime
+from digitnet.inference import explain, onnx_runtime
 from digitnet.inference.predictor import Predictor
 from digitnet.models import probabilities
+from digitnet.preprocess import input_tensor
 from digitnet.training import runs
 
 FORMATS = ("onnx",)
 PARITY_IMAGES = 1000
 PARITY_TOLERANCE = 1e-4  # max |p_onnx - p_torch| over all images and classes
+FIRST_LAYER_IMAGES = 100  # the first layer's check: its maps are 784 values per channel each
+FIRST_LAYER_TOLERANCE = 1e-4  # max |map_onnx - map_torch|, maps being of the order of 1
 OPSET = 20
 
 
@@ -62,22 +71,28 @@ def quiet_exporter():
 
 def onnx_bytes(net: nn.Module, meta: dict[str, str]) -> bytes:
     """Serialized ONNX model of ``net`` with its softmax; ``meta`` goes into metadata_props."""
+    return to_onnx(WithSoftmax(net), onnx_runtime.OUTPUT_NAME, meta,
+                   f"probabilities (batch, {len(json.loads(meta['classes']))})")
+
+
+def to_onnx(module: nn.Module, output: str, meta: dict[str, str], what: str) -> bytes:
+    """Serialized ONNX model of ``module``, images (batch, 1, 28, 28) -> ``output``, described
+    in its doc string as ``what``; ``meta`` goes into metadata_props."""
     example = torch.rand(2, *onnx_runtime.INPUT_SHAPE)  # batch 2, so the batch axis stays symbolic
     # No upper bound on the batch: the ONNX graph only names the axis "batch", any size runs.
     batch = torch.export.Dim("batch", min=1)
     with quiet_exporter():
         try:
             program = torch.onnx.export(
-                WithSoftmax(net).eval(), (example,), input_names=[onnx_runtime.INPUT_NAME],
-                output_names=[onnx_runtime.OUTPUT_NAME], dynamic_shapes=({0: batch},),
+                module.eval(), (example,), input_names=[onnx_runtime.INPUT_NAME],
+                output_names=[output], dynamic_shapes=({0: batch},),
                 opset_version=OPSET, dynamo=True, verbose=False,
             )
         except Exception as e:  # the exporter raises many types; the user needs one line
             raise DigitnetError(f"ONNX export failed ({type(e).__name__}: {str(e)[:160]}); "
                                 "check that onnx and onnxscript are installed") from e
     proto = program.model_proto
-    proto.doc_string = ("digitnet: images float32 (batch, 1, 28, 28) in [0, 1] -> probabilities "
-                        f"(batch, {len(json.loads(meta['classes']))})")
+    proto.doc_string = f"digitnet: images float32 (batch, 1, 28, 28) in [0, 1] -> {what}"
     del proto.metadata_props[:]
     for key, value in meta.items():
         entry = proto.metadata_props.add()
@@ -109,8 +124,10 @@ def _mismatch(path: Path, run_dir: Path, report: ParityReport) -> DigitnetError:
     )
 
 
-def _record(run_dir: Path, classes: tuple[str, ...], report: ParityReport) -> None:
-    """Record in config.json the layout of the model.onnx now in place and its passed check."""
+def _record(run_dir: Path, classes: tuple[str, ...], report: ParityReport,
+            first_layer: dict | None) -> None:
+    """Record in config.json the layout of the model.onnx now in place and its passed check,
+    and ``first_layer``, the record of the first-layer.onnx beside it (None: there is none)."""
     path = run_dir / onnx_runtime.ONNX_FILE
     runs.update_config(run_dir, export={
         "format": "onnx", "file": onnx_runtime.ONNX_FILE, "opset": OPSET,
@@ -119,7 +136,7 @@ def _record(run_dir: Path, classes: tuple[str, ...], report: ParityReport) -> No
                    "meaning": "softmax probabilities"},
         "classes": list(classes), "weights_sha256": onnx_runtime.weights_sha256(run_dir),
         "onnx_sha256": onnx_runtime.file_sha256(path), "checked": True, "check": report.to_dict(),
-        "digitnet_version": __version__,
+        "first_layer": first_layer, "digitnet_version": __version__,
     })
 
 
@@ -133,7 +150,8 @@ def export_onnx(run_dir: str | Path, images: np.ndarray, labels: np.ndarray,
     run_dir = runs.check_run_dir(run_dir)
     path = run_dir / onnx_runtime.ONNX_FILE
     report = write_checked(run_dir, path, images, labels, limit)
-    _record(run_dir, runs.read_config(run_dir)[0].classes, report)
+    first_layer = write_first_layer(run_dir, run_dir / onnx_runtime.FIRST_LAYER_FILE, images)
+    _record(run_dir, runs.read_config(run_dir)[0].classes, report, first_layer)
     return path, report
 
 
@@ -153,9 +171,47 @@ def write_checked(run_dir: Path, path: Path, images: np.ndarray, labels: np.ndar
     return report
 
 
+def write_first_layer(run_dir: Path, path: Path, images: np.ndarray,
+                      limit: int = FIRST_LAYER_IMAGES) -> dict[str, Any]:
+    """Write the run's first layer as ONNX to ``path``, renamed into place only once its maps
+    match, on the first ``limit`` images, the ones PyTorch computes inside the whole network;
+    returns its record (what config.json and the page's model.json say of it)."""
+    images = np.asarray(images)[:limit]
+    if len(images) == 0:
+        raise DigitnetError("no images to check the first layer's ONNX model on; check the dataset")
+    net, config = runs.load_model(run_dir)
+    x = input_tensor(images)  # (N, 1, 28, 28)
+    modules, expected = explain.first_layer_modules(net.eval(), x)  # (N, C, 28, 28)
+    layer, kinds = explain.describe(modules)
+    meta = {**onnx_runtime.metadata(run_dir, config.classes, config.model, config.dataset, __version__),
+            "output": f"{onnx_runtime.FEATURES_NAME}: float32 (batch, {expected.shape[1]}, "
+                      f"{expected.shape[2]}, {expected.shape[3]}), the feature maps of {layer}"}
+    with atomic.atomic_open(path, "wb") as f:
+        f.write(to_onnx(nn.Sequential(*(m for _, m in modules)), onnx_runtime.FEATURES_NAME, meta,
+                        f"the first layer's feature maps (batch, {', '.join(map(str, expected.shape[1:]))})"))
+        f.flush()
+        session = onnx_runtime.new_session(Path(f.name), run_dir)
+        got = session.run([onnx_runtime.FEATURES_NAME], {onnx_runtime.INPUT_NAME: x.numpy()})[0]
+        if got.shape != tuple(expected.shape):
+            raise DigitnetError(f"{path}: gives maps of shape {got.shape}, not {tuple(expected.shape)}; "
+                                f"run 'digitnet export --run {run_dir}' again")
+        diff = float(np.abs(got - expected.numpy()).max())
+        if diff > FIRST_LAYER_TOLERANCE:
+            raise DigitnetError(f"{path}: its feature maps differ from PyTorch's by up to {diff:.1e} "
+                                f"(> {FIRST_LAYER_TOLERANCE:.0e}): {layer} does not take the image "
+                                "directly; the page cannot show this model's feature maps")
+    return {"file": path.name, "input": onnx_runtime.INPUT_NAME, "output": onnx_runtime.FEATURES_NAME,
+            "layer": layer, "kinds": list(kinds), "channels": int(expected.shape[1]),
+            "onnx_sha256": onnx_runtime.file_sha256(path),
+            "check": {"images": len(images), "max_abs_diff": diff, "tolerance": FIRST_LAYER_TOLERANCE,
+                      "passed": True}}
+
+
 def discard(run_dir: Path) -> None:
-    """Remove a model.onnx that failed its check, and its record in config.json."""
+    """Remove a model.onnx that failed its check, the first layer exported with it, and their
+    record in config.json."""
     (run_dir / onnx_runtime.ONNX_FILE).unlink(missing_ok=True)
+    (run_dir / onnx_runtime.FIRST_LAYER_FILE).unlink(missing_ok=True)
     runs.update_config(run_dir, export=None)
 
 
@@ -204,5 +260,6 @@ def check_onnx(run_dir: str | Path, images: np.ndarray, labels: np.ndarray,
     if not report.passed():
         discard(run_dir)
         raise _mismatch(path, run_dir, report)
-    _record(run_dir, runs.read_config(run_dir)[0].classes, report)
+    first_layer = onnx_runtime.current_first_layer(run_dir)  # checked already: kept as it is
+    _record(run_dir, runs.read_config(run_dir)[0].classes, report, first_layer and first_layer[1])
     return report

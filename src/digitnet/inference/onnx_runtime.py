@@ -20,6 +20,10 @@ from digitnet.training import runs
 ONNX_FILE = "model.onnx"
 INPUT_NAME = "input"
 OUTPUT_NAME = "probabilities"
+# The first layer alone (its convolution, with the batch norm and activation right after it):
+# the feature maps the page shows on the device, where there is no PyTorch to hook into.
+FIRST_LAYER_FILE = "first-layer.onnx"
+FEATURES_NAME = "feature_maps"
 INPUT_SHAPE = (1, 28, 28)  # per image, after the dynamic batch axis
 LAYOUT = {"layout": "NCHW", "dtype": "float32", "shape": ["batch", *INPUT_SHAPE], "scale": "[0, 1]"}
 
@@ -97,6 +101,22 @@ def current_export(run_dir: Path) -> tuple[Path, dict]:
     return path, export
 
 
+def current_first_layer(run_dir: Path) -> tuple[Path, dict] | None:
+    """The run's first-layer.onnx and its record (config.json's "export" "first_layer") when the
+    file is the one that passed its check, exported with the current model.onnx; None when the
+    run has none (an export made before first layers were exported) or it is not current."""
+    try:
+        _, export = current_export(run_dir)
+    except DigitnetError:
+        return None
+    record = export.get("first_layer") or {}
+    path = run_dir / FIRST_LAYER_FILE
+    if not ((record.get("check") or {}).get("passed") is True and path.is_file()
+            and record.get("onnx_sha256") == file_sha256(path)):
+        return None
+    return path, record
+
+
 def open_session(run_dir: Path, threads: int = 2):
     """An onnxruntime session for the run's model.onnx, refused if missing, unchecked, corrupt
     or stale."""
@@ -111,17 +131,21 @@ def open_session(run_dir: Path, threads: int = 2):
 def load_session(path: Path, run_dir: Path, threads: int = 2):
     """An onnxruntime session for the ONNX file at ``path`` exported from ``run_dir``'s weights,
     checked or not: only the parity check itself should call this directly."""
+    session = new_session(path, run_dir, threads)
+    check_session(session, path, run_dir)
+    return session
+
+
+def new_session(path: Path, run_dir: Path, threads: int = 2):
+    """An onnxruntime session for any ONNX file of the run's, its interface unchecked."""
     import onnxruntime as ort
 
     try:
-        session = ort.InferenceSession(str(path), session_options(threads),
-                                       providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(str(path), session_options(threads), providers=["CPUExecutionProvider"])
     except Exception as e:  # onnxruntime's errors derive from Exception only, not RuntimeError
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise DigitnetError(f"{path}: not a readable ONNX model ({first[:160]}); "
                             f"run 'digitnet export --run {run_dir}' again") from e
-    check_session(session, path, run_dir)
-    return session
 
 
 def check_session(session, path: Path, run_dir: Path) -> None:

@@ -19,7 +19,7 @@ from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 from matplotlib.ticker import PercentFormatter
 
-from digitnet.inference.explain import Explanation
+from digitnet.inference.explain import WINDOW, Explanation
 from digitnet.plots.inspection import LayerOutput, Predictions
 from digitnet.training.epoch import steps_per_epoch
 
@@ -256,6 +256,11 @@ def _probability_bars(ax, probs: np.ndarray, classes: Sequence[str], marked: Seq
     ax.spines[["top", "right"]].set_visible(False)
 
 
+# How each method measured a pixel's push, under its map.
+METHOD_NOTE = {"occlusion": f"occlusion: {WINDOW}×{WINDOW} squares blanked",
+               "integrated-gradients": "integrated gradients"}
+
+
 def explanation(expl: Explanation, title: str, maps: int = 32) -> Figure:
     """What the network sees in one digit: the image, which pixels pushed it towards its answer
     (and the runner-up), the probabilities, and the first layer's feature maps (up to ``maps``)."""
@@ -274,6 +279,8 @@ def explanation(expl: Explanation, title: str, maps: int = 32) -> Figure:
         ax.contour(expl.image, levels=[100], colors="#57606a", linewidths=0.6)
         ax.set_title(f"pixels for {s.name} ({s.probability:.0%})\nred towards, blue away",
                      fontsize=10, color=color)
+        ax.text(0.5, -0.04, METHOD_NOTE[expl.method], transform=ax.transAxes, ha="center", va="top",
+                fontsize=8, color="#57606a")
     for ax in panels[:-1]:
         ax.set_axis_off()
     _probability_bars(panels[-1], expl.probabilities, expl.classes, [s.target for s in expl.saliency])

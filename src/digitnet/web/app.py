@@ -1,6 +1,6 @@
 """The FastAPI application, assembled in one place from a ``Settings``.
 
-The routes live in ``routes/`` (reading, corrections, admin, on-device) and declare what they
+The routes live in ``routes/`` (reading, explaining, corrections, admin, on-device) and declare what they
 need as typed dependencies (``deps``): the served model (``swap.Served``, the one holder, with
 the one ``swap()``), the store, the admin check and the same-origin check. Handlers are thin:
 they take the image bytes out of the request (``inputs``) and hand them to ``service`` in a
@@ -32,7 +32,7 @@ from digitnet.errors import DigitnetError
 from digitnet.vision.imaging import ImageError
 from digitnet.web import service, swap
 from digitnet.web.limits import BodySizeLimit
-from digitnet.web.routes import admin, corrections, ondevice, reading
+from digitnet.web.routes import admin, corrections, explain, ondevice, reading
 from digitnet.web.settings import Settings
 
 __all__ = ["SETTINGS_VARIABLE", "Settings", "create_app", "from_environment"]
@@ -117,7 +117,7 @@ def create_app(settings: Settings, loaded: service.LoadedModel | None = None) ->
                            allow_methods=["GET", "POST"], allow_headers=["content-type"])
     app.add_exception_handler(DigitnetError, client_error)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    for router in (reading.router, corrections.router, admin.router, ondevice.router):
+    for router in (reading.router, explain.router, corrections.router, admin.router, ondevice.router):
         app.include_router(router)
     return app
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class ImageIn(BaseModel):
@@ -27,6 +27,55 @@ class Prediction(BaseModel):
     number_of_digits: int | None = Field(description="set when the image seems to hold a number "
                                                      "of several digits: /api/read reads those")
     preprocessed: str = Field(description="base64 PNG of the 28x28 image the model was given")
+
+
+class AnswerOut(BaseModel):
+    verdict: Literal["digit", "unsure", "not_a_digit"]
+    text: str = Field(description='"7", "4 or 9?" or "not a digit", as /api/predict says it')
+    digit: int
+    runner_up: int | None
+    probability: float
+
+
+class MethodOut(BaseModel):
+    name: Literal["occlusion"] = Field(description="how each pixel's push was measured")
+    score: Literal["log-odds"] = Field(description="what a push moves: log p / (the other classes' "
+                                                   "probabilities summed)")
+    window: int = Field(description="side of the square blanked (set to 0), in pixels")
+    stride: int = Field(description="step between the squares, in pixels")
+
+
+class FeatureMapsOut(BaseModel):
+    layer: str = Field(description='the modules of the first layer, e.g. "features.0.0 → features.0.2"')
+    kinds: list[str] = Field(description='e.g. ["Conv2d", "BatchNorm2d", "ReLU"]')
+    channels: int = Field(description="feature maps the layer has; the first 16 are sent")
+    shape: list[int] = Field(description="[maps sent, height, width]")
+    scale: float = Field(description="a value is integer * scale / 255")
+    values: list[list[list[int]]] = Field(description="integers in [-255, 255], [map][row][column]")
+
+
+class SaliencyOut(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    class_: int = Field(alias="class", description="the class explained: the answer, or the runner-up")
+    name: str
+    probability: float
+    total: float = Field(description="the class's log-odds for the image minus for a blank page")
+    shape: list[int] = Field(description="[28, 28]")
+    scale: float = Field(description="a value is integer * scale / 255")
+    values: list[list[int]] = Field(description="integers in [-255, 255], [row][column]; > 0: blanking "
+                                                "the pixel's squares lowered the class's log-odds")
+
+
+class Explanation(BaseModel):
+    answer: AnswerOut
+    classes: list[str]
+    probabilities: list[float]
+    image: list[list[int]] = Field(description="the 28x28 input (0..255, white on black), [row][column]")
+    method: MethodOut
+    feature_maps: FeatureMapsOut
+    saliency: list[SaliencyOut] = Field(min_length=1, max_length=2,
+                                        description="the answer's, then the runner-up's when unsure")
 
 
 class DigitOut(BaseModel):

@@ -1,8 +1,9 @@
 """Reading digits in the browser, with no server: the files a page needs for it.
 
 A *reader folder* holds ``model.json`` (the classes, the verdict's thresholds, what to load),
-``model.onnx`` (the run's model, checked against PyTorch) and the browser runtime
-(``browser_runtime``). The page's ``reader/device.js`` opens such a folder. ``export_site``
+``model.onnx`` (the run's model, checked against PyTorch), ``first-layer.onnx`` (its first layer,
+for "What the network sees") and the browser runtime (``browser_runtime``). The page's
+``reader/device.js`` opens such a folder. ``export_site``
 writes one together with the page, a static site for any host (``digitnet export --web DIR``);
 ``on_device`` finds the files for the served page's "read on this device" switch.
 """
@@ -22,7 +23,7 @@ import numpy as np
 
 from digitnet import atomic
 from digitnet.errors import DigitnetError
-from digitnet.inference import bundled, export, onnx_runtime
+from digitnet.inference import bundled, explain, export, onnx_runtime
 from digitnet.training import runs
 from digitnet.web import browser_runtime
 
@@ -33,11 +34,23 @@ FORMAT = "digitnet-reader"
 PAGE = {"site.html": "index.html", "site.js": "site.js", "style.css": "style.css",
         "favicon.svg": "favicon.svg", "reader/imaging.js": "reader/imaging.js",
         "reader/verdict.js": "reader/verdict.js", "reader/device.js": "reader/device.js",
-        "reader/ink.js": "reader/ink.js", "reader/answer.js": "reader/answer.js"}
+        "reader/ink.js": "reader/ink.js", "reader/answer.js": "reader/answer.js",
+        "reader/explain.js": "reader/explain.js", "reader/sees.js": "reader/sees.js"}
 
 
-def reader_info(run_dir: Path) -> dict[str, Any]:
-    """model.json: what the page needs to read with the run's model, as the server does."""
+def explain_info(first_layer: dict[str, Any] | None) -> dict[str, Any]:
+    """What the page needs to show what the network sees on the device: occlusion's settings as
+    ``explain`` has them (so the device computes what /api/explain does) and the first layer's
+    file from its export record (None: the page shows the pixels' push without the maps)."""
+    layer = None if first_layer is None else {
+        "model": first_layer["file"], "input": first_layer["input"], "output": first_layer["output"],
+        "layer": first_layer["layer"], "kinds": first_layer["kinds"], "channels": first_layer["channels"]}
+    return {**explain.method_dict("occlusion"), "maps": explain.MAPS, "first_layer": layer}
+
+
+def reader_info(run_dir: Path, first_layer: dict[str, Any] | None = None) -> dict[str, Any]:
+    """model.json: what the page needs to read with the run's model, as the server does, and to
+    show what it sees (``first_layer``: the record of the first layer's export)."""
     config, config_file = runs.read_config(run_dir)
     metrics = runs.read_metrics(run_dir) if (run_dir / runs.METRICS_FILE).exists() else {}
     return {
@@ -55,6 +68,7 @@ def reader_info(run_dir: Path) -> dict[str, Any]:
         "output": onnx_runtime.OUTPUT_NAME,
         "runtime": {"name": browser_runtime.PACKAGE, "version": browser_runtime.VERSION,
                     "module": browser_runtime.MODULE},
+        "explain": explain_info(first_layer),
     }
 
 
@@ -82,13 +96,16 @@ def on_device(run_dir: Path) -> OnDevice:
         return OnDevice({}, None, NO_RUNTIME, browser_runtime.missing())
     try:
         model, _ = onnx_runtime.current_export(run_dir)
-        info = reader_info(run_dir)
+        first = onnx_runtime.current_first_layer(run_dir)  # None for an export made before it
+        info = reader_info(run_dir, first and first[1])
     except DigitnetError as e:
         if Path(run_dir).resolve() == bundled.READER_DIR:  # the package's files stay as shipped
             return OnDevice({}, None, NO_EXPORT, f"the bundled reader has no checked model.onnx ({e}); "
                                                  "serve a run exported with 'digitnet export --run DIR'")
         return OnDevice({}, None, NO_EXPORT, f"no checked ONNX export: {e}")
     files = {name: runtime / name for name in browser_runtime.FILES}
+    if first is not None:
+        files[onnx_runtime.FIRST_LAYER_FILE] = first[0]
     return OnDevice({**files, onnx_runtime.ONNX_FILE: model}, info)
 
 
@@ -107,6 +124,16 @@ def _is_site(path: Path) -> bool:
     with contextlib.suppress(OSError, ValueError, AttributeError):
         return json.loads((path / MODEL_INFO).read_text()).get("format") == FORMAT
     return False
+
+
+def _first_layer(run_dir: Path, dest: Path, images: np.ndarray) -> dict[str, Any]:
+    """The run's first layer as ONNX in ``dest``: its own first-layer.onnx when it is checked and
+    current, else exported and checked here. Returns its record."""
+    found = onnx_runtime.current_first_layer(run_dir)
+    if found is None:
+        return export.write_first_layer(run_dir, dest, images)
+    shutil.copyfile(found[0], dest)
+    return found[1]
 
 
 def _model(run_dir: Path, dest: Path, images: np.ndarray, labels: np.ndarray) -> tuple[dict, bool]:
@@ -134,7 +161,8 @@ def export_site(run_dir: Path, dest: Path, images: np.ndarray, labels: np.ndarra
     os.umask(umask)
     try:
         check, reused = _model(run_dir, tmp / onnx_runtime.ONNX_FILE, images, labels)
-        atomic.write_json(tmp / MODEL_INFO, reader_info(run_dir))
+        first_layer = _first_layer(run_dir, tmp / onnx_runtime.FIRST_LAYER_FILE, images)
+        atomic.write_json(tmp / MODEL_INFO, reader_info(run_dir, first_layer))
         for source, name in PAGE.items():
             (tmp / name).parent.mkdir(exist_ok=True)
             shutil.copyfile(STATIC / source, tmp / name)

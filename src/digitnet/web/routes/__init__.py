@@ -1,1 +1,2 @@
-"""The server's routes, one module per concern: reading, corrections, admin, on-device."""
+"""The server's routes, one module per concern: reading, explaining, corrections, admin,
+on-device."""

@@ -1,10 +1,12 @@
-// The drawing page: strokes on a white canvas (dark ink, like paper), read while drawing by
-// the JSON API or, with the switch on "this device", in the browser (reader/device.js); the
-// verdict ("7", "4 or 9?", "not a digit"), the calibrated probability of each class and the
-// 28x28 input are shown beside it (and the verdict under the canvas on a phone).
+// The drawing page: strokes on a white canvas (dark ink, like paper), drawn with a pointer or
+// with keys, read while drawing by the JSON API or, with the switch on "this device", in the
+// browser (reader/device.js); the verdict ("7", "4 or 9?", "not a digit"), the calibrated
+// probability of each class and the 28x28 input are shown beside it (and the verdict under the
+// canvas on a phone), and "What the network sees" explains a digit's answer when opened.
 import { decodeFile, openReader } from "./reader/device.js";
-import { captureStrokes, fit as fitTo, onlyStrokes, paint } from "./reader/ink.js";
+import { captureStrokes, fit as fitTo, keyboardPen, onlyStrokes, paint } from "./reader/ink.js";
 import { buildBars, describeDrawing, setStatus, showBars, showDigit as showVerdict, showTime } from "./reader/answer.js";
+import { explainer } from "./reader/sees.js";
 
 (() => {
   const SIZES = { digit: [280, 280], number: [560, 280] };
@@ -34,14 +36,17 @@ import { buildBars, describeDrawing, setStatus, showBars, showDigit as showVerdi
     $("clear").disabled = empty;
   }
 
-  captureStrokes(pad, () => items, {
+  const strokes = {
     started: redraw,
     moved: () => {
       redraw();
       schedule();
     },
     ended: () => predictNow(),
-  });
+  };
+  captureStrokes(pad, () => items, strokes);
+  keyboardPen(pad, $("pen"), () => items, strokes);
+  const seen = explainer(); // "What the network sees"
 
   function undo() {
     if (!items.length) return;
@@ -158,6 +163,7 @@ import { buildBars, describeDrawing, setStatus, showBars, showDigit as showVerdi
       if (mine !== generation) return;
       if (!response.ok) throw new Error(answer.detail || `the server answered ${response.status}`);
       mode === "digit" ? showDigit(answer) : showNumber(answer);
+      if (mode === "digit") seen.show((signal) => explainOnServer(blob, signal));
       showTime("on the server", performance.now() - start);
       // feedback.js offers Right / Wrong for this answer, and sends this very image with it
       document.dispatchEvent(new CustomEvent("digitnet:answer", { detail: { mode, image: blob, answer } }));
@@ -184,6 +190,7 @@ import { buildBars, describeDrawing, setStatus, showBars, showDigit as showVerdi
       const answer = await device.read(pixels.data, pixels.width, pixels.height, !upload && onlyStrokes(items));
       if (mine !== generation) return;
       showDigit(answer);
+      seen.show(() => device.explain(answer));
       showTime("on this device", answer.ms);
       // a correction is sent with the image itself: the server reads it again with its model
       const image = upload || await currentImage();
@@ -200,7 +207,18 @@ import { buildBars, describeDrawing, setStatus, showBars, showDigit as showVerdi
     }
   }
 
+  // What the network sees in the digit of this image, as /api/explain says it.
+  async function explainOnServer(blob, signal) {
+    const body = new FormData();
+    body.append("file", blob, blob.name || "drawing.png");
+    const response = await fetch("/api/explain", { method: "POST", body, signal });
+    const found = await response.json();
+    if (!response.ok) throw new Error(found.detail || `the server answered ${response.status}`);
+    return found;
+  }
+
   function hideAnswers() {
+    seen.hide();
     $("timing").hidden = true;
     document.dispatchEvent(new Event("digitnet:cleared"));
     $("digit-result").hidden = true;
@@ -229,6 +247,7 @@ import { buildBars, describeDrawing, setStatus, showBars, showDigit as showVerdi
 
   // An empty text is an answer too: no digit on the line ("not a number").
   function showNumber(answer) {
+    seen.hide();
     $("number").textContent = answer.text || "—";
     $("number-confidence").textContent = answer.digits.length
       ? `${(answer.probability * 100).toFixed(1)}% sure of the whole number${answer.unsure ? " (unsure)" : ""}`
@@ -279,9 +298,9 @@ import { buildBars, describeDrawing, setStatus, showBars, showDigit as showVerdi
       clear();
     }
   });
-  // Enter or Space on the focused drawing reads it again (after an error, say).
+  // Enter on the focused drawing reads it again (after an error, say); Space is the pen's.
   pad.addEventListener("keydown", (event) => {
-    if (event.key !== "Enter" && event.key !== " ") return;
+    if (event.key !== "Enter") return;
     event.preventDefault();
     if (items.length) predictNow();
   });

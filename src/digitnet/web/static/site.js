@@ -1,8 +1,10 @@
 // The static site's page: the served page's drawing and reading, with every answer computed in
-// this browser (reader/device.js) from the reader folder the page lies in. One digit at a time.
+// this browser (reader/device.js) from the reader folder the page lies in, and what the network
+// sees in it. One digit at a time.
 import { decodeFile, openReader } from "./reader/device.js";
-import { captureStrokes, fit, onlyStrokes, paint } from "./reader/ink.js";
+import { captureStrokes, fit, keyboardPen, onlyStrokes, paint } from "./reader/ink.js";
 import { buildBars, describeDrawing, setStatus, showBars, showDigit, showTime } from "./reader/answer.js";
+import { explainer } from "./reader/sees.js";
 
 const $ = (id) => document.getElementById(id);
 const pad = $("pad");
@@ -20,14 +22,17 @@ function redraw() {
   $("undo").disabled = $("clear").disabled = items.length === 0;
 }
 
-captureStrokes(pad, () => items, {
+const strokes = {
   started: redraw,
   moved: () => {
     redraw();
     read(); // answers follow the pen: reading takes a few milliseconds here
   },
   ended: () => read(),
-});
+};
+captureStrokes(pad, () => items, strokes);
+keyboardPen(pad, $("pen"), () => items, strokes);
+const seen = explainer(); // "What the network sees"
 
 // Read what is on the canvas now; while a reading runs, one more follows it with the latest.
 async function read() {
@@ -60,12 +65,14 @@ async function read() {
 
 function show(answer) {
   showDigit(answer);
+  seen.show(() => reader.then((device) => device.explain(answer)));
   $("quick").textContent = answer.text;
   $("quick").hidden = false;
   showTime("on this device", answer.ms);
 }
 
 function showError(message) {
+  seen.hide();
   for (const id of ["digit-result", "quick", "timing"]) $(id).hidden = true;
   showBars([]);
   setStatus(message, true);
@@ -74,6 +81,7 @@ function showError(message) {
 
 function showEmpty() {
   generation++;
+  seen.hide();
   for (const id of ["digit-result", "quick", "timing"]) $(id).hidden = true;
   showBars([]);
   setStatus("Draw a digit to begin.");
@@ -107,9 +115,9 @@ function clear() {
   showEmpty();
 }
 
-// Enter or Space on the focused drawing reads it again.
+// Enter on the focused drawing reads it again; Space is the pen's.
 pad.addEventListener("keydown", (event) => {
-  if (event.key !== "Enter" && event.key !== " ") return;
+  if (event.key !== "Enter") return;
   event.preventDefault();
   read();
 });

@@ -74,3 +74,57 @@ export function captureStrokes(pad, items, on) {
   pad.addEventListener("pointerup", end);
   pad.addEventListener("pointercancel", end);
 }
+
+// Keys that move the keyboard pen: [dx, dy] in steps. Home, End, Page Up and Page Down go
+// diagonally, as on a numeric keypad (7, 1, 9, 3).
+const MOVES = {
+  ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, -1], ArrowDown: [0, 1],
+  Home: [-1, -1], PageUp: [1, -1], End: [-1, 1], PageDown: [1, 1],
+};
+
+// Drawing on ``pad`` with keys alone: the keys of MOVES move a pen (a 28th of the canvas height
+// per press; Shift: four times as far), Space puts it down (a stroke starts where it is) or
+// lifts it. ``marker`` (an element over the canvas) shows where the pen is and whether it is
+// down. The strokes and callbacks are those of captureStrokes.
+export function keyboardPen(pad, marker, items, on) {
+  let pen = null; // [x, y] in canvas pixels, from the first key
+  let drawing = null; // the stroke being drawn
+  const show = () => {
+    marker.style.left = `calc(2px + ${pen[0] / pad.width} * (100% - 4px))`;
+    marker.style.top = `calc(2px + ${pen[1] / pad.height} * (100% - 4px))`;
+    marker.classList.toggle("down", drawing !== null);
+    marker.hidden = false;
+  };
+  const lift = () => {
+    if (!drawing) return;
+    drawing = null;
+    if (pen) show();
+    on.ended();
+  };
+  pad.addEventListener("keydown", (event) => {
+    if (drawing && !items().includes(drawing)) drawing = null; // undone or cleared meanwhile
+    const move = MOVES[event.key];
+    if (!move && event.key !== " ") return;
+    event.preventDefault();
+    pen ??= [pad.width / 2, pad.height / 2];
+    if (event.key === " ") {
+      if (drawing) return lift();
+      drawing = { stroke: [[...pen]] };
+      items().push(drawing);
+      show();
+      return on.started();
+    }
+    const step = (pad.height / 28) * (event.shiftKey ? 4 : 1);
+    pen = [Math.min(Math.max(pen[0] + move[0] * step, 0), pad.width - 1),
+      Math.min(Math.max(pen[1] + move[1] * step, 0), pad.height - 1)];
+    show();
+    if (drawing) {
+      drawing.stroke.push([...pen]);
+      on.moved();
+    }
+  });
+  pad.addEventListener("blur", () => {
+    lift();
+    marker.hidden = true;
+  });
+}

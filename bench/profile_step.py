@@ -1,13 +1,15 @@
-"""Where a training step's time goes: the default epoch's steps under torch.profiler.
+"""Where a training step's time goes: the default epoch's step under torch.profiler.
 
-    python bench/profile_step.py [--steps 300] [--threads N] [--set KEY=VALUE ...] [--stock]
+    python bench/profile_step.py [--steps 200] [--rounds 6] [--threads N] [--set KEY=VALUE]
 
 Trains the model of ``digitnet train`` (its defaults, or ``--set precision=fp32`` and so on) on
-MNIST with ``train_step``, the step ``digitnet train`` takes, and prints:
+MNIST with ``train_step``, the step ``digitnet train`` takes, twice in one process: as digitnet
+builds it, and as stock PyTorch would (``nn.Dropout``, no hooks on the gradients' memory
+layout). It prints:
 
-- the step's wall time without the profiler (median of 3 blocks of ``--steps`` steps) and the
-  process CPU time per step (steadier than wall time when other jobs share the cores);
-- one profiled block, each operator's own time (its "self" time) summed into kinds:
+- each one's step time, wall and process CPU (the CPU time is steadier when other jobs share
+  the cores), medians of ``--rounds`` blocks of ``--steps`` steps, the two interleaved;
+- one profiled block of each, every operator's own time (its "self" time) summed into kinds:
   convolutions, dense layers, the optimizer, the loss, dropout's random masks, the other
   element-wise work (ReLU, pooling, applying dropout), casts and layout copies, batching the
   data, compiled (fused) kernels, dispatch (operator wrappers, autograd bookkeeping) and the
@@ -15,10 +17,8 @@ MNIST with ``train_step``, the step ``digitnet train`` takes, and prints:
 - the arithmetic floor: the step's multiply-adds at the rate a large matrix product reaches
   on this machine, in bf16 and fp32, with the threads the step uses.
 
-``--stock`` builds the model as stock PyTorch would (``nn.Dropout``, no hooks on the
-gradients' memory layout), to see what digitnet's own layers and hooks change. The machine's
-load average is printed beside the figures; on shared cores, compare only figures from the same
-run.
+The machine's load average is printed beside the figures; on shared cores, compare only
+figures from the same run.
 """
 
 from __future__ import annotations
@@ -130,67 +130,103 @@ def profile_block(step, starts: range) -> tuple[dict[str, float], float]:
     return table, wall * 1e3 / n
 
 
+def parse_config(items: list[str], threads: int) -> TrainConfig:
+    defaults, values = TrainConfig(), {}
+    for item in items:
+        key, _, text = item.partition("=")
+        kind = type(getattr(defaults, key))
+        values[key] = text.lower() in ("1", "true", "yes") if kind is bool else kind(text)
+    return TrainConfig(threads=threads, **values)
+
+
+def measure(steps: dict, n: int, rounds: int) -> dict[str, dict]:
+    """Each step function's medians over ``rounds`` blocks of ``n`` steps, the blocks of all
+    of them interleaved (so they see the same machine), then one profiled block each."""
+    blocks: dict[str, list[tuple[float, float]]] = {name: [] for name in steps}
+    position = 30
+    for step in steps.values():
+        timed(step, range(0, position))  # warm-up: oneDNN builds its kernels on first use
+    for r in range(rounds):
+        for name in list(steps) if r % 2 == 0 else list(steps)[::-1]:
+            blocks[name].append(timed(steps[name], range(position, position + n)))
+        position += n
+    out = {}
+    for name, step in steps.items():
+        kinds, profiled = profile_block(step, range(position, position + n))
+        out[name] = {"step_ms": statistics.median(w for w, _ in blocks[name]),
+                     "step_cpu_ms": statistics.median(c for _, c in blocks[name]),
+                     "profiled_step_ms": profiled,
+                     "kinds_ms": dict(sorted(kinds.items(), key=lambda kv: -kv[1]))}
+    return out
+
+
+def print_report(report: dict) -> None:
+    names = list(report["steps"])
+    print(f"{report['cpu']}, {report['threads']} threads, load average "
+          f"{', '.join(f'{v:.2f}' for v in report['load_average'])}")
+    print(f"precision {report['precision']}, channels-last {report['channels_last']}, batch "
+          f"{report['batch_size']}, {report['rounds']} interleaved blocks of {report['steps_per_block']} "
+          "steps, medians")
+    for name, row in report["steps"].items():
+        print(f"{name:8s} step {row['step_ms']:6.2f} ms wall, {row['step_cpu_ms']:6.2f} ms CPU, "
+              f"{row['step_cpu_ms'] / report['steps'][names[0]]['step_cpu_ms']:.2f}x CPU of "
+              f"{names[0]}")
+    kinds = list(report["steps"][names[-1]]["kinds_ms"])
+    print(f"{'profiled, ms per step':28s}" + "".join(f"{n:>16s}" for n in names))
+    for kind in kinds:
+        cells = []
+        for name in names:
+            row = report["steps"][name]
+            ms = row["kinds_ms"].get(kind, 0.0)
+            cells.append(f"{ms:7.2f} ({ms / row['profiled_step_ms']:5.1%})")
+        print(f"{kind:28s}" + "".join(f"{c:>16s}" for c in cells))
+    print(f"{'total (profiled)':28s}" + "".join(
+        f"{report['steps'][n]['profiled_step_ms']:7.2f}         " for n in names))
+    floors = report["floor_ms"]
+    print(f"floor: {report['step_gflop']:.2f} GFLOP per step = {floors['bf16']:.2f} ms in bf16, "
+          f"{floors['fp32']:.2f} ms in fp32 at this machine's matmul rate with "
+          f"{report['threads']} threads")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=300, help="steps per timed block")
+    parser.add_argument("--steps", type=int, default=200, help="steps per timed block")
+    parser.add_argument("--rounds", type=int, default=6, help="timed blocks of each step")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: the default)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="a TrainConfig value, e.g. precision=fp32 or fast_step=false")
-    parser.add_argument("--stock", action="store_true",
-                        help="stock PyTorch layers: nn.Dropout, no gradient layout hooks")
+                        help="a TrainConfig value, e.g. precision=fp32")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--json", default=None, help="also write the figures to this file")
     args = parser.parse_args(argv)
 
-    defaults = TrainConfig()
-    values = {}
-    for item in args.set:
-        key, _, text = item.partition("=")
-        kind = type(getattr(defaults, key))
-        values[key] = text.lower() in ("1", "true", "yes") if kind is bool else kind(text)
-    config = TrainConfig(threads=args.threads, **values)
+    config = parse_config(args.set, args.threads)
     setup = set_up(config)
     split = make_split(load(config.dataset, args.data_dir), config, setup.device)
     learner = build_learner(config, setup)
-    model, optimizer = (stock_learner(config, setup) if args.stock
-                        else (learner.model, learner.optimizer))
+    models = {"stock": stock_learner(config, setup),
+              "digitnet": (learner.model, learner.optimizer)}
     order = epoch_order(len(split.x_train), config.seed, 0)
     xs, ys = split.x_train[order], split.y_train[order]
     b = config.batch_size
 
-    def step(i: int) -> None:
-        train_step(model, optimizer, xs[i * b:(i + 1) * b],
-                   ys[i * b:(i + 1) * b], b, setup.autocast, config.label_smoothing, 1)
+    def stepper(model, optimizer):
+        def step(i: int) -> None:
+            i %= len(xs) // b
+            train_step(model, optimizer, xs[i * b:(i + 1) * b], ys[i * b:(i + 1) * b], b,
+                       setup.autocast, config.label_smoothing, 1)
+        return step
 
-    timed(step, range(0, 30))  # warm-up
-    n = args.steps
-    blocks = [timed(step, range(31 + k * n, 31 + (k + 1) * n)) for k in range(3)]
-    kinds, profiled_ms = profile_block(step, range(31 + 3 * n, 31 + 4 * n))
-    wall_ms = statistics.median(w for w, _ in blocks)
-    cpu_ms = statistics.median(c for _, c in blocks)
+    steps = measure({name: stepper(*mo) for name, mo in models.items()}, args.steps, args.rounds)
     flops = step_flops(b)
-    floors = {name: flops / matmul_rate(dtype) * 1e3
-              for name, dtype in (("bf16", torch.bfloat16), ("fp32", torch.float32))}
-
     report = {
         "cpu": cpu_model(), "threads": setup.threads, "load_average": os.getloadavg(),
-        "precision": setup.precision, "channels_last": setup.channels_last,
-        "stock": args.stock, "batch_size": b, "parameters": count_parameters(model),
-        "step_ms": wall_ms, "step_cpu_ms": cpu_ms, "profiled_step_ms": profiled_ms,
-        "kinds_ms": dict(sorted(kinds.items(), key=lambda kv: -kv[1])),
-        "step_gflop": flops / 1e9, "floor_ms": floors,
+        "precision": setup.precision, "channels_last": setup.channels_last, "batch_size": b,
+        "parameters": count_parameters(learner.model), "rounds": args.rounds,
+        "steps_per_block": args.steps, "steps": steps, "step_gflop": flops / 1e9,
+        "floor_ms": {name: flops / matmul_rate(dtype) * 1e3
+                     for name, dtype in (("bf16", torch.bfloat16), ("fp32", torch.float32))},
     }
-    print(f"{report['cpu']}, {setup.threads} threads, load average "
-          f"{', '.join(f'{v:.2f}' for v in report['load_average'])}")
-    print(f"precision {setup.precision}, channels-last {setup.channels_last}, batch {b}"
-          + (", stock PyTorch layers" if args.stock else ""))
-    print(f"step {wall_ms:.2f} ms wall, {cpu_ms:.2f} ms CPU (median of 3 x {n} steps); "
-          f"profiled {profiled_ms:.2f} ms")
-    print(f"{'kind':28s} {'ms/step':>8s} {'share':>6s}")
-    for kind, ms in report["kinds_ms"].items():
-        print(f"{kind:28s} {ms:8.2f} {ms / profiled_ms:6.1%}")
-    print(f"floor: {flops / 1e9:.2f} GFLOP per step = {floors['bf16']:.2f} ms in bf16, "
-          f"{floors['fp32']:.2f} ms in fp32 at this machine's matmul rate")
+    print_report(report)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(report, f, indent=1)

@@ -5,6 +5,7 @@ import torch
 
 from digitnet.models import (
     ARCHITECTURES,
+    Dropout,
     TutorialCNN,
     build_model,
     count_parameters,
@@ -37,6 +38,37 @@ def test_dropout_rate_is_the_fraction_dropped():
     dropped = (model.dropout1(x) == 0).float().mean().item()
     assert abs(dropped - 0.25) < 0.01
     assert abs((model.dropout2(torch.ones(2000, 128)) == 0).float().mean().item() - 0.5) < 0.01
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_byte_mask_dropout_drops_each_unit_independently_with_probability_p(dtype, channels_last):
+    torch.manual_seed(0)
+    x = torch.rand(64, 32, 16, 16).add_(0.5).to(dtype)  # no zeros of its own
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    out = Dropout(0.25).train()(x)
+    kept = out != 0
+    # Every byte of each 64-bit draw is used: a byte lane that were not uniform (a signed
+    # draw's top byte) would drop 50% of its units instead of 25%.
+    lanes = kept.permute(0, 2, 3, 1).reshape(-1, 8) if channels_last else kept.reshape(-1, 8)
+    assert torch.allclose(1 - lanes.float().mean(0), torch.full((8,), 0.25), atol=0.01)
+    # Survivors are scaled by 1 / (1 - p) with nn.Dropout's arithmetic, in the input's layout.
+    assert torch.equal(out[kept], x[kept].mul(1).mul_(1 / 0.75))
+    assert out.dtype == dtype and out.stride() == x.stride()
+    x.requires_grad_(True)
+    out = Dropout(0.25).train()(x)
+    out.backward(torch.ones_like(out))
+    assert torch.equal(x.grad, (out != 0).to(dtype).mul_(1 / 0.75))
+
+
+def test_dropout_takes_torch_path_for_other_rates_and_in_evaluation():
+    x = torch.rand(4, 32, 12, 12) + 0.5
+    torch.manual_seed(3)
+    expected = torch.nn.Dropout(0.1).train()(x)
+    torch.manual_seed(3)
+    assert torch.equal(Dropout(0.1).train()(x), expected)  # 25.6 / 256 is not whole
+    assert torch.equal(Dropout(0.25).eval()(x), x)
 
 
 def test_softmax_at_inference_sums_to_one():

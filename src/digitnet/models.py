@@ -17,6 +17,32 @@ from torch import nn
 from digitnet.errors import DigitnetError
 
 
+class Dropout(nn.Dropout):
+    """``nn.Dropout`` with a cheaper random mask on CPU, the same distribution.
+
+    PyTorch draws a CPU dropout mask one Bernoulli sample at a time: about 9 ns per element on
+    an AMD EPYC, 1.35 ms of a 14 ms TutorialCNN step at batch 32 (bf16, one thread). Here every
+    element gets one random byte, eight per 64-bit draw (0.08 ms), and is kept when its byte is
+    at least 256·p: exactly probability 1 - p when 256·p is a whole number (0.25 and 0.5, the
+    tutorial's rates). Survivors are scaled by 1 / (1 - p) with the same two multiplications as
+    ``nn.Dropout``. Other rates, other devices, ``inplace`` and evaluation take
+    ``nn.Dropout``'s own path.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        threshold = self.p * 256
+        if (not self.training or self.inplace or x.device.type != "cpu" or not 0 < self.p < 1
+                or threshold != int(threshold) or not x.is_floating_point()):
+            return super().forward(x)
+        # The mask in x's own memory layout (NCHW or channels-last), so x * mask runs as one
+        # contiguous loop. Bytes 0..255 are exact in bf16 and fp32, so the comparison is too.
+        layout = torch.empty_like(x, dtype=torch.uint8).stride()
+        words = torch.empty((x.numel() + 7) // 8, dtype=torch.int64).random_(-2**63, None)
+        random_bytes = words.view(torch.uint8)[: x.numel()].as_strided(x.shape, layout)
+        keep = random_bytes.to(x.dtype).ge_(int(threshold))  # 1 kept, 0 dropped
+        return x.mul(keep).mul_(1 / (1 - self.p))
+
+
 class TutorialCNN(nn.Module):
     """The Keras beginner tutorial's network, 600,810 parameters.
 
@@ -29,10 +55,10 @@ class TutorialCNN(nn.Module):
         self.conv1 = nn.Conv2d(1, 32, 3)  # (N, 32, 26, 26)
         self.conv2 = nn.Conv2d(32, 32, 3)  # (N, 32, 24, 24)
         self.pool = nn.MaxPool2d(2)  # (N, 32, 12, 12)
-        self.dropout1 = nn.Dropout(dropout_conv)
+        self.dropout1 = Dropout(dropout_conv)
         self.flatten = nn.Flatten()  # (N, 4608)
         self.dense1 = nn.Linear(32 * 12 * 12, 128)  # (N, 128)
-        self.dropout2 = nn.Dropout(dropout_dense)
+        self.dropout2 = Dropout(dropout_dense)
         self.dense2 = nn.Linear(128, num_classes)  # (N, 10) logits
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

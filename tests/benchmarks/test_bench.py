@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from digitnet.benchmarks.runner import find_reference, run_process
+from digitnet.benchmarks import runner
+from digitnet.benchmarks.runner import BenchOptions, find_reference, machine_name, run_process
 from digitnet.errors import DigitnetError
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -33,6 +34,35 @@ def test_missing_reference_given_explicitly_is_refused(tmp_path):
         find_reference(tmp_path / "nope.py")
 
 
+def test_training_runs_interleave_with_the_reference_round_by_round(monkeypatch, tmp_path):
+    order = []
+
+    def fake(name):
+        return runner.Process({"train_seconds": 1.0, "test_accuracy": 0.99, "train_images": 10,
+                               "epochs_run": 1}, 100.0, 1.0)
+
+    monkeypatch.setattr(runner, "reference_epoch",
+                        lambda *a: order.append("reference") or fake("reference"))
+    monkeypatch.setattr(runner, "digitnet_train", lambda run_dir, data_dir, *args: order.append(
+        args[args.index("--recipe") + 1] if "--recipe" in args else "digitnet") or fake(run_dir))
+    opts = BenchOptions(repeats=3, recipes=("fast", "speedrun"), reference=tmp_path / "ref.py")
+    runs = runner.train_rounds(opts, tmp_path)
+    one = ["reference", "digitnet", "fast", "speedrun"]
+    assert order == one + one[::-1] + one  # no measurement is taken far from the others
+    assert {name: len(r) for name, r in runs.items()} == dict.fromkeys(one, 3)
+    recipes = runner.bench_recipes(runs, opts.recipes, runner.bench_epoch(runs)["reference"][
+        "median_seconds"])
+    assert recipes["fast"]["ratio_to_reference_epoch"] == 1.0
+
+
+def test_machine_name_says_the_cpu_its_bf16_and_the_load():
+    machine = {"cpu": "AMD EPYC", "cores": 2, "cpu_flags": ["avx2", "avx512f", "avx512_bf16"],
+               "native_bf16": True, "load_average_at_start": [1.25, 1, 1],
+               "load_average_at_end": [3.0, 2, 1], "versions": {"torch": "2.13.0"}}
+    assert machine_name(machine) == ("AMD EPYC, 2 cores, AVX512-BF16 (bf16 native), torch "
+                                     "2.13.0, load average 1.2 at start, 3.0 at end")
+
+
 @pytest.mark.slow  # three training subprocesses: ~30 s on an idle 2-core machine
 def test_quick_bench_end_to_end(cli, tmp_path, monkeypatch):
     reference = find_reference(None) or next(
@@ -48,6 +78,8 @@ def test_quick_bench_end_to_end(cli, tmp_path, monkeypatch):
     report = json.loads(out.read_text())
     assert set(report) == {"machine", "options", "epoch", "recipes", "inference", "memory"}
     assert report["machine"]["cores"] >= 1 and "torch" in report["machine"]["versions"]
+    assert len(report["machine"]["load_average_at_end"]) == 3
+    assert machine_name(report["machine"]) in " ".join(stdout.split())
     epoch = report["epoch"]
     assert epoch["images"] == 500 and epoch["digitnet"]["median_seconds"] > 0
     if reference is None:
@@ -59,6 +91,6 @@ def test_quick_bench_end_to_end(cli, tmp_path, monkeypatch):
     assert {(row["backend"], row["precision"]) for row in report["inference"]} == {
         ("torch", "fp32"), ("torch", "bf16"), ("onnx", "fp32")}
     for row in report["inference"]:
-        assert row["images_per_second"] > 0
+        assert row["images_per_second"] > 0 and row["throughput_ratio_to_torch_fp32"] > 0
         assert 0 < row["latency_ms_p50"] <= row["latency_ms_p99"]
     assert report["memory"]["train_peak_rss_mb"] > 50

@@ -32,3 +32,27 @@ def test_configure_threads_sets_and_reports_the_count():
     finally:
         torch.set_num_threads(before)
         torch.use_deterministic_algorithms(False)
+
+
+def test_to_channels_last_hands_the_pool_an_nhwc_gradient_and_keeps_every_gradient():
+    from digitnet.models import TutorialCNN
+
+    torch.manual_seed(0)
+    plain = TutorialCNN(dropout_conv=0, dropout_dense=0)
+    fast = TutorialCNN(dropout_conv=0, dropout_dense=0)
+    fast.load_state_dict(plain.state_dict())
+    plain = plain.to(memory_format=torch.channels_last)
+    fast = devices.to_channels_last(fast)
+    seen = []  # the gradient the pool's backward receives, after the helper's hook
+
+    def record(_pool, _inputs, out):
+        out.register_hook(seen.append)
+
+    fast.pool.register_forward_hook(record)
+    x, y = torch.rand(16, 1, 28, 28), torch.arange(16) % 10
+    for model in (plain, fast):
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+    assert seen[0].is_contiguous(memory_format=torch.channels_last)
+    for (name, a), b in zip(plain.named_parameters(), fast.parameters(), strict=True):
+        assert b.is_contiguous(memory_format=torch.channels_last) or b.dim() != 4, name
+        torch.testing.assert_close(b.grad, a.grad, rtol=1e-5, atol=1e-7, msg=name)

@@ -1,8 +1,10 @@
 """The training loop's pieces: data order, learning rate, one epoch."""
 
+import pytest
 import torch
 
 from digitnet.models import TutorialCNN
+from digitnet.training import devices
 from digitnet.training.config import TrainConfig
 from digitnet.training.epoch import epoch_order, learning_rate, make_optimizer, train_one_epoch
 
@@ -46,3 +48,49 @@ def test_after_step_can_stop_and_start_step_resumes(mnist):
     assert first.stopped and first.steps == 4 and first.images == 256
     rest = train_one_epoch(model, optimizer, x, y, order=order, batch_size=64, start_step=4)
     assert not rest.stopped and rest.steps == 6 and rest.images == 384
+
+
+def plain_and_fast(dropout: tuple[float, float]) -> tuple[TutorialCNN, TutorialCNN]:
+    """The same TutorialCNN twice in channels-last: as stock PyTorch builds it (nn.Dropout,
+    no gradient hooks), and as digitnet trains it (byte-mask dropout, NHWC pool gradients)."""
+    torch.manual_seed(0)
+    fast = TutorialCNN(dropout_conv=dropout[0], dropout_dense=dropout[1])
+    plain = TutorialCNN(dropout_conv=dropout[0], dropout_dense=dropout[1])
+    plain.load_state_dict(fast.state_dict())
+    plain.dropout1, plain.dropout2 = torch.nn.Dropout(dropout[0]), torch.nn.Dropout(dropout[1])
+    return plain.to(memory_format=torch.channels_last), devices.to_channels_last(fast)
+
+
+def loss_trace(model, x, y, epochs: int, autocast=None) -> list[float]:
+    """The mean loss of each block of 10 steps (batch 32) over ``epochs`` epochs."""
+    optimizer = make_optimizer(TrainConfig(), model.parameters(), torch.device("cpu"))
+    torch.manual_seed(1)
+    per_step = []
+    for epoch in range(epochs):
+        sums = [0.0]  # the epoch's running loss sum after each step
+
+        def record(done, stats, sums=sums):
+            sums.append(stats.loss_sum.item())
+            return False
+
+        train_one_epoch(model, optimizer, x, y, order=epoch_order(len(x), 0, epoch), batch_size=32,
+                        autocast=autocast, after_step=record)
+        per_step += torch.tensor(sums).diff().div(32).tolist()
+    return torch.tensor(per_step).view(-1, 10).mean(1).tolist()
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_fast_step_follows_the_plain_loss_trajectory(mnist, precision):
+    x = torch.from_numpy(mnist.x_train[:640]).float().div(255).unsqueeze(1)
+    y = torch.from_numpy(mnist.y_train[:640]).long()
+    autocast = (lambda: devices.autocast("bf16", torch.device("cpu"))) if precision == "bf16" else None
+    # Without dropout the two differ only in memory layouts: the same trajectory.
+    plain, fast = plain_and_fast((0.0, 0.0))
+    expected, got = loss_trace(plain, x, y, 1, autocast), loss_trace(fast, x, y, 1, autocast)
+    torch.testing.assert_close(got, expected, rtol=1e-4 if precision == "fp32" else 2e-2, atol=0)
+    # With the tutorial's dropout the masks differ, not the learning: after 3 epochs (60
+    # steps) both are at the same loss, well below where they started.
+    plain, fast = plain_and_fast((0.25, 0.5))
+    expected, got = loss_trace(plain, x, y, 3, autocast), loss_trace(fast, x, y, 3, autocast)
+    assert got[-1] < 0.5 * got[0] and expected[-1] < 0.5 * expected[0]
+    assert abs(sum(got[-4:]) - sum(expected[-4:])) / 4 < 0.15

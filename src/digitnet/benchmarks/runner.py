@@ -2,8 +2,9 @@
 each recipe's time to its accuracy goal, inference speed and peak memory.
 
 Training runs in fresh subprocesses (``digitnet train`` and the plain PyTorch reference loop),
-alternating, so both see the same machine state and each one's peak memory can be read from
-its own resource usage. Every figure is the median of ``repeats`` runs.
+interleaved round by round, so all see the same machine state and each one's peak memory can be
+read from its own resource usage. Every figure is the median of ``repeats`` runs, and each is
+also given as a ratio to the reference measured in the same run.
 """
 
 from __future__ import annotations
@@ -116,6 +117,20 @@ def machine_info() -> dict[str, Any]:
             "load_average_at_start": list(os.getloadavg()), "versions": versions}
 
 
+def machine_name(machine: dict[str, Any]) -> str:
+    """One line naming the machine a report was measured on, e.g. 'AMD EPYC, 2 cores,
+    AVX512-BF16 (bf16 native), torch 2.13.0, load average 1.2 at start, 1.5 at end'."""
+    flags = machine["cpu_flags"]
+    isa = ("AMX" if "amx_bf16" in flags else "AVX512-BF16" if "avx512_bf16" in flags
+           else "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2")
+    native = "bf16 native" if machine["native_bf16"] else "no native bf16"
+    load = f"load average {machine['load_average_at_start'][0]:.1f} at start"
+    if "load_average_at_end" in machine:
+        load += f", {machine['load_average_at_end'][0]:.1f} at end"
+    return (f"{machine['cpu']}, {machine['cores']} cores, {isa} ({native}), "
+            f"torch {machine['versions']['torch']}, {load}")
+
+
 # Linux keeps a process's peak RSS across exec, so a child started straight from this (large)
 # process would report at least our own size. This small launcher starts the command instead
 # and writes the command's own peak RSS (KiB, from wait4) to the file named by argv[1].
@@ -183,39 +198,58 @@ def summarize(processes: list[Process]) -> dict[str, Any]:
             "threads": [p.result.get("threads") for p in processes]}
 
 
-def bench_epoch(opts: BenchOptions, work: Path) -> tuple[dict[str, Any], Path]:
-    """(a) the reference's epoch against digitnet's default epoch, alternating, medians."""
+def recipe_args(opts: BenchOptions) -> list[str]:
+    return (["--limit", str(opts.recipe_limit)] if opts.recipe_limit else []) + (
+        ["--epochs", str(opts.recipe_epochs)] if opts.recipe_epochs else [])
+
+
+def train_rounds(opts: BenchOptions, work: Path) -> dict[str, list[Process]]:
+    """Every training measurement, round by round: in each of ``opts.repeats`` rounds the
+    reference loop, digitnet's default epoch and each recipe run once, one after the other
+    (the order reversed every other round), so that all of them see the same machine: on
+    shared cores the load moves over minutes, and a ratio of figures taken far apart would
+    measure it."""
+    runs: dict[str, list[Process]] = {"reference": [], "digitnet": [],
+                                      **{name: [] for name in opts.recipes}}
+    if opts.reference is None:
+        del runs["reference"]
     limit = ["--limit", str(opts.limit)] if opts.limit else []
-    ours: list[Process] = []
-    theirs: list[Process] = []
     for i in range(opts.repeats):
-        if opts.reference is not None:
-            theirs.append(reference_epoch(opts.reference, opts.limit, opts.data_dir))
-        ours.append(digitnet_train(work / f"default-{i}", opts.data_dir, *limit))
+        for name in list(runs) if i % 2 == 0 else list(runs)[::-1]:
+            if name == "reference":
+                runs[name].append(reference_epoch(opts.reference, opts.limit, opts.data_dir))
+            elif name == "digitnet":
+                runs[name].append(digitnet_train(work / f"default-{i}", opts.data_dir, *limit))
+            else:
+                runs[name].append(digitnet_train(work / f"{name}-{i}", opts.data_dir, "--recipe",
+                                                 name, *recipe_args(opts)))
+    return runs
+
+
+def bench_epoch(runs: dict[str, list[Process]]) -> dict[str, Any]:
+    """(a) the reference's epoch against digitnet's default epoch, medians and their ratio."""
+    ours = runs["digitnet"]
     result: dict[str, Any] = {"images": ours[0].result["train_images"], "digitnet": summarize(ours)}
-    if theirs:
-        ref = summarize(theirs)
+    if "reference" in runs:
+        ref = summarize(runs["reference"])
         result["reference"] = ref
         result["ratio"] = result["digitnet"]["median_seconds"] / ref["median_seconds"]
         result["accuracy_difference"] = result["digitnet"]["median_accuracy"] - ref["median_accuracy"]
     else:
         result["reference"] = {"skipped": "reference loop not found; pass --reference PATH or set "
                                           f"${REFERENCE_ENV}"}
-    return result, work / "default-0"
+    return result
 
 
-def bench_recipes(opts: BenchOptions, work: Path, reference_seconds: float | None) -> dict[str, Any]:
+def bench_recipes(runs: dict[str, list[Process]], recipes: tuple[str, ...],
+                  reference_seconds: float | None) -> dict[str, Any]:
     """(b) each recipe's training time and test accuracy against its goal."""
-    extra = (["--limit", str(opts.recipe_limit)] if opts.recipe_limit else []) + (
-        ["--epochs", str(opts.recipe_epochs)] if opts.recipe_epochs else [])
     out: dict[str, Any] = {}
-    for name in opts.recipes:
-        processes = [digitnet_train(work / f"{name}-{i}", opts.data_dir, "--recipe", name, *extra)
-                     for i in range(opts.repeats)]
-        summary = summarize(processes)
+    for name in recipes:
+        summary = summarize(runs[name])
         summary["goal"] = GOALS[name]
         summary["reached"] = summary["median_accuracy"] >= GOALS[name]
-        summary["epochs"] = processes[0].result["epochs_run"]
+        summary["epochs"] = runs[name][0].result["epochs_run"]
         if reference_seconds:
             summary["ratio_to_reference_epoch"] = summary["median_seconds"] / reference_seconds
         out[name] = summary
@@ -224,7 +258,8 @@ def bench_recipes(opts: BenchOptions, work: Path, reference_seconds: float | Non
 
 def bench_inference(run_dir: Path, images: np.ndarray, labels: np.ndarray,
                     opts: BenchOptions) -> list[dict[str, Any]]:
-    """(c) images/s at batch ``opts.batch`` and single-image latency, per runtime and precision."""
+    """(c) images/s at batch ``opts.batch`` and single-image latency, per runtime and precision;
+    each runtime's throughput also as a ratio to torch fp32, the plain PyTorch way."""
     export_onnx(run_dir, images, labels)  # the onnx runtime needs the exported model, checked
     rows = []
     for runtime in RUNTIMES:
@@ -237,6 +272,10 @@ def bench_inference(run_dir: Path, images: np.ndarray, labels: np.ndarray,
                 "images_per_second": figures["images_per_s"],
                 "latency_ms_p50": figures["p50_ms"], "latency_ms_p99": figures["p99_ms"],
             })
+    plain = next(r["images_per_second"] for r in rows if r["backend"] == "torch"
+                 and r["precision"] == "fp32")
+    for row in rows:
+        row["throughput_ratio_to_torch_fp32"] = row["images_per_second"] / plain
     return rows
 
 
@@ -250,13 +289,15 @@ def run_bench(opts: BenchOptions, test_images: np.ndarray, test_labels: np.ndarr
     report = Report(machine_info(), options)
     with tempfile.TemporaryDirectory(prefix="digitnet-bench-") as tmp:
         work = Path(tmp)
-        progress("one epoch: reference loop against digitnet's default")
-        report.epoch, default_run = bench_epoch(opts, work)
+        progress(f"training, {opts.repeats} rounds of: the reference loop, digitnet's default "
+                 f"epoch, {', '.join(opts.recipes) or 'no recipes'}")
+        runs = train_rounds(opts, work)
+        report.epoch = bench_epoch(runs)
         ref = report.epoch["reference"].get("median_seconds")
-        progress("recipes")
-        report.recipes = bench_recipes(opts, work, ref)
+        report.recipes = bench_recipes(runs, opts.recipes, ref)
         progress("inference")
-        report.inference = bench_inference(default_run, test_images, test_labels, opts)
+        report.inference = bench_inference(work / "default-0", test_images, test_labels, opts)
+    report.machine["load_average_at_end"] = list(os.getloadavg())
     report.memory = {"train_peak_rss_mb": report.epoch["digitnet"]["peak_rss_mb"],
                      "recipes_peak_rss_mb": max((r["peak_rss_mb"] for r in report.recipes.values()),
                                                 default=None)}

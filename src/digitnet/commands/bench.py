@@ -7,7 +7,13 @@ from pathlib import Path
 from rich.table import Table
 
 from digitnet import atomic
-from digitnet.benchmarks.runner import BenchOptions, Report, find_reference, run_bench
+from digitnet.benchmarks.runner import (
+    BenchOptions,
+    Report,
+    find_reference,
+    machine_name,
+    run_bench,
+)
 from digitnet.commands.common import console
 from digitnet.datasets import load
 from digitnet.errors import DigitnetError
@@ -45,35 +51,45 @@ def options(args) -> BenchOptions:
     return BenchOptions.quick(**changes) if args.quick else BenchOptions(**changes)
 
 
-def tables(report: Report) -> list[Table]:
+def ratio(value: float | None) -> str:
+    return f"{value:.2f}x" if value else "-"
+
+
+def epoch_table(report: Report) -> Table:
     epoch = Table(title=f"One epoch ({report.epoch['images']} images), medians")
-    for col in ("loop", "seconds", "test accuracy", "peak MB", "threads"):
+    for col in ("loop", "seconds", "x reference", "test accuracy", "peak MB", "threads"):
         epoch.add_column(col)
     for name in ("reference", "digitnet"):
         row = report.epoch[name]
         if "skipped" in row:
-            epoch.add_row(name, "skipped", row["skipped"], "", "")
+            epoch.add_row(name, "skipped", "", row["skipped"], "", "")
             continue
-        epoch.add_row(name, f"{row['median_seconds']:.2f}", f"{row['median_accuracy']:.4f}",
-                      f"{row['peak_rss_mb']:.0f}", str(row["threads"]))
+        relative = 1.0 if name == "reference" else report.epoch.get("ratio")
+        epoch.add_row(name, f"{row['median_seconds']:.2f}", ratio(relative),
+                      f"{row['median_accuracy']:.4f}", f"{row['peak_rss_mb']:.0f}",
+                      str(row["threads"]))
     if "ratio" in report.epoch:
-        epoch.caption = (f"digitnet / reference time: {report.epoch['ratio']:.2f}x; accuracy "
-                         f"difference {report.epoch['accuracy_difference'] * 100:+.2f} points")
+        epoch.caption = (f"accuracy difference "
+                         f"{report.epoch['accuracy_difference'] * 100:+.2f} points")
+    return epoch
+
+
+def tables(report: Report) -> list[Table]:
     recipes = Table(title="Recipes, medians")
     for col in ("recipe", "epochs", "seconds", "x reference epoch", "test accuracy", "goal"):
         recipes.add_column(col)
     for name, row in report.recipes.items():
-        ratio = row.get("ratio_to_reference_epoch")
         recipes.add_row(name, str(row["epochs"]), f"{row['median_seconds']:.2f}",
-                        f"{ratio:.2f}" if ratio else "-", f"{row['median_accuracy']:.4f}",
+                        ratio(row.get("ratio_to_reference_epoch")), f"{row['median_accuracy']:.4f}",
                         f"{row['goal']:.3f} {'reached' if row['reached'] else 'NOT reached'}")
     inference = Table(title="Inference")
-    for col in ("backend", "precision", "images/s", "p50 ms", "p99 ms"):
+    for col in ("backend", "precision", "images/s", "x torch fp32", "p50 ms", "p99 ms"):
         inference.add_column(col)
     for row in report.inference:
         inference.add_row(row["backend"], row["precision"], f"{row['images_per_second']:,.0f}",
+                          ratio(row["throughput_ratio_to_torch_fp32"]),
                           f"{row['latency_ms_p50']:.2f}", f"{row['latency_ms_p99']:.2f}")
-    return [epoch, recipes, inference]
+    return [epoch_table(report), recipes, inference]
 
 
 def run(args) -> int:
@@ -84,10 +100,10 @@ def run(args) -> int:
     test = load("mnist", args.data_dir)
     report = run_bench(opts, test.x_test, test.y_test,
                        progress=lambda msg: out.print(f"[dim]measuring {msg} ...[/dim]"))
+    out.print(f"Measured on {machine_name(report.machine)}; every training run interleaved "
+              "with the reference's, round by round")
     for table in tables(report):
         out.print(table)
-    machine = report.machine
-    out.print(f"{machine['cpu']}, {machine['cores']} cores, torch {machine['versions']['torch']}")
     if args.json is not None:
         atomic.write_json(args.json, report.to_dict())
         out.print(f"results written to {args.json}")

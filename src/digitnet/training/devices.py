@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from digitnet.errors import DigitnetError
 
@@ -66,6 +67,27 @@ def prefers_channels_last(device: torch.device, precision: str) -> bool:
     if device.type == "cuda":
         return precision == "bf16"
     return device.type == "cpu" and cpu_has_native_bf16()
+
+
+def to_channels_last(model: nn.Module) -> nn.Module:
+    """``model`` in NHWC memory format, with the gradient reaching each max-pool made NHWC too.
+
+    A Flatten after a pool hands the gradient back as an NCHW view. PyTorch's max-pool backward
+    then copies its NHWC input to NCHW to work there: for TutorialCNN's pool at batch 32 in
+    bf16 that took 0.96 ms, against 0.31 ms plus 0.05 ms to turn the gradient NHWC first (AMD
+    EPYC, one thread). Values are unchanged: the backward only routes each gradient to its
+    maximum. Where the gradient already is NHWC, turning it is free.
+    """
+    model = model.to(memory_format=torch.channels_last)
+
+    def gradient_channels_last(_pool: nn.Module, _inputs, output: torch.Tensor) -> None:
+        if output.requires_grad and output.dim() == 4:
+            output.register_hook(lambda grad: grad.contiguous(memory_format=torch.channels_last))
+
+    for module in model.modules():
+        if isinstance(module, nn.MaxPool2d):
+            module.register_forward_hook(gradient_channels_last)
+    return model
 
 
 def configure_threads(threads: int, deterministic: bool) -> int:

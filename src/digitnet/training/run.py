@@ -167,7 +167,7 @@ def with_negatives(x: torch.Tensor, y: torch.Tensor, n: int, fashion: np.ndarray
 def build_learner(config: TrainConfig, setup: Setup) -> Learner:
     model = build_model(config.model, **config.model_kwargs()).to(setup.device)
     if setup.channels_last:
-        model = model.to(memory_format=torch.channels_last)
+        model = devices.to_channels_last(model)
     seeding.seed_streams(config.seed, setup.ctx.rank)  # each process its own dropout masks
     optimizer = make_optimizer(config, model.parameters(), setup.device)
     ema = (AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema), use_buffers=True)

@@ -13,7 +13,7 @@ ifneq ($(wildcard $(SHARED_DATA)/mnist),)
 export DIGITNET_DATA ?= $(SHARED_DATA)
 endif
 
-.PHONY: run test test-fast lint lock bench clean chromium browser-runtime reader line-reader
+.PHONY: run test test-fast test-js lint lock bench clean chromium browser-runtime reader line-reader
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -53,7 +53,7 @@ line-reader: $(VENV)/.installed
 	cp $$run/line-reader.safetensors src/digitnet/bundled/lines/line-reader.safetensors.tmp && \
 	mv src/digitnet/bundled/lines/line-reader.safetensors.tmp src/digitnet/bundled/lines/line-reader.safetensors
 
-test: $(VENV)/.installed-test chromium browser-runtime
+test: $(VENV)/.installed-test chromium browser-runtime test-js
 	$(BIN)/ruff check .
 	$(BIN)/pytest
 
@@ -78,8 +78,14 @@ browser-runtime: $(VENV)/.installed
 		|| echo "the browser runtime could not be fetched; the tests of reading on the device will skip"
 
 # The inner loop: everything but the slow and browser tests, in under a minute.
-test-fast: $(VENV)/.installed-test
+test-fast: $(VENV)/.installed-test test-js
 	$(BIN)/pytest -m "not slow and not browser" -q
+
+# The page's preprocessing (reader/imaging.js) against Python's, byte for byte, in plain Node: the
+# golden fixtures are written from a fixed seed first (scripts/preprocess_fixtures.py).
+test-js: $(VENV)/.installed-test
+	$(BIN)/python scripts/preprocess_fixtures.py build/fixtures/preprocess.bin.gz
+	node --test tests/js/
 
 # make lock: refresh constraints.txt to the newest versions pyproject.toml allows (run it after
 # changing a dependency, run the tests, then commit constraints.txt).

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import struct
 import zlib
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -257,3 +258,12 @@ def test_decode_refuses_images_thinner_than_the_aspect_limit_from_the_header():
         imaging.decode(thin)
     square_enough = cv2.imencode(".png", np.zeros((10, 10 * imaging.MAX_ASPECT), np.uint8))[1].tobytes()
     assert imaging.decode(square_enough).shape == (10, 10 * imaging.MAX_ASPECT)
+
+
+def test_the_page_implements_the_same_preprocessing_version():
+    # reader/imaging.js repeats this module to the byte (tests/js checks it on the fixtures of
+    # scripts/preprocess_fixtures.py); model.json names the version and device.js refuses another
+    script = (Path(imaging.__file__).parents[1] / "web/static/reader/imaging.js").read_text()
+    assert f'export const PREPROCESS_VERSION = "{imaging.PREPROCESS_VERSION}";' in script
+    for name in ("WORK_SIDE", "ZOOM_BELOW", "POLARITY_SIDE", "PAPER_SIDE", "SPECK_PERCENT", "MIN_CONTRAST"):
+        assert f"const {name} = {getattr(imaging, name)};" in script, name

@@ -297,6 +297,13 @@ def load(path: str | Path, min_side: int | None = None, gray: bool = False) -> n
 # From any image to white ink on black
 
 
+def luma(bgr: np.ndarray) -> np.ndarray:
+    """uint8 (H, W, 3 or 4) BGR(A) -> uint8 (H, W): 0.299 R + 0.587 G + 0.114 B in 15-bit fixed
+    point, rounded (OpenCV's BGR2GRAY, written out so that reader/imaging.js repeats it)."""
+    b, g, r = (bgr[:, :, c].astype(np.int32) for c in range(3))
+    return ((r * 9798 + g * 19235 + b * 3735 + 16384) >> 15).astype(np.uint8)
+
+
 def to_gray(image: np.ndarray) -> np.ndarray:
     """uint8 (H, W), (H, W, 2|3|4) -> uint8 (H, W); transparent pixels become white paper.
 
@@ -309,11 +316,11 @@ def to_gray(image: np.ndarray) -> np.ndarray:
     channels = image.shape[2]
     if channels == 1:
         return image[:, :, 0]
-    if channels == 3:
-        return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-    if channels not in (2, 4):
+    if channels not in (2, 3, 4):
         raise ImageError(f"images with {channels} channels are not supported", "not_image")
-    gray = image[:, :, 0] if channels == 2 else cv2.cvtColor(image, cv2.COLOR_BGRA2GRAY)
+    gray = image[:, :, 0] if channels == 2 else luma(image)
+    if channels == 3:
+        return gray
     alpha = image[:, :, -1].astype(np.int32)
     if alpha.min() == 255:  # opaque, as the page's canvas: nothing to flatten
         return gray
@@ -514,7 +521,7 @@ def _pieces(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def without_specks(mask: np.ndarray) -> np.ndarray:
     """bool or 0/1 (H, W) mask -> bool (H, W) without its specks: single pixels and pieces
-    smaller than ``SPECK_FRACTION`` (3%) of the largest."""
+    smaller than ``SPECK_PERCENT`` of the largest."""
     labels, stats, _ = _pieces(mask)
     areas = stats[:, cv2.CC_STAT_AREA].astype(np.int64)
     keep = np.zeros(len(stats), bool)

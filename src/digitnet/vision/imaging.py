@@ -5,14 +5,14 @@ ratio kept, anti-aliased grey edges, placed in a 28x28 field with the centre of 
 middle. A phone photo is the opposite on every count: dark ink on light, tinted and unevenly
 lit paper, noise, any size and position. ``to_mnist`` repeats the MNIST authors' steps on it:
 
-  decode -> grayscale (alpha flattened onto white) -> white-on-black, paper removed
-  -> denoised mask by Otsu's threshold (grey levels kept for the image) -> specks dropped
-  -> ink cropped -> longer side to 20 px (INTER_AREA) -> 28x28 field
+  decode -> grayscale (alpha flattened onto white) -> polarity -> a copy at most 256 px long
+  -> white-on-black, paper removed -> denoised mask by Otsu's threshold (grey levels kept for
+  the image) -> specks and far marks dropped (a small digit: the same again, closer)
+  -> ink cropped -> longer side to 20 px (exact area averaging) -> 28x28 field
   -> shifted so the centre of mass is in the middle.
 
-It works at the resolution the answer needs: a large JPEG is scaled down inside the decoder,
-the paper is studied and the digit found on small copies, and only the digit's crop, at most
-``DIGIT_SIDE`` px long, is cleaned and measured.
+The algorithm (``PREPROCESS_VERSION``) is computed in whole numbers, so that the web page's
+reader/imaging.js repeats it to the byte; numbers (``numbers``) share its steps up to the mask.
 
 ``decode`` refuses what is not an image, what is truncated and what is too large (the size is
 read from the file header before any pixel is decoded, so a small file that would expand to

@@ -5,7 +5,7 @@ ratio kept, anti-aliased grey edges, placed in a 28x28 field with the centre of 
 middle. A phone photo is the opposite on every count: dark ink on light, tinted and unevenly
 lit paper, noise, any size and position. ``to_mnist`` repeats the MNIST authors' steps on it:
 
-  decode -> grayscale (alpha flattened onto white) -> polarity -> a copy at most 256 px long
+  decode -> grayscale (alpha flattened onto white) -> polarity -> a copy at most 512 px long
   -> white-on-black, paper removed -> denoised mask by Otsu's threshold (grey levels kept for
   the image) -> specks and far marks dropped (a small digit: the same again, closer)
   -> ink cropped -> longer side to 20 px (exact area averaging) -> 28x28 field
@@ -69,7 +69,7 @@ SPECK_PERCENT = 3
 # ZOOM_BELOW px there; the paper's polarity is judged on a subsample whose shorter side, the one
 # a digit or a line of digits spans, is at most POLARITY_SIDE, and its light estimated on a copy
 # at most PAPER_SIDE across (light varies slowly).
-WORK_SIDE = 256
+WORK_SIDE = 512
 ZOOM_BELOW = 64
 POLARITY_SIDE = 48
 PAPER_SIDE = 48
@@ -417,18 +417,19 @@ def white_on_black(gray: np.ndarray, dark: bool) -> np.ndarray:
     """uint8 (H, W) gray and its polarity -> uint8 (H, W) white ink on black, paper and uneven
     light removed.
 
-    The ground (the picture without its ink) is the median over a window twice as wide as the
-    picture's short side (at most its long side), on a copy at most ``PAPER_SIDE`` px across
-    its shorter side (light varies slowly; averaging also quiets the paper's grain), brought back
-    to full size bilinearly. Ink covers far less than half of such a window, and a median follows
-    light that falls off linearly across the page, up to the picture's edges. Dark ink is
+    The ground (the picture without its ink) is the median over a window as wide as the
+    picture's short side, on a copy at most ``PAPER_SIDE`` px across its shorter side (light
+    varies slowly; averaging also quiets the paper's grain), brought back to full size
+    bilinearly. Ink covers far less than half of such a window, and a median follows light that
+    falls off across the page. (A window twice as wide lost 1 point of harsh photos: it cannot
+    follow uneven light and blotchy paper.) Dark ink is
     measured relative to the paper under it ((paper - pixel) / paper), so the same pen gives the
     same grey in the bright and the shadowed part of a photo; light ink on a dark ground has the
     ground subtracted.
     """
     inverted = 255 - gray if dark else gray
     small, factor = _shrink(inverted, PAPER_SIDE, edge=min)
-    window = min(max(small.shape), 2 * min(small.shape)) | 1
+    window = min(small.shape) | 1
     ground = upsample(cv2.medianBlur(small, max(3, window)), factor, gray.shape).astype(np.int32)
     rise = np.maximum(inverted.astype(np.int32) - ground, 0)
     if not dark:

@@ -12,7 +12,7 @@ export const MAX_PIXELS = 40_000_000;
 export const MAX_ASPECT = 60;
 const MIN_CONTRAST = 24; // grey levels the ink must stand out by
 const SPECK_PERCENT = 3; // pieces of ink smaller than this share of the largest are specks
-const WORK_SIDE = 256; // the digit is found and cleaned on a copy at most this long ...
+const WORK_SIDE = 512; // the digit is found and cleaned on a copy at most this long ...
 const ZOOM_BELOW = 64; // ... and looked at again closer when it is shorter than this there
 const POLARITY_SIDE = 48; // polarity: a subsample at most this across its shorter side
 const PAPER_SIDE = 48; // the paper: a copy at most this across its shorter side
@@ -332,14 +332,14 @@ export function isDarkOnLight(gray) {
   return dark >= light;
 }
 
-// white_on_black: the ground is the median over a window twice the short side (at most the long
-// side) of a copy at most PAPER_SIDE across, brought back bilinearly; dark ink is measured
+// white_on_black: the ground is the median over a window as wide as the short side of a copy at
+// most PAPER_SIDE across, brought back bilinearly; dark ink is measured
 // relative to the paper under it.
 export function whiteOnBlack(gray, dark) {
   const n = gray.data.length;
   const inverted = { w: gray.w, h: gray.h, data: dark ? gray.data.map((v) => 255 - v) : gray.data };
   const [small, f] = shrink(inverted, PAPER_SIDE, true);
-  const window = Math.min(Math.max(small.w, small.h), 2 * Math.min(small.w, small.h)) | 1;
+  const window = Math.min(small.w, small.h) | 1;
   const ground = upsample(medianBlur(small, Math.max(3, window)), f, gray.w, gray.h).data;
   const ink = plane(gray.w, gray.h, Uint8Array);
   for (let i = 0; i < n; i++) {

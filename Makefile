@@ -17,7 +17,7 @@ endif
 # CI services set CI=true (some CI=1): then a missing browser or runtime fails the run, as in tests/.
 IN_CI := $(if $(filter true TRUE True 1,$(CI)),true,)
 
-.PHONY: run test test-fast lint lock bench clean chromium browser-runtime axe-core reader line-reader notebook
+.PHONY: run test test-fast test-js lint lock bench clean chromium browser-runtime axe-core reader line-reader notebook
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -70,7 +70,7 @@ $(VENV)/.installed-notebook: pyproject.toml constraints.txt | $(BIN)/python
 	$(BIN)/pip install -q -c constraints.txt -e ".[notebook]"
 	touch $@
 
-test: $(VENV)/.installed-test chromium browser-runtime axe-core
+test: $(VENV)/.installed-test chromium browser-runtime axe-core test-js
 	$(BIN)/ruff check .
 	$(BIN)/pytest
 
@@ -113,8 +113,14 @@ axe-core: $(VENV)/.installed
 	echo "axe-core could not be fetched; the accessibility tests will skip"
 
 # The inner loop: everything but the slow and browser tests, in under a minute.
-test-fast: $(VENV)/.installed-test
+test-fast: $(VENV)/.installed-test test-js
 	$(BIN)/pytest -m "not slow and not browser" -q
+
+# The page's preprocessing (reader/imaging.js) against Python's, byte for byte, in plain Node: the
+# golden fixtures are written from a fixed seed first (scripts/preprocess_fixtures.py).
+test-js: $(VENV)/.installed-test
+	$(BIN)/python scripts/preprocess_fixtures.py build/fixtures/preprocess.bin.gz
+	node --test tests/js/
 
 # make lock: refresh constraints.txt to the newest versions pyproject.toml allows (run it after
 # changing a dependency, run the tests, then commit constraints.txt).

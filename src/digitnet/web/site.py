@@ -24,6 +24,7 @@ from digitnet import atomic
 from digitnet.errors import DigitnetError
 from digitnet.inference import bundled, export, onnx_runtime
 from digitnet.training import runs
+from digitnet.vision import imaging
 from digitnet.web import browser_runtime
 
 STATIC = Path(__file__).parent / "static"
@@ -48,6 +49,8 @@ def reader_info(run_dir: Path) -> dict[str, Any]:
         "dataset": config.dataset,
         "test_accuracy": metrics.get("test_accuracy"),
         "classes": list(config.classes),
+        # the algorithm from pixels to 28x28 the model expects: reader/imaging.js refuses another
+        "preprocess": imaging.PREPROCESS_VERSION,
         # the thresholds of the verdict (calibration.from_record reads the same record)
         "calibration": metrics.get("calibration"),
         "model": onnx_runtime.ONNX_FILE,

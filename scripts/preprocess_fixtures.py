@@ -1,6 +1,8 @@
 """Write the golden fixtures of the preprocessing: pictures of every kind the readers meet, each
-with the 28x28 digit ``digitnet.vision.imaging.to_mnist`` makes of it (or the error it raises).
-tests/js/imaging.test.mjs checks that the page's reader/imaging.js gives the same bytes.
+with the 28x28 digit ``digitnet.vision.imaging.to_mnist`` makes of it (or the error it raises),
+and for whole numbers also the steps a number shares with a digit (``imaging.find_ink`` on the
+number's copy: its white ink and mask, as a CRC-32). tests/js/imaging.test.mjs checks that the
+page's reader/imaging.js gives the same bytes.
 
     python scripts/preprocess_fixtures.py [OUT]   (default build/fixtures/preprocess.bin.gz)
 
@@ -13,7 +15,8 @@ numbers, thin and faint strokes, small digits on large pages, light ink on dark,
 File layout (gzip): a little-endian uint32 n, n bytes of JSON (the version and one entry per
 picture: name, kind, w, h, channels (1 gray or 4 RGBA), dark (true or null), offset of its
 pixels in the data, and either ``expected`` (offset of its 784 bytes) or ``error`` (the
-ImageError kind)), then the data.
+ImageError kind); a number also has ``number_ink``: {w, h, crc32} of ``find_ink``'s ink bytes
+then its mask as 0/1 bytes, or {error}), then the data.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import json
 import os
 import struct
 import sys
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -104,6 +108,12 @@ def pictures(seed: int = 0) -> Iterator[tuple[str, str, np.ndarray, bool | None]
         spacing = ("clear", "tight", "touching")[i % 3]
         yield f"number-{i}", "number", cv2.cvtColor(render.render_number(digits, rng, spacing=spacing),
                                                      cv2.COLOR_BGR2GRAY), None
+    for i in range(6):  # numbers photographed large: found on a copy averaged down for the line
+        digits = [mnist_like(rng) for _ in range(int(rng.integers(3, 8)))]
+        number = cv2.cvtColor(render.render_number(digits, rng), cv2.COLOR_BGR2GRAY)
+        scale = float(rng.uniform(4, 7))
+        yield f"number-large-{i}", "number", cv2.resize(number, None, fx=scale, fy=scale,
+                                                         interpolation=cv2.INTER_LINEAR), None
     for i in range(40):  # thin pens and faint pencil
         side = int(rng.integers(150, 700))
         thin = i % 2 == 0
@@ -140,6 +150,18 @@ def expected(image: np.ndarray, dark: bool | None) -> np.ndarray | str:
         return e.kind
 
 
+def number_ink(image: np.ndarray) -> dict:
+    """What a number shares with a digit, as ``numbers.read_number`` computes it: ``find_ink``
+    on a copy at most ``imaging.NUMBER_SIDE`` px long, summed up as {w, h, crc32} (or {error})."""
+    gray = imaging.to_gray(image)
+    try:
+        found = imaging.find_ink(gray, imaging.polarity(gray), imaging.NUMBER_SIDE)
+    except imaging.ImageError as e:
+        return {"error": e.kind}
+    h, w = found.ink.shape
+    return {"w": w, "h": h, "crc32": zlib.crc32(found.ink.tobytes() + found.mask.astype(np.uint8).tobytes())}
+
+
 def write(out: Path, seed: int = 0) -> int:
     """Write the fixtures (atomically) and return how many there are."""
     entries, blobs, offset = [], [], 0
@@ -148,6 +170,8 @@ def write(out: Path, seed: int = 0) -> int:
         h, w = image.shape[:2]
         entry = {"name": name, "kind": kind, "w": w, "h": h, "channels": 1 if image.ndim == 2 else 4,
                  "dark": dark, "pixels": offset}
+        if kind == "number":
+            entry["number_ink"] = number_ink(image)
         blobs.append(np.ascontiguousarray(image).tobytes())
         offset += len(blobs[-1])
         if isinstance(result, str):
@@ -157,7 +181,8 @@ def write(out: Path, seed: int = 0) -> int:
             blobs.append(result.tobytes())
             offset += len(blobs[-1])
         entries.append(entry)
-    header = json.dumps({"version": imaging.PREPROCESS_VERSION, "seed": seed, "fixtures": entries}).encode()
+    header = json.dumps({"version": imaging.PREPROCESS_VERSION, "seed": seed,
+                         "number_side": imaging.NUMBER_SIDE, "fixtures": entries}).encode()
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + f".tmp{os.getpid()}")
     with gzip.open(tmp, "wb", compresslevel=3) as f:

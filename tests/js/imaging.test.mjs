@@ -1,12 +1,13 @@
 // The page's preprocessing (reader/imaging.js) against Python's (digitnet.vision.imaging), byte
 // for byte, on the golden fixtures scripts/preprocess_fixtures.py writes (make test-js does both):
-// every picture must give the same 28x28 digit, or the same kind of refusal.
+// every picture must give the same 28x28 digit, or the same kind of refusal, and every whole
+// number the same white ink and mask on its copy (the steps a number shares with a digit).
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
-import { gunzipSync } from "node:zlib";
+import { crc32, gunzipSync } from "node:zlib";
 
-import { PREPROCESS_VERSION, toMnist } from "../../src/digitnet/web/static/reader/imaging.js";
+import { findInk, isDarkOnLight, PREPROCESS_VERSION, toGray, toMnist } from "../../src/digitnet/web/static/reader/imaging.js";
 
 const FIXTURES = process.env.DIGITNET_FIXTURES || new URL("../../build/fixtures/preprocess.bin.gz", import.meta.url);
 
@@ -78,3 +79,23 @@ for (const kind of new Set(header.fixtures.map((f) => f.kind))) {
     assert.deepEqual(wrong, []);
   });
 }
+
+// find_ink on a number's copy (imaging.NUMBER_SIDE, as the header says), summed up as the fixtures do: {w, h, crc32} of the ink, then the mask.
+function numberInk(fixture, data) {
+  const gray = toGray(rgbaOf(fixture, data), fixture.w, fixture.h);
+  try {
+    const { ink, mask } = findInk(gray, isDarkOnLight(gray), header.number_side);
+    return { w: ink.w, h: ink.h, crc32: crc32(mask.data, crc32(ink.data)) };
+  } catch (e) {
+    if (e.kind === undefined) throw e;
+    return { error: e.kind };
+  }
+}
+
+test("every number's ink and mask, as the number reader finds them, are Python's", () => {
+  const numbers = header.fixtures.filter((f) => f.number_ink !== undefined);
+  assert.ok(numbers.length >= 30, `only ${numbers.length} numbers`);
+  assert.ok(numbers.some((f) => f.number_ink.w > 0 && Math.max(f.w, f.h) > header.number_side), "no number larger than its copy");
+  const wrong = numbers.filter((f) => JSON.stringify(numberInk(f, data)) !== JSON.stringify(f.number_ink));
+  assert.deepEqual(wrong.map((f) => f.name), []);
+});

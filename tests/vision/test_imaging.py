@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from digitnet.errors import DigitnetError
-from digitnet.vision import imaging, render
+from digitnet.vision import imaging, paper, render
 
 
 def encode(image: np.ndarray, ext: str, *params: int) -> bytes:
@@ -217,28 +217,6 @@ def test_a_small_digit_on_a_large_page_is_found_and_cropped_at_full_resolution()
     assert mad(imaging.to_mnist(page), alone) < 6
 
 
-def test_block_means_and_bilinear_upsampling_are_exact_in_whole_numbers():
-    ramp = np.tile(np.arange(0, 240, 4, dtype=np.uint8), (30, 1))  # (30, 60), 4 levels a pixel
-    small = imaging.block_mean(ramp, 4)  # the last blocks hold fewer pixels
-    assert small.shape == (8, 15) and small[0, 0] == 6 and small[-1, -1] == 230
-    np.testing.assert_array_equal(imaging.block_mean(np.full((7, 9), 77, np.uint8), 4), 77)
-    # back to full size: a linear ramp comes back exactly, away from the replicated edges
-    np.testing.assert_array_equal(imaging.upsample(small, 4, ramp.shape)[:, 2:-2], ramp[:, 2:-2])
-
-
-def test_ink_is_measured_against_the_paper_under_it():
-    gray = np.full((40, 40), 200, np.uint8)
-    gray[20, 20] = 100
-    ink = imaging.white_on_black(gray, dark=True)
-    assert ink[20, 20] == 128 and ink.sum() == 128  # half as bright as its paper: half strength
-    shaded = (gray * np.linspace(1.0, 0.5, 40)[None, :]).round().astype(np.uint8)  # light falls off
-    assert abs(int(imaging.white_on_black(shaded, dark=True)[20, 20]) - 128) <= 3
-    light = np.full((40, 40), 100, np.uint8)
-    light[20, 20] = 180
-    on_black = imaging.white_on_black(light, dark=False)
-    assert on_black[20, 20] == 80 and on_black.sum() == 80
-
-
 @pytest.mark.parametrize("make", [
     lambda: np.full((120, 90), 240, np.uint8),
     lambda: np.zeros((64, 64, 3), np.uint8),
@@ -265,5 +243,8 @@ def test_the_page_implements_the_same_preprocessing_version():
     # scripts/preprocess_fixtures.py); model.json names the version and device.js refuses another
     script = (Path(imaging.__file__).parents[1] / "web/static/reader/imaging.js").read_text()
     assert f'export const PREPROCESS_VERSION = "{imaging.PREPROCESS_VERSION}";' in script
-    for name in ("WORK_SIDE", "ZOOM_BELOW", "POLARITY_SIDE", "PAPER_SIDE", "SPECK_PERCENT", "MIN_CONTRAST"):
+    for name in ("WORK_SIDE", "ZOOM_BELOW", "SPECK_PERCENT", "MIN_CONTRAST"):
         assert f"const {name} = {getattr(imaging, name)};" in script, name
+    for name in ("POLARITY_SIDE", "PAPER_SIDE", "OPENING_TENTHS", "PAPER_RISE", "NOISE_MADS",
+                 "MIN_PAPER_PARTS", "PAPER_MARGIN", "RIDGE_PARTS"):
+        assert f"const {name} = {getattr(paper, name)};" in script, name

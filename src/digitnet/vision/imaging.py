@@ -1,4 +1,5 @@
-"""Real images (photos, scans, drawings) -> MNIST-style 28x28 digits.
+"""Real images (photos, scans, drawings) -> MNIST-style 28x28 digits, and the ink a number is
+read from.
 
 MNIST digits are white on black, the ink's bounding box scaled to fit 20x20 with its aspect
 ratio kept, anti-aliased grey edges, placed in a 28x28 field with the centre of mass in the
@@ -6,13 +7,18 @@ middle. A phone photo is the opposite on every count: dark ink on light, tinted 
 lit paper, noise, any size and position. ``to_mnist`` repeats the MNIST authors' steps on it:
 
   decode -> grayscale (alpha flattened onto white) -> polarity -> a copy at most 512 px long
-  -> white-on-black, paper removed -> denoised mask by Otsu's threshold (grey levels kept for
-  the image) -> specks and far marks dropped (a small digit: the same again, closer)
-  -> ink cropped -> longer side to 20 px (exact area averaging) -> 28x28 field
+  -> white-on-black, the paper's plane removed (``paper``) -> denoised mask by Otsu's
+  threshold (grey levels kept for the image)                     [``find_ink``: shared so far]
+  -> specks and far marks dropped (a small digit: the same again, closer) -> ink cropped
+  -> longer side to 20 px (exact area averaging) -> 28x28 field
   -> shifted so the centre of mass is in the middle.
 
+A number (``numbers.read_number``) takes the same steps to the mask on a copy at most 1024 px
+long, then keeps its one line of writing for the line reader.
+
 The algorithm (``PREPROCESS_VERSION``) is computed in whole numbers, so that the web page's
-reader/imaging.js repeats it to the byte; numbers (``numbers``) share its steps up to the mask.
+reader/imaging.js repeats it to the byte; every model's calibration records the version its
+verdict was fitted with.
 
 ``decode`` refuses what is not an image, what is truncated and what is too large (the size is
 read from the file header before any pixel is decoded, so a small file that would expand to
@@ -25,6 +31,7 @@ import contextlib
 import io
 import warnings
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -32,10 +39,11 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from digitnet.errors import DigitnetError
+from digitnet.vision import paper
 
 # Names the algorithm from gray pixels to the 28x28 digit; the page's reader/imaging.js says which
 # one it implements and refuses a model made with another (model.json records this).
-PREPROCESS_VERSION = "digitnet-preprocess-2"
+PREPROCESS_VERSION = "digitnet-preprocess-3"
 MAX_PIXELS = 40_000_000
 # Longer side / shorter side. A number of 40 digits is about 35 times as wide as tall; far
 # thinner images are lines or noise, whose ink would be cut into thousands of candidate digits.
@@ -64,15 +72,15 @@ MIN_CONTRAST = 24
 # Connected pieces of ink smaller than this percentage of the largest piece are specks (dust,
 # noise, paper grain); a broken stroke (the bar of a 5, the top of a 4) is far larger.
 SPECK_PERCENT = 3
-# Work at the resolution the answer needs. The digit is found and cleaned on a copy at most
+# Work at the resolution the answer needs. A digit is found and cleaned on a copy at most
 # WORK_SIDE px long (far more than the 20 px it becomes), looked at again closer when it is under
-# ZOOM_BELOW px there; the paper's polarity is judged on a subsample whose shorter side, the one
-# a digit or a line of digits spans, is at most POLARITY_SIDE, and its light estimated on a copy
-# at most PAPER_SIDE across (light varies slowly).
+# ZOOM_BELOW px there. A number is read on a copy at most NUMBER_SIDE px long: the line reader
+# sees the writing 24 px tall whatever the photo's size (a 45:1 line is still 11 px tall on it),
+# so a larger copy only costs time and memory. (The polarity and the paper are judged on smaller
+# copies still: ``paper``.)
 WORK_SIDE = 512
 ZOOM_BELOW = 64
-POLARITY_SIDE = 48
-PAPER_SIDE = 48
+NUMBER_SIDE = 1024
 # A JPEG of one digit is decoded scaled down (by 1/2, 1/4 or 1/8, inside the decoder) as far as
 # its longer side stays at least this: a digit a tenth of the photo's length keeps 100 px.
 DIGIT_PHOTO_SIDE = 1000
@@ -333,115 +341,35 @@ def to_gray(image: np.ndarray) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------------
-# The steps from gray pixels to the 28x28 digit. Every grey level below is computed with whole
-# numbers (block sums, minima and maxima, medians, counts) or with one IEEE double operation at a
-# time in a fixed order, so reader/imaging.js repeats it to the byte: tests/js checks it on
-# fixtures written by scripts/preprocess_fixtures.py.
+# The steps from gray pixels to the 28x28 digit. Every grey level below and in ``paper`` is
+# computed with whole numbers (block sums, minima and maxima, medians, counts) or with one IEEE
+# double operation at a time in a fixed order, so reader/imaging.js repeats it to the byte:
+# tests/js checks it on fixtures written by scripts/preprocess_fixtures.py.
 
 
-def _ceil_div(a: int, b: int) -> int:
-    return -(-a // b)
+@dataclass(frozen=True)
+class Ink:
+    """A picture as white ink on black, on the copy its steps ran on: what a digit and a number
+    share before they part (``find_ink``)."""
 
-
-def block_mean(gray: np.ndarray, factor: int) -> np.ndarray:
-    """uint8 (H, W) -> uint8 (ceil(H/f), ceil(W/f)): the mean of each f x f block (the blocks
-    on the right and bottom edges may be smaller), rounded half up. A whole factor keeps the
-    arithmetic exact; averaging, unlike subsampling, keeps every pixel's ink."""
-    if factor == 1:
-        return gray
-    h, w = gray.shape
-    bh, bw = _ceil_div(h, factor), _ceil_div(w, factor)
-    padded = np.zeros((bh * factor, bw * factor), np.int64)
-    padded[:h, :w] = gray
-    sums = padded.reshape(bh, factor, bw, factor).sum(axis=(1, 3))
-    rows = np.minimum(factor, h - factor * np.arange(bh))  # pixels per block, down and across
-    cols = np.minimum(factor, w - factor * np.arange(bw))
-    counts = rows[:, None] * cols[None, :]
-    return ((sums + counts // 2) // counts).astype(np.uint8)
-
-
-def _shrink(gray: np.ndarray, side: int, edge=max) -> tuple[np.ndarray, int]:
-    """``block_mean`` by the smallest whole factor that brings the longer (``edge=min``:
-    shorter) side to at most ``side`` px: (copy, factor)."""
-    factor = max(1, _ceil_div(edge(gray.shape), side))
-    return block_mean(gray, factor), factor
-
-
-def _linear_taps(size: int, factor: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Bilinear taps from a copy ``factor`` times smaller to ``size`` pixels, pixel centres
-    aligned: output i sits at (2i + 1 - f) / 2f copy pixels. (first, second, weight of the
-    second in 2f-ths)."""
-    at = 2 * np.arange(size, dtype=np.int64) + 1 - factor
-    first = at // (2 * factor)
-    weight = at - first * 2 * factor
-    return first, first + 1, weight
-
-
-def upsample(small: np.ndarray, factor: int, shape: tuple[int, int]) -> np.ndarray:
-    """uint8 (h, w) -> uint8 ``shape``: bilinear, ``factor`` times larger, edges replicated,
-    in whole numbers (weights in 2f-ths), rounded half up."""
-    if factor == 1:
-        return small[: shape[0], : shape[1]]
-    h, w = small.shape
-    y0, y1, wy = _linear_taps(shape[0], factor)
-    x0, x1, wx = _linear_taps(shape[1], factor)
-    f2 = 2 * factor
-    g = small.astype(np.int64)
-    rows = g[np.clip(y0, 0, h - 1)] * (f2 - wy)[:, None] + g[np.clip(y1, 0, h - 1)] * wy[:, None]
-    out = rows[:, np.clip(x0, 0, w - 1)] * (f2 - wx) + rows[:, np.clip(x1, 0, w - 1)] * wx
-    return ((out + f2 * f2 // 2) // (f2 * f2)).astype(np.uint8)
-
-
-def is_dark_on_light(gray: np.ndarray) -> bool:
-    """True if the ink is darker than the paper around it.
-
-    The paper is the local median over a window as wide as the picture's short side, hence
-    wider than the digit (ink covers less than half of it), so a light gradient across the
-    page does not matter. The ink is whichever side of it reaches further: the sum of the
-    darkest 0.1% below the paper against the brightest 0.1% above it. A thin digit may cover
-    only a fraction of a percent of a photo, and paper texture spreads wide but shallow, so only
-    the extremes tell them apart; a tie (a pattern of dots) goes to the usual dark ink.
-
-    Judged on every n-th pixel, at most ``POLARITY_SIDE`` across the shorter side: unlike an
-    averaged copy, a subsample keeps thin strokes at full strength.
-    """
-    step = _ceil_div(min(gray.shape), POLARITY_SIDE)
-    small = np.ascontiguousarray(gray[::step, ::step])
-    k = max(3, min(small.shape) - 1) | 1
-    diff = np.sort((small.astype(np.int32) - cv2.medianBlur(small, k)).ravel())
-    extreme = _ceil_div(diff.size, 1000)
-    return bool(-diff[:extreme].sum() >= diff[-extreme:].sum())
-
-
-def white_on_black(gray: np.ndarray, dark: bool) -> np.ndarray:
-    """uint8 (H, W) gray and its polarity -> uint8 (H, W) white ink on black, paper and uneven
-    light removed.
-
-    The ground (the picture without its ink) is the median over a window as wide as the
-    picture's short side, on a copy at most ``PAPER_SIDE`` px across its shorter side (light
-    varies slowly; averaging also quiets the paper's grain), brought back to full size
-    bilinearly. Ink covers far less than half of such a window, and a median follows light that
-    falls off across the page. (A window twice as wide lost 1 point of harsh photos: it cannot
-    follow uneven light and blotchy paper.) Dark ink is
-    measured relative to the paper under it ((paper - pixel) / paper), so the same pen gives the
-    same grey in the bright and the shadowed part of a photo; light ink on a dark ground has the
-    ground subtracted.
-    """
-    inverted = 255 - gray if dark else gray
-    small, factor = _shrink(inverted, PAPER_SIDE, edge=min)
-    window = min(small.shape) | 1
-    ground = upsample(cv2.medianBlur(small, max(3, window)), factor, gray.shape).astype(np.int32)
-    rise = np.maximum(inverted.astype(np.int32) - ground, 0)
-    if not dark:
-        return rise.astype(np.uint8)
-    paper = np.maximum(255 - ground, 16)  # how bright the paper is, per pixel
-    return np.minimum((rise * 255 + paper // 2) // paper, 255).astype(np.uint8)
+    ink: np.ndarray  # uint8 (h, w): white ink on black, paper and uneven light removed
+    mask: np.ndarray  # bool (h, w): the ink's pixels (Otsu's threshold, specks dropped)
+    factor: int  # the picture's pixels per pixel of this copy (a whole number)
 
 
 def to_white_on_black(image: np.ndarray) -> np.ndarray:
-    """Any image -> uint8 (H, W) white ink on a black background, paper and uneven light removed."""
+    """Any image -> uint8 (H, W) white ink on a black background at its own size, paper and
+    uneven light removed (the first shared step, without the working copy)."""
     gray = to_gray(image)
-    return white_on_black(gray, is_dark_on_light(gray))
+    return paper.white_on_black(gray, polarity(gray))
+
+
+def find_ink(gray: np.ndarray, dark: bool, side: int) -> Ink:
+    """uint8 (H, W) gray picture and its polarity -> its ``Ink`` on a copy at most ``side`` px
+    long, averaged down by a whole factor. Raises ImageError("blank") when nothing stands out."""
+    view, factor = paper.shrink(gray, side)
+    ink = paper.white_on_black(view, dark)
+    return Ink(ink, ink_mask(ink), factor)
 
 
 def denoise(ink: np.ndarray) -> np.ndarray:
@@ -541,28 +469,29 @@ def clean_ink(ink: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return np.where(grown > 0, denoise(ink), 0).astype(np.uint8)
 
 
-def _area_weights(size: int, out: int, longer: int) -> np.ndarray:
-    """(out, size) int64: how much of source pixel s output pixel d covers, in 1/20ths of a
-    pixel, when ``longer`` source pixels become ``DIGIT_BOX``: d spans [d L, (d + 1) L) and s
-    spans [20 s, 20 s + 20) in those units."""
+def _area_weights(size: int, out: int) -> np.ndarray:
+    """(out, size) int64: how much of source pixel s output pixel d covers when ``size`` pixels
+    become ``out``, in units of 1/out source pixel: d spans [d size, (d + 1) size) and s spans
+    [s out, (s + 1) out). Every output pixel covers the same share and every source pixel is
+    counted, to the last column (a common scale for both sides, rounded, dropped or dimmed it)."""
     d = np.arange(out, dtype=np.int64)[:, None]
     s = np.arange(size, dtype=np.int64)[None, :]
-    lo = np.maximum(d * longer, DIGIT_BOX * s)
-    hi = np.minimum((d + 1) * longer, DIGIT_BOX * (s + 1))
+    lo = np.maximum(d * size, s * out)
+    hi = np.minimum((d + 1) * size, (s + 1) * out)
     return np.maximum(hi - lo, 0)
 
 
 def fit_box(crop: np.ndarray) -> np.ndarray:
-    """Cropped ink (any size, grey levels >= 0) -> its longer side at 20 px, aspect kept, by
-    exact area averaging (anti-aliased, as MNIST), then stretched so that the core of the
-    strokes is white as in MNIST (40% of its ink pixels are at full white: the 60th percentile
-    of the ink, the pixels above a tenth of the brightest, becomes 255)."""
+    """Cropped ink (any size, grey levels >= 0) -> its longer side at 20 px, the other side in
+    proportion rounded half up, by exact area averaging (anti-aliased, as MNIST; each side
+    scaled to its whole number of pixels, as OpenCV's INTER_AREA does), then stretched so that
+    the core of the strokes is white as in MNIST (40% of its ink pixels are at full white: the
+    60th percentile of the ink, the pixels above a tenth of the brightest, becomes 255)."""
     crop = np.rint(np.clip(np.asarray(crop, np.float64), 0, 255)).astype(np.int64)
     h, w = crop.shape
     longer = max(h, w)
     size = [max(1, (2 * DIGIT_BOX * n + longer) // (2 * longer)) for n in (h, w)]  # rounded half up
-    # output sums in (1/20 px)^2 units: an output pixel's mean is its sum / longer^2
-    sums = _area_weights(h, size[0], longer) @ crop @ _area_weights(w, size[1], longer).T
+    sums = _area_weights(h, size[0]) @ crop @ _area_weights(w, size[1]).T  # (size[0], size[1])
     top = int(sums.max())
     ink = np.sort(sums[10 * sums > top])
     level = int(ink[6 * (ink.size - 1) // 10]) if ink.size else 0
@@ -631,6 +560,12 @@ def main_cluster(mask: np.ndarray) -> np.ndarray:
     return np.concatenate([[False], inside])[labels]
 
 
+def polarity(gray: np.ndarray, dark: bool | None = None) -> bool:
+    """``dark`` when it is known (a drawing on the page's canvas), else judged from the picture
+    (``paper.is_dark_on_light``)."""
+    return paper.is_dark_on_light(gray) if dark is None else dark
+
+
 def to_mnist(image: np.ndarray, dark: bool | None = None) -> np.ndarray:
     """Any decoded image (gray, BGR or BGRA, any size) of one digit -> uint8 (28, 28),
     white digit on black as in MNIST. Raises ImageError("blank") if there is no ink.
@@ -642,32 +577,31 @@ def digit_and_ink(image: np.ndarray, dark: bool | None = None) -> tuple[np.ndarr
     """``to_mnist``'s 28x28 digit, and a bool mask of all the ink on the copy the digit was
     found on (which tells whether the image held a whole number rather than one digit)."""
     gray = to_gray(image)
-    return digit_in(gray, is_dark_on_light(gray) if dark is None else dark)
+    return digit_in(gray, polarity(gray, dark))
 
 
 def digit_in(gray: np.ndarray, dark: bool, zoomed: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """The steps of ``digit_and_ink`` after the polarity.
 
-    The picture is averaged down by a whole factor to at most ``WORK_SIDE`` px long, turned
-    into white ink on black, thresholded, and the digit (``main_cluster``) fitted into the
-    28x28 field. A digit under ``ZOOM_BELOW`` px long on that copy of a larger picture (a small
-    digit on a page) is looked at again in a square around it, twice its size, cut from the
-    picture itself: the same steps at the resolution the digit needs.
+    The picture's ink is found on a copy at most ``WORK_SIDE`` px long (``find_ink``), and the
+    digit (``main_cluster``) fitted into the 28x28 field. A digit under ``ZOOM_BELOW`` px long
+    on that copy of a larger picture (a small digit on a page) is looked at again in a square
+    around it, twice its size, cut from the picture itself: the same steps at the resolution
+    the digit needs.
     """
-    view, factor = _shrink(gray, WORK_SIDE)
-    ink = white_on_black(view, dark)
-    mask = ink_mask(ink)
-    found = main_cluster(mask)
+    seen = find_ink(gray, dark, WORK_SIDE)
+    found = main_cluster(seen.mask)
     ys, xs = np.nonzero(found)
     if ys.size == 0:
         raise _no_writing()
     longer = max(int(np.ptp(ys)), int(np.ptp(xs))) + 1
+    factor = seen.factor
     if factor == 1 or zoomed or longer >= ZOOM_BELOW:
-        return mnist_from_ink(ink, found), mask
+        return mnist_from_ink(seen.ink, found), seen.mask
     side = 2 * longer * factor  # in the picture's pixels
     (y0, y1), (x0, x1) = [_around(int(a.min()) * factor, (int(a.max()) + 1) * factor, side, n)
                           for a, n in ((ys, gray.shape[0]), (xs, gray.shape[1]))]
-    return digit_in(gray[y0:y1, x0:x1], dark, zoomed=True)[0], mask
+    return digit_in(gray[y0:y1, x0:x1], dark, zoomed=True)[0], seen.mask
 
 
 def _around(lo: int, hi: int, side: int, size: int) -> tuple[int, int]:

@@ -6,9 +6,10 @@ gives, for every 4-pixel column, the probability of each digit and of "no digit 
 first cannot work where people do not leave gaps: a narrow 1 touching its neighbour becomes
 one piece, two overlapping 0s look like an 8.
 
-  decode -> white ink on black (``imaging``) -> ink mask -> the one line of writing (several
-  lines or a column are refused) -> ``to_line``: cropped, 24 px tall in a 32 px strip
-  -> line reader -> digits, each with its probability, runner-up and box in the input image.
+  decode -> white ink on black and its mask on a copy at most 1024 px long, as for a digit
+  (``imaging.find_ink``) -> the one line of writing (several lines or a column are refused)
+  -> ``to_line``: cropped, 24 px tall in a 32 px strip -> line reader -> digits, each with its
+  probability, runner-up and box in the input image.
 
 Marks that are not digits (a dot, a dash, an underline) come out as "no digit here"; a line
 with no digit at all reads as no number rather than an invented one.
@@ -186,15 +187,18 @@ def digit_image(ink: np.ndarray, mask: np.ndarray, box: tuple[int, int, int, int
 
 
 def read_number(image: np.ndarray, reader: LineModel) -> NumberReading:
-    """A decoded image of a number on one line -> its digits, left to right.
+    """A decoded image of a number on one line -> its digits, left to right, boxes in the
+    image's pixels.
 
-    Each digit's box is the ink between the midpoints to its neighbours, at most 0.6 line
-    heights either side of the column where the reader saw it. Raises ImageError("blank")
-    when there is no ink, ImageError("layout") for writing on several lines and
-    ImageBoundsError for a line too long to be a number.
+    The ink is found as for a digit (``imaging.find_ink``) on a copy at most
+    ``imaging.NUMBER_SIDE`` px long. Each digit's box is the ink between the midpoints to its
+    neighbours, at most 0.6 line heights either side of the column where the reader saw it.
+    Raises ImageError("blank") when there is no ink, ImageError("layout") for writing on several
+    lines and ImageBoundsError for a line too long to be a number.
     """
-    ink = imaging.to_white_on_black(image)
-    mask = line_of_writing(imaging.ink_mask(ink))
+    gray = imaging.to_gray(image)
+    seen = imaging.find_ink(gray, imaging.polarity(gray), imaging.NUMBER_SIDE)
+    ink, mask = seen.ink, line_of_writing(seen.mask)
     rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
     aspect = (cols[-1] - cols[0] + 1) / (rows[-1] - rows[0] + 1)
     if aspect > MAX_LINE_ASPECT:
@@ -204,7 +208,7 @@ def read_number(image: np.ndarray, reader: LineModel) -> NumberReading:
     clean = imaging.clean_ink(ink, mask)
     line = to_line(clean)
     found, probability = reader.read(line)
-    # line columns -> image columns: the crop's left edge and scale, as to_line made them
+    # line columns -> copy columns: the crop's left edge and scale, as to_line made them
     y0, y1, x0, _ = ink_extent(clean)
     scale = INK_HEIGHT / (y1 - y0 + 1)
     centres = [x0 + ((d.frame + 0.5) * FRAME - BORDER) / scale for d in found]
@@ -217,5 +221,15 @@ def read_number(image: np.ndarray, reader: LineModel) -> NumberReading:
         if box is None:  # read where the ink is thin: a box of the column alone
             box = (int(np.clip(centre, 0, mask.shape[1] - 1)), y0, 1, y1 - y0 + 1)
         image28 = digit_image(ink, mask, box)
-        digits.append(DigitReading(d.digit, d.probability, box, d.runner_up, d.unsure, image28))
+        digits.append(DigitReading(d.digit, d.probability, in_picture(box, seen.factor, gray.shape),
+                                   d.runner_up, d.unsure, image28))
     return NumberReading("".join(str(d.digit) for d in digits), probability, digits, line)
+
+
+def in_picture(box: tuple[int, int, int, int], factor: int, shape: tuple[int, int]
+               ) -> tuple[int, int, int, int]:
+    """A box (x, y, w, h) on a copy ``factor`` times smaller -> the same box in the picture's
+    pixels, within the picture (the copy's last block may be narrower)."""
+    x, y, w, h = (v * factor for v in box)
+    height, width = shape
+    return x, y, min(w, width - x), min(h, height - y)

@@ -1,11 +1,12 @@
 // Any photo or drawing -> the 28x28 white-on-black digit the network reads, in the browser: the
-// algorithm of digitnet.vision.imaging (PREPROCESS_VERSION), step for step and to the byte. Every
-// grey level is computed with whole numbers (block sums, minima and maxima, medians, counts) or
+// algorithm of digitnet.vision.imaging and digitnet.vision.paper (PREPROCESS_VERSION), step for
+// step and to the byte. Every grey level is computed with whole numbers (block sums, minima and
+// maxima, medians, counts, least squares by Cramer's rule, in BigInt where products pass 2^53) or
 // with one double operation at a time in the order Python uses, so both give the same bytes;
 // tests/js checks it on the fixtures scripts/preprocess_fixtures.py writes. An image is a plane
 // {w, h, data}: data is a typed array, row by row.
 
-export const PREPROCESS_VERSION = "digitnet-preprocess-2";
+export const PREPROCESS_VERSION = "digitnet-preprocess-3";
 export const FIELD = 28; // MNIST: the image side
 export const DIGIT_BOX = 20; // MNIST: the ink's longer side
 export const MAX_PIXELS = 40_000_000;
@@ -16,6 +17,12 @@ const WORK_SIDE = 512; // the digit is found and cleaned on a copy at most this 
 const ZOOM_BELOW = 64; // ... and looked at again closer when it is shorter than this there
 const POLARITY_SIDE = 48; // polarity: a subsample at most this across its shorter side
 const PAPER_SIDE = 48; // the paper: a copy at most this across its shorter side
+const OPENING_TENTHS = 3; // the opening that tells paper from ink: 0.3 of the copy's short side
+const PAPER_RISE = 8; // paper rises above the opening by at most max(8, 3 sigma) ...
+const NOISE_MADS = 44478; // ... sigma = 1.4826 MADs: 3 sigma in ten-thousandths of a MAD
+const MIN_PAPER_PARTS = 20; // under 1/20 of the copy paper: the opening is the ground
+const PAPER_MARGIN = 16; // the plane stays this close to the paper it was fitted to
+const RIDGE_PARTS = 1000; // the slopes' ridge: 1/1000 of the paper's count times (k/2)^2
 const BLANK = "blank image: no writing stands out from the background; photograph the digit darker or closer";
 const NO_WRITING = "blank image: no writing found; photograph the digit darker or closer";
 const NO_INK = "blank image: no ink left after scaling";
@@ -332,19 +339,135 @@ export function isDarkOnLight(gray) {
   return dark >= light;
 }
 
-// white_on_black: the ground is the median over a window as wide as the short side of a copy at
-// most PAPER_SIDE across, brought back bilinearly; dark ink is measured
-// relative to the paper under it.
+// _min_filter / _max_filter: the minimum (maximum) over the k x k window clipped to the picture,
+// rows then columns.
+function windowExtreme(src, k, pick) {
+  const { w, h, data } = src, r = k >> 1;
+  const rows = new Uint8Array(w * h), out = plane(w, h, Uint8Array);
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      let v = data[y * w + x];
+      for (let i = Math.max(0, x - r), end = Math.min(w - 1, x + r); i <= end; i++) v = pick(v, data[y * w + i]);
+      rows[y * w + x] = v;
+    }
+  }
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      let v = rows[y * w + x];
+      for (let j = Math.max(0, y - r), end = Math.min(h - 1, y + r); j <= end; j++) v = pick(v, rows[j * w + x]);
+      out.data[y * w + x] = v;
+    }
+  }
+  return out;
+}
+const minFilter = (src, k) => windowExtreme(src, k, Math.min);
+const maxFilter = (src, k) => windowExtreme(src, k, Math.max);
+
+// _window_sums: the sum of value(i) over the (2r + 1)^2 window clipped to the picture, exactly (an
+// integral image; every sum here stays far under 2^53).
+function windowSums(w, h, value, r) {
+  const table = new Float64Array((w + 1) * (h + 1));
+  for (let y = 0; y < h; y++) {
+    let row = 0;
+    for (let x = 0; x < w; x++) {
+      row += value(y * w + x, x, y);
+      table[(y + 1) * (w + 1) + x + 1] = table[y * (w + 1) + x + 1] + row;
+    }
+  }
+  const out = new Float64Array(w * h);
+  for (let y = 0; y < h; y++) {
+    const y0 = Math.max(0, y - r) * (w + 1), y1 = Math.min(h, y + r + 1) * (w + 1);
+    for (let x = 0; x < w; x++) {
+      const x0 = Math.max(0, x - r), x1 = Math.min(w, x + r + 1);
+      out[y * w + x] = table[y1 + x1] - table[y0 + x1] - table[y1 + x0] + table[y0 + x0];
+    }
+  }
+  return out;
+}
+
+// paper_mask: the grey opening by a k x k square, and 0/1 where the copy is surely paper: no
+// more above the opening than max(8, 3 sigma) of the paper's noise, not next to ink.
+function paperMask(small, k) {
+  const opened = maxFilter(minFilter(small, k), k);
+  const n = small.data.length;
+  const rise = new Int32Array(n), hist = new Float64Array(256), spread = new Float64Array(256);
+  for (let i = 0; i < n; i++) hist[(rise[i] = small.data[i] - opened.data[i])]++;
+  const middle = lowerMedian(hist, n);
+  for (let i = 0; i < n; i++) spread[Math.abs(rise[i] - middle)]++;
+  const limit = Math.max(PAPER_RISE * 10000, NOISE_MADS * lowerMedian(spread, n));
+  const paper = plane(small.w, small.h, Uint8Array);
+  for (let i = 0; i < n; i++) paper.data[i] = rise[i] * 10000 <= limit ? 1 : 0;
+  return [opened, minFilter(paper, 3)];
+}
+
+// Python's (2 num + den) // (2 den) for BigInts, den > 0: num / den rounded half up.
+function roundedQuotient(num, den) {
+  const a = 2n * num + den, b = 2n * den;
+  const q = a / b;
+  return Number(a % b !== 0n && a < 0n ? q - 1n : q);
+}
+
+// _plane_at_each_pixel: least squares a + b dx + c dy to the paper's values in the window of
+// radius r around each pixel, the slopes' diagonal given the ridge; a = num / den by Cramer's
+// rule (the sums and cofactors are exact doubles, their products BigInt).
+function planeAtEachPixel(small, paper, r, ridgeScale) {
+  const { w, h } = small, v = small.data, m = paper.data;
+  const sum = (f) => windowSums(w, h, f, r);
+  const s0 = sum((i) => m[i]), sx = sum((i, x) => m[i] * x), sy = sum((i, x, y) => m[i] * y);
+  const sxx = sum((i, x) => m[i] * x * x), sxy = sum((i, x, y) => m[i] * x * y), syy = sum((i, x, y) => m[i] * y * y);
+  const f0 = sum((i) => m[i] * v[i]), fx = sum((i, x) => m[i] * v[i] * x), fy = sum((i, x, y) => m[i] * v[i] * y);
+  const num = new Array(w * h), den = new Array(w * h);
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      const i = y * w + x;
+      const ridge = floorDiv(s0[i] * ridgeScale + 2 * RIDGE_PARTS, 4 * RIDGE_PARTS);
+      const m01 = sx[i] - x * s0[i], m02 = sy[i] - y * s0[i];
+      const m11 = sxx[i] - 2 * x * sx[i] + x * x * s0[i] + ridge;
+      const m12 = sxy[i] - x * sy[i] - y * sx[i] + x * y * s0[i];
+      const m22 = syy[i] - 2 * y * sy[i] + y * y * s0[i] + ridge;
+      const r0 = f0[i], r1 = fx[i] - x * f0[i], r2 = fy[i] - y * f0[i];
+      const c00 = m11 * m22 - m12 * m12, c01 = m12 * m02 - m01 * m22, c02 = m01 * m12 - m11 * m02;
+      const [C00, C01, C02] = [BigInt(c00), BigInt(c01), BigInt(c02)];
+      num[i] = BigInt(r0) * C00 + BigInt(r1) * C01 + BigInt(r2) * C02;
+      den[i] = BigInt(s0[i]) * C00 + BigInt(m01) * C01 + BigInt(m02) * C02;
+    }
+  }
+  return [num, den, s0];
+}
+
+// ground: the paper's level under every pixel of the copy: a plane fitted to the paper in the
+// window twice the opening's width around it, rounded half up, kept within PAPER_MARGIN of the
+// paper's own levels there; the opening where there is no paper.
+export function ground(small) {
+  const k = Math.max(3, floorDiv(OPENING_TENTHS * Math.min(small.w, small.h) + 5, 10)) | 1;
+  const [opened, paper] = paperMask(small, k);
+  const n = small.data.length;
+  let count = 0;
+  for (let i = 0; i < n; i++) count += paper.data[i];
+  if (MIN_PAPER_PARTS * count < n) return opened;
+  const [num, den, s0] = planeAtEachPixel(small, paper, k, k * k);
+  const onPaper = (fill) => ({ w: small.w, h: small.h, data: small.data.map((v, i) => (paper.data[i] ? v : fill)) });
+  const lo = minFilter(onPaper(255), 2 * k + 1).data, hi = maxFilter(onPaper(0), 2 * k + 1).data;
+  const out = plane(small.w, small.h, Uint8Array);
+  for (let i = 0; i < n; i++) {
+    let fit = den[i] > 0n ? roundedQuotient(num[i], den[i]) : opened.data[i];
+    fit = Math.min(Math.max(fit, lo[i] - PAPER_MARGIN), hi[i] + PAPER_MARGIN);
+    out.data[i] = Math.min(Math.max(s0[i] > 0 ? fit : opened.data[i], 0), 255);
+  }
+  return out;
+}
+
+// white_on_black: the ground of a copy at most PAPER_SIDE across, brought back bilinearly; dark ink
+// is measured relative to the paper under it.
 export function whiteOnBlack(gray, dark) {
   const n = gray.data.length;
   const inverted = { w: gray.w, h: gray.h, data: dark ? gray.data.map((v) => 255 - v) : gray.data };
   const [small, f] = shrink(inverted, PAPER_SIDE, true);
-  const window = Math.min(small.w, small.h) | 1;
-  const ground = upsample(medianBlur(small, Math.max(3, window)), f, gray.w, gray.h).data;
+  const level = upsample(ground(small), f, gray.w, gray.h).data;
   const ink = plane(gray.w, gray.h, Uint8Array);
   for (let i = 0; i < n; i++) {
-    const rise = Math.max(inverted.data[i] - ground[i], 0);
-    const paper = Math.max(255 - ground[i], 16);
+    const rise = Math.max(inverted.data[i] - level[i], 0);
+    const paper = Math.max(255 - level[i], 16);
     ink.data[i] = dark ? Math.min(floorDiv(rise * 255 + floorDiv(paper, 2), paper), 255) : rise;
   }
   return ink;
@@ -463,13 +586,14 @@ export function mainCluster(mask) {
 
 // ---- the 28x28 digit --------------------------------------------------------------------------
 
-// _area_weights: how much of source pixel s output pixel d covers, in 1/20ths of a pixel.
-function areaWeights(size, out, longer) {
+// _area_weights: how much of source pixel s output pixel d covers when `size` pixels become `out`,
+// in 1/out source pixels: d spans [d size, (d + 1) size), s spans [s out, (s + 1) out).
+function areaWeights(size, out) {
   const weights = [];
   for (let d = 0; d < out; d++) {
     const taps = [];
-    for (let s = Math.floor((d * longer) / DIGIT_BOX); s < size && DIGIT_BOX * s < (d + 1) * longer; s++) {
-      const overlap = Math.min((d + 1) * longer, DIGIT_BOX * (s + 1)) - Math.max(d * longer, DIGIT_BOX * s);
+    for (let s = Math.floor((d * size) / out); s < size && s * out < (d + 1) * size; s++) {
+      const overlap = Math.min((d + 1) * size, (s + 1) * out) - Math.max(d * size, s * out);
       if (overlap > 0) taps.push([s, overlap]);
     }
     weights.push(taps);
@@ -477,14 +601,15 @@ function areaWeights(size, out, longer) {
   return weights;
 }
 
-// fit_box: the longer side to 20 px by exact area averaging (sums in (1/20 px)^2), then the 60th
-// percentile of the ink (above a tenth of the brightest) stretched to 255, rounded half up.
+// fit_box: the longer side to 20 px, the other in proportion rounded half up, each side scaled to
+// its whole pixels by exact area averaging, then the 60th percentile of the ink (above a tenth of
+// the brightest) stretched to 255, rounded half up.
 export function fitBox(crop) {
   const { w, h, data } = crop;
   const longer = Math.max(w, h);
   const dh = Math.max(1, floorDiv(2 * DIGIT_BOX * h + longer, 2 * longer));
   const dw = Math.max(1, floorDiv(2 * DIGIT_BOX * w + longer, 2 * longer));
-  const ys = areaWeights(h, dh, longer), xs = areaWeights(w, dw, longer);
+  const ys = areaWeights(h, dh), xs = areaWeights(w, dw);
   const rows = new Float64Array(h * dw);
   for (let y = 0; y < h; y++) {
     for (let x = 0; x < dw; x++) {
@@ -549,17 +674,23 @@ export function mnistFromInk(ink, mask) {
   return centreInField(fitBox(crop));
 }
 
+// find_ink: white ink on black and its mask on a copy at most `side` long, averaged down by a whole
+// factor (what a digit and a number share in Python).
+export function findInk(gray, dark, side) {
+  const [view, f] = shrink(gray, side);
+  const ink = whiteOnBlack(view, dark);
+  return { ink, mask: inkMask(ink), factor: f };
+}
+
 // digit_in: the steps after the polarity, on a copy at most WORK_SIDE long; a digit under
 // ZOOM_BELOW px there is looked at again in a square twice its size cut from the picture.
 export function digitIn(gray, dark, zoomed = false) {
-  const [view, f] = shrink(gray, WORK_SIDE);
-  const ink = whiteOnBlack(view, dark);
-  const mask = inkMask(ink);
+  const { ink, mask, factor: f } = findInk(gray, dark, WORK_SIDE);
   const found = mainCluster(mask);
-  let x0 = view.w, y0 = view.h, x1 = -1, y1 = -1;
+  let x0 = ink.w, y0 = ink.h, x1 = -1, y1 = -1;
   found.data.forEach((v, i) => {
     if (!v) return;
-    const x = i % view.w, y = (i - x) / view.w;
+    const x = i % ink.w, y = (i - x) / ink.w;
     [x0, y0, x1, y1] = [Math.min(x0, x), Math.min(y0, y), Math.max(x1, x), Math.max(y1, y)];
   });
   if (x1 < 0) throw blank(NO_WRITING);

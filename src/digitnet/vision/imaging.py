@@ -14,7 +14,9 @@ lit paper, noise, any size and position. ``to_mnist`` repeats the MNIST authors'
   -> shifted so the centre of mass is in the middle.
 
 A number (``numbers.read_number``) takes the same steps to the mask on a copy at most 1024 px
-long, then keeps its one line of writing for the line reader.
+long, then keeps its one line of writing for the line reader. From a file's bytes there is one
+way in for each: ``digit_from_bytes`` (predict, /api/predict, corrections) and
+``numbers.number_from_bytes`` (read, /api/read, corrections).
 
 The algorithm (``PREPROCESS_VERSION``) is computed in whole numbers, so that the web page's
 reader/imaging.js repeats it to the byte; every model's calibration records the version its
@@ -284,21 +286,25 @@ def _opencv_pixels(data: bytes, fmt: str, source: str) -> np.ndarray:
     return image[:, :, 0] if image.ndim == 3 and image.shape[2] == 1 else image
 
 
-def load(path: str | Path, min_side: int | None = None, gray: bool = False) -> np.ndarray:
-    """Read and ``decode`` an image file; every failure is one line naming the file."""
+def read_file(path: str | Path) -> bytes:
+    """An image file's bytes; every failure is one line naming the file."""
     path = Path(path)
     if path.is_dir():
         raise ImageError(f"{path}: is a directory, not an image file; give the image files in it",
                          "not_image")
     try:
-        data = path.read_bytes()
+        return path.read_bytes()
     except FileNotFoundError as e:
         raise DigitnetError(f"{path}: no such file; check the path") from e
     except PermissionError as e:
         raise DigitnetError(f"{path}: permission denied; make the file readable") from e
     except OSError as e:
         raise DigitnetError(f"{path}: cannot read it ({e.strerror or e}); check the file") from e
-    return decode(data, str(path), min_side, gray)
+
+
+def load(path: str | Path, min_side: int | None = None, gray: bool = False) -> np.ndarray:
+    """Read and ``decode`` an image file; every failure is one line naming the file."""
+    return decode(read_file(path), str(path), min_side, gray)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -608,3 +614,27 @@ def _around(lo: int, hi: int, side: int, size: int) -> tuple[int, int]:
     """[lo, hi) widened to ``side`` about its middle, within [0, size)."""
     start = (lo + hi - side) // 2
     return max(0, start), min(size, start + side)
+
+
+# ---------------------------------------------------------------------------------------------
+# From a file's bytes to the reader's input: the one path of predict, /api/predict and
+# corrections (numbers: ``numbers.number_from_bytes``).
+
+
+@dataclass(frozen=True)
+class Digit:
+    """One picture of a digit as the reader gets it."""
+
+    picture: np.ndarray  # uint8 (H, W): the decoded grey picture (a JPEG scaled as it decoded)
+    image28: np.ndarray  # uint8 (28, 28): what the network reads
+    ink: np.ndarray  # bool (h, w): all the ink on the copy the digit was found on
+
+
+def digit_from_bytes(data: bytes, source: str) -> Digit:
+    """An image file's bytes -> its ``Digit``: decoded grey (a JPEG scaled down inside the
+    decoder as far as ``DIGIT_PHOTO_SIDE`` allows), then ``digit_and_ink``. Every failure is an
+    ImageError naming ``source``."""
+    with opencv_errors(source):
+        picture = decode(data, source, DIGIT_PHOTO_SIDE, gray=True)
+        image28, ink = digit_and_ink(picture)
+    return Digit(picture, image28, ink)

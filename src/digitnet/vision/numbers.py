@@ -233,3 +233,12 @@ def in_picture(box: tuple[int, int, int, int], factor: int, shape: tuple[int, in
     x, y, w, h = (v * factor for v in box)
     height, width = shape
     return x, y, min(w, width - x), min(h, height - y)
+
+
+def number_from_bytes(data: bytes, source: str, reader: LineModel) -> tuple[NumberReading, np.ndarray]:
+    """An image file's bytes -> (the number read, the decoded grey picture its boxes refer to):
+    the one way in for ``digitnet read``, /api/read and corrections. Every failure is an
+    ImageError naming ``source``."""
+    with imaging.opencv_errors(source):
+        picture = imaging.decode(data, source, gray=True)
+        return read_number(picture, reader), picture

@@ -49,7 +49,8 @@ def reader_info(run_dir: Path) -> dict[str, Any]:
         "dataset": config.dataset,
         "test_accuracy": metrics.get("test_accuracy"),
         "classes": list(config.classes),
-        # the algorithm from pixels to 28x28 the model expects: reader/imaging.js refuses another
+        # the algorithm from pixels to 28x28 the server uses: reader/imaging.js refuses another
+        # (the calibration record names the one the verdict was fitted on)
         "preprocess": imaging.PREPROCESS_VERSION,
         # the thresholds of the verdict (calibration.from_record reads the same record)
         "calibration": metrics.get("calibration"),

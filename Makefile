@@ -77,13 +77,6 @@ test: $(VENV)/.installed-test chromium browser-runtime axe-core test-js
 	$(BIN)/ruff check .
 	$(BIN)/pytest -n auto --dist loadfile
 
-# The pages' JavaScript that needs no browser (what the device computes), with node's own test
-# runner. Without node it skips and says so; under CI it fails.
-test-js:
-	@if command -v node >/dev/null; then node --test --test-reporter=spec tests/js/; \
-	elif [ "$(IN_CI)" = true ]; then echo "node is missing; CI=true needs it for tests/js" >&2; exit 1; \
-	else echo "node is missing: the JavaScript tests (tests/js/) skip"; fi
-
 # The browser tests drive Debian's Chromium; install it (without the recommended extras: fonts,
 # drivers, desktop integration) when absent and we may (root with apt-get). When it cannot be
 # installed, say so: outside CI only the browser tests skip, and say why; under CI (CI=true) a
@@ -125,6 +118,17 @@ axe-core: $(VENV)/.installed
 # The inner loop: everything but the slow and browser tests, in under a minute.
 test-fast: $(VENV)/.installed-test test-js
 	$(BIN)/pytest -m "not slow and not browser" -q
+
+# The pages' JavaScript that needs no browser, with node's own test runner: the preprocessing
+# (reader/imaging.js) against Python's byte for byte on golden fixtures written from a fixed seed
+# first (scripts/preprocess_fixtures.py), the explanation and the verdict's words. Without node
+# it skips and says so; under CI it fails.
+test-js: $(VENV)/.installed-test
+	@if command -v node >/dev/null; then \
+		$(BIN)/python scripts/preprocess_fixtures.py build/fixtures/preprocess.bin.gz && \
+		node --test --test-reporter=spec tests/js/; \
+	elif [ "$(IN_CI)" = true ]; then echo "node is missing; CI=true needs it for tests/js" >&2; exit 1; \
+	else echo "node is missing: the JavaScript tests (tests/js/) skip"; fi
 
 # make lock: refresh constraints.txt to the newest versions pyproject.toml allows (run it after
 # changing a dependency, run the tests, then commit constraints.txt).

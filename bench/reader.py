@@ -57,7 +57,7 @@ from digitnet.inference.lines import BUNDLED as BUNDLED_LINES
 from digitnet.inference.lines import WEIGHTS_FILE, LineReader
 from digitnet.inference.predictor import Predictor
 from digitnet.training import number_figures
-from digitnet.vision import imaging, numbers, render
+from digitnet.vision import numbers, render
 
 READER_FILES = ("config.json", "model.safetensors", "metrics.json")
 # Images per set at --scale 1: about 3 minutes of CPU per reader (2-core AMD EPYC).
@@ -137,7 +137,7 @@ def ms_per_number(reader: LineReader, pngs: list[bytes], repeats: int) -> float:
     times = []
     for i in range(repeats):
         start = time.perf_counter()
-        numbers.read_number(imaging.decode(pngs[i % len(pngs)], "number"), reader)
+        numbers.number_from_bytes(pngs[i % len(pngs)], "number", reader)
         times.append(time.perf_counter() - start)
     return float(np.median(times[repeats // 10 :]) * 1000)
 

@@ -20,7 +20,7 @@ from digitnet.training import negatives, runs
 from digitnet.training.calibrate import calibrate
 from digitnet.training.config import NOT_A_DIGIT
 from digitnet.training.run import with_negatives
-from digitnet.vision import render
+from digitnet.vision import imaging, render
 
 # What the shipped thresholds give on the plain validation split (measured: 99.84% of its digits
 # accepted, 99.34% of its negatives refused); a verdict loaded wrong would miss these.
@@ -77,6 +77,9 @@ def test_recorded_verdict_is_what_calibration_chooses_for_these_weights(validati
     assert record["reject"] == pytest.approx(recorded["reject"], abs=1e-3)
     assert record["close"] == pytest.approx(recorded["close"], abs=0.011)  # choose_close's grid step
     assert record["val_writers_accepted"] == pytest.approx(recorded["val_writers_accepted"], abs=2e-3)
+    # fitted on pictures made by the preprocessing this package runs (after a change of it,
+    # python -m digitnet.training.calibrate fits the verdict again, then the bundle is rebuilt)
+    assert record["preprocess"] == recorded["preprocess"] == imaging.PREPROCESS_VERSION
     # What the thresholds give on the plain validation split: its digits accepted, their sure
     # answers right 99.8% of the time, its "not a digit" images refused.
     reader = Predictor.from_run(bundled.READER_DIR, backend="torch")

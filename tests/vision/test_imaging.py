@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import struct
 import zlib
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -12,7 +13,7 @@ import pytest
 from PIL import Image
 
 from digitnet.errors import DigitnetError
-from digitnet.vision import imaging, render
+from digitnet.vision import imaging, paper, render
 
 
 def encode(image: np.ndarray, ext: str, *params: int) -> bytes:
@@ -32,6 +33,11 @@ def drawn_seven(size: int = 200, ink: int = 30, paper: int = 235, thickness: int
 
 def mad(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.abs(a.astype(np.int32) - b.astype(np.int32)).mean())
+
+
+def shifted_mad(a: np.ndarray, b: np.ndarray) -> float:
+    """``mad`` of the two images after the best shift of at most one pixel either way."""
+    return min(mad(np.roll(a, (dy, dx), axis=(0, 1)), b) for dy in (-1, 0, 1) for dx in (-1, 0, 1))
 
 
 def png_header_only(width: int, height: int) -> bytes:
@@ -110,7 +116,8 @@ def test_large_jpegs_are_decoded_scaled_down_upright_and_still_checked():
     luma = imaging.decode(coloured.tobytes(), min_side=300, gray=True)  # the luma plane alone
     assert luma.shape == (300, 225)
     assert mad(luma, imaging.to_gray(imaging.decode(coloured.tobytes(), min_side=300))) < 2
-    assert mad(imaging.to_mnist(reduced), imaging.to_mnist(full)) < 6
+    # the two scales may place the digit a whole pixel apart (its centre of mass rounds differently)
+    assert shifted_mad(imaging.to_mnist(reduced), imaging.to_mnist(full)) < 6
     with pytest.raises(imaging.ImageError) as e:  # a cut-off file is found while scaling too
         imaging.decode(data[: len(data) // 2], "cut.jpg", min_side=300)
     assert e.value.kind == "corrupt"
@@ -210,24 +217,6 @@ def test_a_small_digit_on_a_large_page_is_found_and_cropped_at_full_resolution()
     assert mad(imaging.to_mnist(page), alone) < 6
 
 
-def test_the_paper_estimate_of_a_region_is_the_whole_estimate_resized_and_cropped():
-    ground = np.random.default_rng(0).uniform(0, 255, (6, 8)).astype(np.float32)
-    paper = imaging.Paper(dark=True, ground=ground)
-    whole = cv2.resize(ground, (80, 60), interpolation=cv2.INTER_LINEAR)
-    region = (20 / 80, 10 / 60, 60 / 80, 40 / 60)
-    np.testing.assert_allclose(paper.ground_at(region, (30, 40)), whole[10:40, 20:60], atol=1e-3)
-
-
-def test_ink_is_measured_against_the_paper_under_it():
-    gray = np.full((4, 4), 200, np.uint8)
-    gray[1, 1] = 100
-    on_paper = imaging.Paper(dark=True, ground=np.full((2, 2), 55, np.float32))  # paper at 200
-    ink = on_paper.ink(gray)
-    assert ink[1, 1] == 128 and ink.sum() == 128  # half as bright as its paper: half strength
-    on_black = imaging.Paper(dark=False, ground=np.full((2, 2), 100, np.float32))
-    assert on_black.ink(gray)[0, 0] == 100 and on_black.ink(gray)[1, 1] == 0
-
-
 @pytest.mark.parametrize("make", [
     lambda: np.full((120, 90), 240, np.uint8),
     lambda: np.zeros((64, 64, 3), np.uint8),
@@ -247,3 +236,15 @@ def test_decode_refuses_images_thinner_than_the_aspect_limit_from_the_header():
         imaging.decode(thin)
     square_enough = cv2.imencode(".png", np.zeros((10, 10 * imaging.MAX_ASPECT), np.uint8))[1].tobytes()
     assert imaging.decode(square_enough).shape == (10, 10 * imaging.MAX_ASPECT)
+
+
+def test_the_page_implements_the_same_preprocessing_version():
+    # reader/imaging.js repeats this module to the byte (tests/js checks it on the fixtures of
+    # scripts/preprocess_fixtures.py); model.json names the version and device.js refuses another
+    script = (Path(imaging.__file__).parents[1] / "web/static/reader/imaging.js").read_text()
+    assert f'export const PREPROCESS_VERSION = "{imaging.PREPROCESS_VERSION}";' in script
+    for name in ("WORK_SIDE", "ZOOM_BELOW", "SPECK_PERCENT", "MIN_CONTRAST"):
+        assert f"const {name} = {getattr(imaging, name)};" in script, name
+    for name in ("POLARITY_SIDE", "PAPER_SIDE", "OPENING_TENTHS", "PAPER_RISE", "NOISE_MADS",
+                 "MIN_PAPER_PARTS", "PAPER_MARGIN", "RIDGE_PARTS"):
+        assert f"const {name} = {getattr(paper, name)};" in script, name

@@ -157,3 +157,25 @@ def test_tiny_images_are_read_or_refused_in_one_line(image, reader):
         assert "\n" not in str(e)
     else:
         assert len(reading.text) == len(reading.digits)
+
+
+def test_a_number_and_a_digit_share_their_steps_up_to_the_ink_mask(mnist):
+    """Both find the ink with ``imaging.find_ink``: on a picture smaller than both copies, the
+    digit path's mask of all the ink is the number path's."""
+    image, _ = number_photo(mnist, 3, "tight")
+    gray = imaging.to_gray(image)
+    assert max(gray.shape) <= imaging.WORK_SIDE
+    _, digit_ink = imaging.digit_and_ink(image)
+    number = imaging.find_ink(gray, imaging.polarity(gray), imaging.NUMBER_SIDE)
+    np.testing.assert_array_equal(digit_ink, number.mask)
+
+
+def test_a_large_number_is_read_on_a_copy_and_boxed_in_the_pictures_pixels(mnist, reader):
+    image, truth = number_photo(mnist, 4, "clear")
+    big = cv2.resize(image, None, fx=4, fy=4, interpolation=cv2.INTER_LINEAR)  # longer than 1024 px
+    small, large = numbers.read_number(image, reader), numbers.read_number(big, reader)
+    assert small.text == large.text == truth
+    for a, b in zip(small.digits, large.digits, strict=True):
+        assert np.abs(4 * np.array(a.box) - np.array(b.box)).max() <= 12  # a block of the copy
+        x, y, w, h = b.box
+        assert x + w <= big.shape[1] and y + h <= big.shape[0]

@@ -14,7 +14,7 @@ from web_helpers import on_paper, png
 
 from digitnet.inference import bundled
 from digitnet.inference.explain import explain_with
-from digitnet.web import service
+from digitnet.vision import imaging
 from digitnet.web.app import Settings, create_app
 
 
@@ -53,7 +53,7 @@ def test_the_explanation_is_of_the_answer_predict_gives(clients, mnist):
     got = r.json()
     assert got["answer"] == {k: answer[k] for k in ("verdict", "text", "digit", "runner_up", "probability")}
     assert got["probabilities"] == pytest.approx(answer["probabilities"], abs=1e-6)
-    seen = service.digit_in(data, "digit.png")[1]
+    seen = imaging.digit_from_bytes(data, "digit.png").image28
     assert np.array_equal(np.array(got["image"]), seen)
     assert got["method"] == {"name": "occlusion", "score": "log-odds", "window": 4, "stride": 2}
     assert [s["class"] for s in got["saliency"]] == [7]

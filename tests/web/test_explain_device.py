@@ -13,6 +13,7 @@ from web_helpers import draw, live_server, open_page, settled
 
 from digitnet.inference import bundled, calibration
 from digitnet.inference.explain import explain
+from digitnet.vision import imaging
 from digitnet.web import browser_runtime, service
 from digitnet.web.app import Settings, create_app
 
@@ -86,7 +87,7 @@ def test_the_device_sees_what_the_server_sees(browser, reader_url, capsys):
 
     # the runner-up's map: the same digit with the verdict that names both
     predictor = served.predictor
-    x = service.digit_in(data, "drawing.png")[1]
+    x = imaging.digit_from_bytes(data, "drawing.png").image28
     unsure = explain(predictor.model, x, predictor.classes, calibration.Verdict(reject=1.0, close=0.0),
                      probabilities=predictor.probabilities).to_dict()
     assert unsure["saliency"][1]["class"] == seen["unsure"]["saliency"][1]["class"]

@@ -22,7 +22,8 @@ from web_helpers import on_paper, png, uniform_app
 from digitnet.corrections import pictures, store
 from digitnet.errors import DigitnetError
 from digitnet.inference import lines, served
-from digitnet.web import browser_runtime, guard, service, site
+from digitnet.vision import imaging
+from digitnet.web import browser_runtime, guard, site
 from digitnet.web.app import Settings, create_app
 
 TOKEN = "hostile-test-admin-token-0123"
@@ -197,18 +198,23 @@ def test_headers_or_a_body_sent_a_byte_at_a_time_meet_a_deadline(guarded_server)
 
 
 def test_a_number_at_the_pixel_limit_is_read_on_a_small_copy(monkeypatch, mnist):
-    """The 6320x6320 image of one large 7 (MNIST's first test digit, 5000 px tall) is read at
-    most READ_SIDE px a side, and its boxes are given in the image's own pixels."""
+    """The 6320x6320 image of one large 7 (MNIST's first test digit, 5000 px tall) is read on a
+    copy at most NUMBER_SIDE px a side, and its boxes are given in the image's own pixels."""
     big = on_paper(mnist.x_test[0], size=5000, canvas=(6320, 6320), at=(700, 600))
     data = png(big)
     sizes = []
-    real = service.read_number
-    monkeypatch.setattr(service, "read_number", lambda image, reader: sizes.append(image.shape)
-                        or real(image, reader))
+    real = imaging.find_ink
+
+    def find_ink(gray, dark, side):
+        found = real(gray, dark, side)
+        sizes.append(found.ink.shape)
+        return found
+
+    monkeypatch.setattr(imaging, "find_ink", find_ink)
     with TestClient(uniform_app()) as client:
         r = client.post("/api/read", files={"file": ("big.png", data, "image/png")})
     assert r.status_code == 200, r.text
-    assert sizes == [(service.READ_SIDE, service.READ_SIDE)] and r.json()["text"] == "7"
+    assert sizes == [(903, 903)] and r.json()["text"] == "7"  # 6320 / 7, the first whole factor
     x, y, w, h = r.json()["digits"][0]["box"]
     ink = np.argwhere(big < 128)  # (y, x) of the dark pixels
     assert abs(y - ink[:, 0].min()) < 40 and abs(x + w - ink[:, 1].max()) < 40 and h > 2500

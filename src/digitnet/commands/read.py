@@ -9,7 +9,7 @@ from pathlib import Path
 from digitnet.inference.files import with_path
 from digitnet.inference.lines import LineReader
 from digitnet.vision import imaging
-from digitnet.vision.numbers import NumberReading, read_number
+from digitnet.vision.numbers import NumberReading, in_original, number_from_bytes
 
 
 def register(sub) -> None:
@@ -27,9 +27,8 @@ def register(sub) -> None:
 
 def read_file(path: Path, reader: LineReader) -> NumberReading:
     try:
-        image = imaging.load(path)
-        with imaging.opencv_errors(str(path)):
-            return read_number(image, reader)
+        reading, _, factor = number_from_bytes(imaging.read_file(path), str(path), reader)
+        return in_original(reading, factor)
     except imaging.ImageError as e:
         raise imaging.ImageError(with_path(str(path), e), e.kind) from e
 

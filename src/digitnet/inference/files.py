@@ -63,9 +63,8 @@ def with_path(path: str, error: Exception) -> str:
 def prepare(path: str | Path) -> tuple[np.ndarray, int]:
     """One image file -> uint8 (28, 28) as the model sees it, and how many digits side by side
     it seems to hold when more than one (raises DigitnetError)."""
-    with imaging.opencv_errors(str(path)):
-        digit, ink = imaging.digit_and_ink(imaging.load(path, imaging.DIGIT_PHOTO_SIDE, gray=True))
-        return digit, count_digits(ink)
+    digit = imaging.digit_from_bytes(imaging.read_file(path), str(path))
+    return digit.image28, count_digits(digit.ink)
 
 
 def top_classes(probabilities: np.ndarray, k: int) -> list[tuple[int, float]]:

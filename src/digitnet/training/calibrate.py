@@ -3,7 +3,8 @@ verdict's thresholds (the rule itself is ``inference.calibration``, which every 
 
 ``calibrate`` runs at the end of training. ``recalibrate`` fits a finished run again with this
 version's rule, on the same validation split rebuilt from its config, for a run trained before
-the rule changed: ``python -m digitnet.training.calibrate RUN_DIR``; ``--lines DIR`` does the
+the rule or the preprocessing (``imaging.PREPROCESS_VERSION``, recorded with the verdict)
+changed: ``python -m digitnet.training.calibrate RUN_DIR``; ``--lines DIR`` does the
 same for a line reader (``line_reader.refit``).
 """
 
@@ -23,6 +24,7 @@ from digitnet.inference import calibration
 from digitnet.training import runs
 from digitnet.training.augment import other_writers
 from digitnet.training.config import NOT_A_DIGIT, TrainConfig
+from digitnet.vision import imaging
 
 WRITERS_ACCEPTED = 0.995  # a reader's share of other writers' validation digits not refused
 
@@ -48,7 +50,9 @@ def calibrate(model: nn.Module, split, config: TrainConfig) -> dict[str, float]:
     probs = torch.softmax(logits / verdict.temperature, 1)
     record = {"temperature": verdict.temperature, "reject": verdict.reject, "close": verdict.close,
               "val_ece_before": calibration.ece(torch.softmax(logits, 1), y),
-              "val_ece_after": calibration.ece(probs, y)}
+              "val_ece_after": calibration.ece(probs, y),
+              # the preprocessing whose 28x28 pictures (negatives, other writers) it was fitted on
+              "preprocess": imaging.PREPROCESS_VERSION}
     if styled is not None:
         said, _, _ = calibration.decide(probs[styled], verdict)
         record["val_writers_accepted"] = float((said != NOT_A_DIGIT).float().mean())

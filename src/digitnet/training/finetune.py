@@ -55,6 +55,7 @@ from digitnet.training.augment import Augmentation
 from digitnet.training.config import NOT_A_DIGIT, TrainConfig
 from digitnet.training.epoch import make_optimizer
 from digitnet.training.run import augmentation
+from digitnet.vision import imaging
 
 
 @dataclass(frozen=True)
@@ -228,7 +229,7 @@ def recalibrate(model: nn.Module, previous: dict[str, Any] | None, x_val: torch.
     calibration.fold_temperature(model, verdict.temperature)
     return {"temperature": float(previous["temperature"]) * verdict.temperature,
             "reject": verdict.reject, "close": verdict.close,
-            "val_ece_before": before, "val_ece_after": after}
+            "val_ece_before": before, "val_ece_after": after, "preprocess": imaging.PREPROCESS_VERSION}
 
 
 def measure(model: nn.Module, x_test: torch.Tensor, y_test: torch.Tensor, held: Labelled

@@ -1,18 +1,26 @@
-"""Real images (photos, scans, drawings) -> MNIST-style 28x28 digits.
+"""Real images (photos, scans, drawings) -> MNIST-style 28x28 digits, and the ink a number is
+read from.
 
 MNIST digits are white on black, the ink's bounding box scaled to fit 20x20 with its aspect
 ratio kept, anti-aliased grey edges, placed in a 28x28 field with the centre of mass in the
 middle. A phone photo is the opposite on every count: dark ink on light, tinted and unevenly
 lit paper, noise, any size and position. ``to_mnist`` repeats the MNIST authors' steps on it:
 
-  decode -> grayscale (alpha flattened onto white) -> white-on-black, paper removed
-  -> denoised mask by Otsu's threshold (grey levels kept for the image) -> specks dropped
-  -> ink cropped -> longer side to 20 px (INTER_AREA) -> 28x28 field
+  decode -> grayscale (alpha flattened onto white) -> polarity -> a copy at most 512 px long
+  -> white-on-black, the paper's plane removed (``paper``) -> denoised mask by Otsu's
+  threshold (grey levels kept for the image)                     [``find_ink``: shared so far]
+  -> specks and far marks dropped (a small digit: the same again, closer) -> ink cropped
+  -> longer side to 20 px (exact area averaging) -> 28x28 field
   -> shifted so the centre of mass is in the middle.
 
-It works at the resolution the answer needs: a large JPEG is scaled down inside the decoder,
-the paper is studied and the digit found on small copies, and only the digit's crop, at most
-``DIGIT_SIDE`` px long, is cleaned and measured.
+A number (``numbers.read_number``) takes the same steps to the mask on a copy at most 1024 px
+long, then keeps its one line of writing for the line reader. From a file's bytes there is one
+way in for each: ``digit_from_bytes`` (predict, /api/predict, corrections) and
+``numbers.number_from_bytes`` (read, /api/read, corrections).
+
+The algorithm (``PREPROCESS_VERSION``) is computed in whole numbers, so that the web page's
+reader/imaging.js repeats it to the byte; every model's calibration records the version its
+verdict was fitted with.
 
 ``decode`` refuses what is not an image, what is truncated and what is too large (the size is
 read from the file header before any pixel is decoded, so a small file that would expand to
@@ -33,7 +41,11 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from digitnet.errors import DigitnetError
+from digitnet.vision import paper
 
+# Names the algorithm from gray pixels to the 28x28 digit; the page's reader/imaging.js says which
+# one it implements and refuses a model made with another (model.json records this).
+PREPROCESS_VERSION = "digitnet-preprocess-3"
 MAX_PIXELS = 40_000_000
 # Longer side / shorter side. A number of 40 digits is about 35 times as wide as tall; far
 # thinner images are lines or noise, whose ink would be cut into thousands of candidate digits.
@@ -59,18 +71,18 @@ _UPRIGHT = {
 # Ink must stand out from the paper by this many grey levels (of 255) to count as writing;
 # below it an image is "blank" rather than a faint digit buried in sensor noise.
 MIN_CONTRAST = 24
-# Connected pieces of ink smaller than this fraction of the largest piece are specks (dust,
+# Connected pieces of ink smaller than this percentage of the largest piece are specks (dust,
 # noise, paper grain); a broken stroke (the bar of a 5, the top of a 4) is far larger.
-SPECK_FRACTION = 0.03
-# Work at the resolution the answer needs. The digit is found on a copy at most LOCATE_SIDE
-# px long (larger only when it is small there); the paper's polarity is judged on a copy
-# whose shorter side, the one a digit or a line of digits spans, is at most POLARITY_SIDE,
-# and its light estimated on one at most PAPER_SIDE (light varies slowly); the digit itself
-# is cleaned on a crop at most DIGIT_SIDE long, far more than the 20 px it becomes.
-LOCATE_SIDE = 128
-POLARITY_SIDE = 48
-PAPER_SIDE = 48
-DIGIT_SIDE = 256
+SPECK_PERCENT = 3
+# Work at the resolution the answer needs. A digit is found and cleaned on a copy at most
+# WORK_SIDE px long (far more than the 20 px it becomes), looked at again closer when it is under
+# ZOOM_BELOW px there. A number is read on a copy at most NUMBER_SIDE px long: the line reader
+# sees the writing 24 px tall whatever the photo's size (a 45:1 line is still 11 px tall on it),
+# so a larger copy only costs time and memory. (The polarity and the paper are judged on smaller
+# copies still: ``paper``.)
+WORK_SIDE = 512
+ZOOM_BELOW = 64
+NUMBER_SIDE = 1024
 # A JPEG of one digit is decoded scaled down (by 1/2, 1/4 or 1/8, inside the decoder) as far as
 # its longer side stays at least this: a digit a tenth of the photo's length keeps 100 px.
 DIGIT_PHOTO_SIDE = 1000
@@ -274,25 +286,36 @@ def _opencv_pixels(data: bytes, fmt: str, source: str) -> np.ndarray:
     return image[:, :, 0] if image.ndim == 3 and image.shape[2] == 1 else image
 
 
-def load(path: str | Path, min_side: int | None = None, gray: bool = False) -> np.ndarray:
-    """Read and ``decode`` an image file; every failure is one line naming the file."""
+def read_file(path: str | Path) -> bytes:
+    """An image file's bytes; every failure is one line naming the file."""
     path = Path(path)
     if path.is_dir():
         raise ImageError(f"{path}: is a directory, not an image file; give the image files in it",
                          "not_image")
     try:
-        data = path.read_bytes()
+        return path.read_bytes()
     except FileNotFoundError as e:
         raise DigitnetError(f"{path}: no such file; check the path") from e
     except PermissionError as e:
         raise DigitnetError(f"{path}: permission denied; make the file readable") from e
     except OSError as e:
         raise DigitnetError(f"{path}: cannot read it ({e.strerror or e}); check the file") from e
-    return decode(data, str(path), min_side, gray)
+
+
+def load(path: str | Path, min_side: int | None = None, gray: bool = False) -> np.ndarray:
+    """Read and ``decode`` an image file; every failure is one line naming the file."""
+    return decode(read_file(path), str(path), min_side, gray)
 
 
 # ---------------------------------------------------------------------------------------------
 # From any image to white ink on black
+
+
+def luma(bgr: np.ndarray) -> np.ndarray:
+    """uint8 (H, W, 3 or 4) BGR(A) -> uint8 (H, W): 0.299 R + 0.587 G + 0.114 B in 15-bit fixed
+    point, rounded (OpenCV's BGR2GRAY, written out so that reader/imaging.js repeats it)."""
+    b, g, r = (bgr[:, :, c].astype(np.int32) for c in range(3))
+    return ((r * 9798 + g * 19235 + b * 3735 + 16384) >> 15).astype(np.uint8)
 
 
 def to_gray(image: np.ndarray) -> np.ndarray:
@@ -307,215 +330,138 @@ def to_gray(image: np.ndarray) -> np.ndarray:
     channels = image.shape[2]
     if channels == 1:
         return image[:, :, 0]
-    if channels == 3:
-        return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-    if channels not in (2, 4):
+    if channels not in (2, 3, 4):
         raise ImageError(f"images with {channels} channels are not supported", "not_image")
-    gray = image[:, :, 0] if channels == 2 else cv2.cvtColor(image, cv2.COLOR_BGRA2GRAY)
-    if cv2.minMaxLoc(image[:, :, -1])[0] == 255:  # opaque, as the page's canvas: nothing to flatten
+    gray = image[:, :, 0] if channels == 2 else luma(image)
+    if channels == 3:
         return gray
-    alpha = image[:, :, -1].astype(np.float32) / 255.0
-    on_white = gray * alpha + 255.0 * (1.0 - alpha)
-    if np.ptp(on_white) < MIN_CONTRAST and np.ptp(alpha) >= MIN_CONTRAST / 255.0:
-        return np.round(gray * alpha).astype(np.uint8)
-    return np.round(on_white).astype(np.uint8)
-
-
-def _small(gray: np.ndarray, side: int, edge=max) -> np.ndarray:
-    """A copy whose longer side (``edge=min``: shorter side) is at most ``side`` px, smaller by
-    a whole factor: INTER_AREA then averages whole blocks of pixels (OpenCV's fast path,
-    several times faster than a fractional one). Light and paper vary slowly and a digit is
-    found in far fewer pixels than a phone takes."""
-    factor = -(-edge(gray.shape) // side)  # ceil
-    if factor == 1:
+    alpha = image[:, :, -1].astype(np.int32)
+    if alpha.min() == 255:  # opaque, as the page's canvas: nothing to flatten
         return gray
-    return cv2.resize(gray, None, fx=1 / factor, fy=1 / factor, interpolation=cv2.INTER_AREA)
+    # whole grey levels, rounded half up, as reader/imaging.js computes them
+    on_black = gray * alpha
+    on_white = (on_black + 255 * (255 - alpha) + 127) // 255
+    if np.ptp(on_white) < MIN_CONTRAST and np.ptp(alpha) >= MIN_CONTRAST:
+        return ((on_black + 127) // 255).astype(np.uint8)
+    return on_white.astype(np.uint8)
 
 
-def is_dark_on_light(gray: np.ndarray) -> bool:
-    """True if the ink is darker than the paper around it.
-
-    The paper is the local median over a window wider than the digit (ink covers less than
-    half of it), so a light gradient across the page does not matter. The ink is whichever side of it reaches
-    further: the mean of the darkest 0.1% below the paper against the brightest 0.1% above
-    it. A thin digit may cover only a fraction of a percent of a photo, and paper texture
-    spreads wide but shallow, so only the extremes tell them apart.
-
-    Judged on every n-th pixel, at most ``POLARITY_SIDE`` across the shorter side: unlike an
-    averaged copy, a subsample keeps thin strokes at full strength and fine patterns of dots
-    black and white.
-    """
-    step = -(-min(gray.shape) // POLARITY_SIDE)  # ceil
-    small = np.ascontiguousarray(gray[::step, ::step])
-    # as wide as the short side, hence wider than the digit: ink never fills half the window
-    k = max(3, min(small.shape) - 1) | 1
-    diff = (small.astype(np.float32) - cv2.medianBlur(small, k)).ravel()
-    low, high = np.percentile(diff, [0.1, 99.9])
-    # a tie (black and white marks alike, as a pattern of dots) goes to the usual dark ink
-    return bool(-diff[diff <= low].mean() >= diff[diff >= high].mean())
-
-
-def local_linear(values: np.ndarray, weight: np.ndarray, sigma: float) -> np.ndarray:
-    """Gaussian-weighted local linear regression: at each pixel the value a + b*dx + c*dy that
-    best fits the weighted neighbours. Unlike a weighted mean it is exact for a linear ramp
-    of light, also at the picture's edges, where a mean only sees one side.
-
-    float (H, W) values and weights (0 = unknown) -> float32 (H, W).
-    """
-    h, w = values.shape
-    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
-    ys, xs = (ys - h / 2) / sigma, (xs - w / 2) / sigma  # scaled to keep the sums well conditioned
-    wt = weight.astype(np.float32)
-    wf = wt * values.astype(np.float32)
-    # moments of the weights and data, all nine blurred in one call (channels last); zero
-    # outside the picture: no invented data
-    moments = cv2.GaussianBlur(np.dstack([wt, wt * xs, wt * ys, wt * xs * xs, wt * xs * ys, wt * ys * ys,
-                                          wf, wf * xs, wf * ys]),
-                               (0, 0), sigma, borderType=cv2.BORDER_CONSTANT)
-    s0, sx, sy, sxx, sxy, syy, f0, fx, fy = np.moveaxis(moments, -1, 0)
-    # the normal equations in coordinates relative to each pixel: m (symmetric 3x3) @ (a, b, c) = r
-    ridge = 1e-3 * s0 + 1e-9  # slopes fall back towards zero where data is one-sided or scarce
-    m00 = s0 + 1e-9
-    m01, m02 = sx - xs * s0, sy - ys * s0
-    m11 = sxx - 2 * xs * sx + xs * xs * s0 + ridge
-    m12 = sxy - xs * sy - ys * sx + xs * ys * s0
-    m22 = syy - 2 * ys * sy + ys * ys * s0 + ridge
-    r0, r1, r2 = f0, fx - xs * f0, fy - ys * f0
-    # only a is needed: Cramer's rule on the first column, for every pixel at once (numpy's
-    # batched solve costs more per 3x3 system than all the rest of the estimate)
-    c00, c01, c02 = m11 * m22 - m12 * m12, m12 * m02 - m01 * m22, m01 * m12 - m11 * m02
-    return (r0 * c00 + r1 * c01 + r2 * c02) / (m00 * c00 + m01 * c01 + m02 * c02)
-
-
-def background(ink: np.ndarray) -> np.ndarray:
-    """Estimate of the (white-on-black) image without its ink: the paper under uneven light.
-
-    uint8 (H, W) -> float32 (h, w), on a copy whose shorter side is at most ``PAPER_SIDE`` px
-    (light varies slowly; ``Paper.ground_at`` samples it at any size). A grey-level opening
-    with a square wider than any stroke finds the ink (what rises above it by more than the
-    noise); the paper is then a local linear fit to the pixels that are not ink. The opening
-    alone lags behind light that falls off across the page and leaves bright rims along the
-    picture's edges that look like strokes.
-    """
-    small = _small(ink, PAPER_SIDE, edge=min).astype(np.float32)
-    # wider than any stroke: a digit is at most as tall as the short side, its strokes about
-    # a tenth of its height
-    k = max(3, round(0.3 * min(small.shape)))
-    opened = cv2.morphologyEx(small, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (k, k)))
-    rise = small - opened
-    noise = 1.4826 * float(np.median(np.abs(rise - np.median(rise))))
-    paper = (rise <= max(8.0, 3.0 * noise)).astype(np.uint8)
-    paper = cv2.erode(paper, np.ones((3, 3), np.uint8))  # keep clear of the strokes' soft edges
-    if paper.sum() < 0.05 * paper.size:  # (almost) all ink: nothing better than the opening
-        return opened
-    return local_linear(small, paper, max(1.5, k / 2)).clip(0, 255)
-
-
-# A part of a picture as fractions of its width and height: (left, top, right, bottom).
-Region = tuple[float, float, float, float]
-WHOLE: Region = (0.0, 0.0, 1.0, 1.0)
+# ---------------------------------------------------------------------------------------------
+# The steps from gray pixels to the 28x28 digit. Every grey level below and in ``paper`` is
+# computed with whole numbers (block sums, minima and maxima, medians, counts) or with one IEEE
+# double operation at a time in a fixed order, so reader/imaging.js repeats it to the byte:
+# tests/js checks it on fixtures written by scripts/preprocess_fixtures.py.
 
 
 @dataclass(frozen=True)
-class Paper:
-    """What a picture's ink is seen against, learnt from a small copy of the whole picture:
-    whether the ink is darker than the paper, and the ground under it (``background`` of the
-    picture turned white-on-black). ``ink`` then turns any part of the picture, at any scale,
-    into white ink on black."""
+class Ink:
+    """A picture as white ink on black, on the copy its steps ran on: what a digit and a number
+    share before they part (``find_ink``)."""
 
-    dark: bool
-    ground: np.ndarray  # float32 (h, w), shorter side at most PAPER_SIDE, over the whole picture
-
-    def ink(self, gray: np.ndarray, region: Region = WHOLE) -> np.ndarray:
-        """uint8 (H, W) gray showing ``region`` of the picture -> uint8 (H, W) white ink on
-        black, paper and uneven light removed.
-
-        For dark ink on paper the ink's strength is measured relative to the local paper
-        brightness ((paper - pixel) / paper), so the same pen gives the same grey in the bright
-        and the shadowed part of a photo; light ink on a dark ground has the ground's level
-        subtracted.
-        """
-        shade = self.ground_at(region, gray.shape)
-        if not self.dark:
-            return np.clip(gray - shade + 0.5, 0, 255).astype(np.uint8)
-        paper = 255.0 - shade  # how bright the paper is, per pixel
-        ink = np.maximum(paper - gray, 0) * (255.0 / np.maximum(paper, 16.0))
-        return np.clip(ink + 0.5, 0, 255).astype(np.uint8)
-
-    def ground_at(self, region: Region, shape: tuple[int, int]) -> np.ndarray:
-        """The ground over ``region`` sampled at ``shape`` (H, W): float32, bilinear, what
-        resizing it to the whole picture and cropping would give, without the full-size copy."""
-        gh, gw = self.ground.shape
-        left, top, right, bottom = region
-        h, w = shape
-        # output pixel i (centre i + 0.5) -> ground pixel index (i + 0.5) * step + offset - 0.5
-        sx, sy = (right - left) * gw / w, (bottom - top) * gh / h
-        matrix = np.float32([[sx, 0, left * gw + 0.5 * sx - 0.5], [0, sy, top * gh + 0.5 * sy - 0.5]])
-        return cv2.warpAffine(self.ground, matrix, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                              borderMode=cv2.BORDER_REPLICATE)
-
-
-def study_paper(gray: np.ndarray) -> Paper:
-    """uint8 (H, W) gray picture -> its ``Paper``, from small copies (polarity, ground)."""
-    dark = is_dark_on_light(gray)
-    small = _small(gray, PAPER_SIDE, edge=min)
-    return Paper(dark, background(255 - small if dark else small))
+    ink: np.ndarray  # uint8 (h, w): white ink on black, paper and uneven light removed
+    mask: np.ndarray  # bool (h, w): the ink's pixels (Otsu's threshold, specks dropped)
+    factor: int  # the picture's pixels per pixel of this copy (a whole number)
 
 
 def to_white_on_black(image: np.ndarray) -> np.ndarray:
-    """Any image -> uint8 (H, W) white ink on a black background, paper and uneven light removed."""
+    """Any image -> uint8 (H, W) white ink on a black background at its own size, paper and
+    uneven light removed (the first shared step, without the working copy)."""
     gray = to_gray(image)
-    return study_paper(gray).ink(gray)
+    return paper.white_on_black(gray, polarity(gray))
 
 
-def _denoise(ink: np.ndarray) -> np.ndarray:
-    """Median filter sized to the image (3 px up to ~500 px, 5 px above): removes sensor noise
+def find_ink(gray: np.ndarray, dark: bool, side: int) -> Ink:
+    """uint8 (H, W) gray picture and its polarity -> its ``Ink`` on a copy at most ``side`` px
+    long, averaged down by a whole factor. Raises ImageError("blank") when nothing stands out."""
+    view, factor = paper.shrink(gray, side)
+    ink = paper.white_on_black(view, dark)
+    return Ink(ink, ink_mask(ink), factor)
+
+
+def denoise(ink: np.ndarray) -> np.ndarray:
+    """Median filter sized to the image (3 px up to 500 px, 5 px above): removes sensor noise
     and JPEG ringing while keeping stroke edges."""
     return cv2.medianBlur(ink, 3 if max(ink.shape) <= 500 else 5)
 
 
-def ink_threshold(smooth: np.ndarray) -> float:
-    """Otsu's threshold computed on the pixels along strong edges.
+def otsu(hist: np.ndarray) -> int:
+    """The threshold of a 256-bin histogram: Otsu's split (<= t, > t; the largest between-class
+    variance, (N s1 - n1 S)^2 / (n1 (N - n1)) in doubles, the first on ties), then moved halfway
+    between the two classes' means. Otsu's own t sits at the top of the darker class; where the
+    paper is a little lighter elsewhere than along the strokes, the midpoint still clears it."""
+    total, weight = int(hist.sum()), int(np.dot(hist, np.arange(256)))
+    best, split, n1, s1 = 0.0, None, 0, 0
+    for t in range(255):
+        n1, s1 = n1 + int(hist[t]), s1 + t * int(hist[t])
+        if n1 == 0 or n1 == total:
+            continue
+        d = float(total * s1 - n1 * weight)
+        between = d * d / float(n1 * (total - n1))
+        if between > best:
+            best, split = between, (n1, s1)
+    if split is None:
+        return 0
+    n1, s1 = split
+    # floor((s1 / n1 + (S - s1) / (N - n1)) / 2), in whole numbers
+    return (s1 * (total - n1) + (weight - s1) * n1) // (2 * n1 * (total - n1))
+
+
+def ink_threshold(smooth: np.ndarray) -> int:
+    """Otsu's threshold computed on the pixels along strong edges (3x3 Sobel magnitude at
+    least 0.3 of its largest, and their neighbours).
 
     On a whole photo the ink is often under 1% of the pixels and Otsu's split lands inside
     the paper's texture; along the strokes' edges ink and paper are about equally many, which
     is the balanced case Otsu's method handles well.
     """
-    gx = cv2.Sobel(smooth, cv2.CV_32F, 1, 0, ksize=3)
-    gy = cv2.Sobel(smooth, cv2.CV_32F, 0, 1, ksize=3)
-    grad = cv2.magnitude(gx, gy)
-    edges = grad >= 0.3 * grad.max()
-    values = smooth[cv2.dilate(edges.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0]
-    threshold, _ = cv2.threshold(values.reshape(1, -1), 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    return float(threshold)
+    gx = cv2.Sobel(smooth, cv2.CV_16S, 1, 0, ksize=3).astype(np.int64)
+    gy = cv2.Sobel(smooth, cv2.CV_16S, 0, 1, ksize=3).astype(np.int64)
+    strength = gx * gx + gy * gy
+    edges = 100 * strength >= 9 * strength.max()
+    near = cv2.dilate(edges.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    return otsu(np.bincount(smooth[near], minlength=256))
+
+
+def _lower_median(values: np.ndarray) -> int:
+    return int(np.partition(values, (values.size - 1) // 2)[(values.size - 1) // 2])
+
+
+def _blank() -> ImageError:
+    return ImageError("blank image: no writing stands out from the background; "
+                      "photograph the digit darker or closer", "blank")
 
 
 def ink_mask(ink: np.ndarray) -> np.ndarray:
-    """White-on-black image -> bool (H, W) mask of the ink: Otsu's threshold, specks dropped.
-
-    Raises ImageError("blank") when nothing stands out from the background.
-    """
-    smooth = _denoise(ink)
-    if np.ptp(smooth) < MIN_CONTRAST:
-        raise ImageError("blank image: no writing stands out from the background; "
-                         "photograph the digit darker or closer", "blank")
-    threshold = ink_threshold(smooth)
-    mask = (smooth > threshold).astype(np.uint8)
-    fg, bg = smooth[mask > 0], smooth[mask == 0]
-    if fg.size == 0 or bg.size == 0 or float(np.median(fg)) - float(np.median(bg)) < MIN_CONTRAST:
-        raise ImageError("blank image: no writing stands out from the background; "
-                         "photograph the digit darker or closer", "blank")
+    """White-on-black image -> bool (H, W) mask of the ink: the denoised image above Otsu's
+    threshold, specks dropped. Raises ImageError("blank") when nothing stands out."""
+    smooth = denoise(ink)
+    if int(smooth.max()) - int(smooth.min()) < MIN_CONTRAST:
+        raise _blank()
+    mask = smooth > ink_threshold(smooth)
+    fg, bg = smooth[mask], smooth[~mask]
+    if fg.size == 0 or bg.size == 0 or _lower_median(fg) - _lower_median(bg) < MIN_CONTRAST:
+        raise _blank()
     return without_specks(mask)
+
+
+def _pieces(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """8-connected pieces of a mask: (labels (H, W), stats (n + 1, 5) as OpenCV's, the raster
+    index of each piece's first pixel (n + 1,), which orders pieces the same in any language)."""
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    found, first = np.unique(labels.ravel(), return_index=True)
+    order = np.full(len(stats), -1, np.int64)
+    order[found] = first
+    return labels, stats, order
 
 
 def without_specks(mask: np.ndarray) -> np.ndarray:
     """bool or 0/1 (H, W) mask -> bool (H, W) without its specks: single pixels and pieces
-    smaller than ``SPECK_FRACTION`` of the largest."""
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
-    areas = stats[1:, cv2.CC_STAT_AREA]
-    keep = np.zeros(count, bool)
-    if areas.size:
-        keep[1:] = areas >= max(2, SPECK_FRACTION * areas.max())
+    smaller than ``SPECK_PERCENT`` of the largest."""
+    labels, stats, _ = _pieces(mask)
+    areas = stats[:, cv2.CC_STAT_AREA].astype(np.int64)
+    keep = np.zeros(len(stats), bool)
+    if len(stats) > 1:
+        keep[1:] = (areas[1:] >= 2) & (100 * areas[1:] >= SPECK_PERCENT * areas[1:].max())
     return keep[labels]
 
 
@@ -526,39 +472,59 @@ def clean_ink(ink: np.ndarray, mask: np.ndarray) -> np.ndarray:
     those grey edges (MNIST has them) without bringing back the background.
     """
     grown = cv2.dilate(mask.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5)))
-    return np.where(grown > 0, _denoise(ink), 0).astype(np.uint8)
+    return np.where(grown > 0, denoise(ink), 0).astype(np.uint8)
 
 
-def centre_in_field(digit: np.ndarray) -> np.ndarray:
-    """uint8 (h, w) with max(h, w) <= 20 -> (28, 28), centre of mass moved to (14, 14)."""
-    h, w = digit.shape
-    field = np.zeros((FIELD, FIELD), np.float32)
-    top, left = (FIELD - h) // 2, (FIELD - w) // 2
-    field[top : top + h, left : left + w] = digit
-    m = cv2.moments(field)
-    if m["m00"] <= 0:
-        raise ImageError("blank image: no ink left after scaling", "blank")
-    dx = FIELD / 2 - m["m10"] / m["m00"]
-    dy = FIELD / 2 - m["m01"] / m["m00"]
-    shift = np.float32([[1, 0, round(dx)], [0, 1, round(dy)]])
-    return cv2.warpAffine(field, shift, (FIELD, FIELD), flags=cv2.INTER_NEAREST).astype(np.uint8)
+def _area_weights(size: int, out: int) -> np.ndarray:
+    """(out, size) int64: how much of source pixel s output pixel d covers when ``size`` pixels
+    become ``out``, in units of 1/out source pixel: d spans [d size, (d + 1) size) and s spans
+    [s out, (s + 1) out). Every output pixel covers the same share and every source pixel is
+    counted, to the last column (a common scale for both sides, rounded, dropped or dimmed it)."""
+    d = np.arange(out, dtype=np.int64)[:, None]
+    s = np.arange(size, dtype=np.int64)[None, :]
+    lo = np.maximum(d * size, s * out)
+    hi = np.minimum((d + 1) * size, (s + 1) * out)
+    return np.maximum(hi - lo, 0)
 
 
 def fit_box(crop: np.ndarray) -> np.ndarray:
-    """Cropped ink (any size) -> longer side 20 px, aspect kept, INTER_AREA (anti-aliasing),
-    then stretched so the core of the strokes is white as in MNIST."""
+    """Cropped ink (any size, grey levels >= 0) -> its longer side at 20 px, the other side in
+    proportion rounded half up, by exact area averaging (anti-aliased, as MNIST; each side
+    scaled to its whole number of pixels, as OpenCV's INTER_AREA does), then stretched so that
+    the core of the strokes is white as in MNIST (40% of its ink pixels are at full white: the
+    60th percentile of the ink, the pixels above a tenth of the brightest, becomes 255)."""
+    crop = np.rint(np.clip(np.asarray(crop, np.float64), 0, 255)).astype(np.int64)
     h, w = crop.shape
-    scale = DIGIT_BOX / max(h, w)
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
-    small = cv2.resize(crop.astype(np.float32), size, interpolation=interpolation)
-    small = np.clip(small, 0, None)
-    ink = small[small > 0.1 * small.max()] if small.max() > 0 else small
-    # MNIST: about 40% of the ink pixels are at full white; stretch the 60th percentile to 255
-    level = float(np.percentile(ink, 60)) if ink.size else 0.0
+    longer = max(h, w)
+    size = [max(1, (2 * DIGIT_BOX * n + longer) // (2 * longer)) for n in (h, w)]  # rounded half up
+    sums = _area_weights(h, size[0]) @ crop @ _area_weights(w, size[1]).T  # (size[0], size[1])
+    top = int(sums.max())
+    ink = np.sort(sums[10 * sums > top])
+    level = int(ink[6 * (ink.size - 1) // 10]) if ink.size else 0
     if level <= 0:
         raise ImageError("blank image: no ink left after scaling", "blank")
-    return np.clip(small * (255.0 / level), 0, 255).round().astype(np.uint8)
+    return np.minimum((sums * 510 + level) // (2 * level), 255).astype(np.uint8)
+
+
+def centre_in_field(digit: np.ndarray) -> np.ndarray:
+    """uint8 (h, w) with max(h, w) <= 20 -> (28, 28), centre of mass moved to (14, 14) by whole
+    pixels (rounded half up)."""
+    h, w = digit.shape
+    field = np.zeros((FIELD, FIELD), np.int64)
+    top, left = (FIELD - h) // 2, (FIELD - w) // 2
+    field[top : top + h, left : left + w] = digit
+    mass = int(field.sum())
+    if mass <= 0:
+        raise ImageError("blank image: no ink left after scaling", "blank")
+    idx = np.arange(FIELD, dtype=np.int64)
+    mx, my = int(field.sum(axis=0) @ idx), int(field.sum(axis=1) @ idx)
+    dx = (FIELD * mass - 2 * mx + mass) // (2 * mass)  # round(14 - mx / mass)
+    dy = (FIELD * mass - 2 * my + mass) // (2 * mass)
+    out = np.zeros((FIELD, FIELD), np.uint8)
+    ys = slice(max(0, dy), min(FIELD, FIELD + dy))
+    xs = slice(max(0, dx), min(FIELD, FIELD + dx))
+    out[ys, xs] = field[max(0, -dy) : min(FIELD, FIELD - dy), max(0, -dx) : min(FIELD, FIELD - dx)]
+    return out
 
 
 def _no_writing() -> ImageError:
@@ -576,96 +542,99 @@ def mnist_from_ink(ink: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 def main_cluster(mask: np.ndarray) -> np.ndarray:
-    """The largest piece of ink and the pieces near it (a digit's broken strokes); drops
-    marks elsewhere on the page, which would stretch the digit's box.
-
-    A piece joins when its box is within a quarter of the cluster's size of the cluster's box.
-    """
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
-    if count <= 2:
-        return mask
+    """The largest piece of ink (the first in reading order on ties) and the pieces near it (a
+    digit's broken strokes); drops marks elsewhere on the page, which would stretch the digit's
+    box. A piece joins when its box is within a quarter of the cluster's size of the cluster's
+    box, until none does."""
+    labels, stats, first = _pieces(mask)
+    if len(stats) <= 2:
+        return mask.astype(bool)
     boxes = stats[1:, :4].astype(np.int64)  # x, y, w, h
-    inside = np.zeros(count - 1, bool)
-    inside[np.argmax(stats[1:, cv2.CC_STAT_AREA])] = True
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    largest = np.flatnonzero(areas == areas.max())
+    inside = np.zeros(len(boxes), bool)
+    inside[largest[np.argmin(first[1:][largest])]] = True
     changed = True
     while changed:
         x0, y0 = boxes[inside, 0].min(), boxes[inside, 1].min()
         x1, y1 = (boxes[inside, 0] + boxes[inside, 2]).max(), (boxes[inside, 1] + boxes[inside, 3]).max()
-        reach = max(x1 - x0, y1 - y0) / 4
         gap_x = np.maximum(0, np.maximum(x0 - (boxes[:, 0] + boxes[:, 2]), boxes[:, 0] - x1))
         gap_y = np.maximum(0, np.maximum(y0 - (boxes[:, 1] + boxes[:, 3]), boxes[:, 1] - y1))
-        near = ~inside & (np.maximum(gap_x, gap_y) <= reach)
+        near = ~inside & (4 * np.maximum(gap_x, gap_y) <= max(x1 - x0, y1 - y0))
         inside |= near
         changed = bool(near.any())
     return np.concatenate([[False], inside])[labels]
 
 
-def find_digit(gray: np.ndarray, paper: Paper) -> tuple[np.ndarray, np.ndarray]:
-    """The ink of the digit (``main_cluster``) as a bool mask on the smallest copy of ``gray``,
-    from ``LOCATE_SIDE`` px long up by 4x, on which it is at least ``DIGIT_BOX`` px long (or
-    on ``gray`` itself), and the mask of all the ink on that copy. Raises ImageError("blank")
-    when there is no ink."""
-    side = LOCATE_SIDE
-    while True:
-        small = _small(gray, side)
-        whole = small.shape == gray.shape
-        try:
-            ink_all = ink_mask(paper.ink(small))
-        except ImageError:
-            if whole:
-                raise
-            ink_all = np.zeros(small.shape, bool)  # too faint on this copy: look closer
-        found = main_cluster(ink_all)
-        ys, xs = np.nonzero(found)
-        # a digit smaller than this on the copy may be specks of a large picture's small digit
-        if ys.size and (whole or max(np.ptp(ys), np.ptp(xs)) + 1 >= DIGIT_BOX):
-            return found, ink_all
-        if whole:
-            raise _no_writing()
-        side *= 4
+def polarity(gray: np.ndarray, dark: bool | None = None) -> bool:
+    """``dark`` when it is known (a drawing on the page's canvas), else judged from the picture
+    (``paper.is_dark_on_light``)."""
+    return paper.is_dark_on_light(gray) if dark is None else dark
 
 
-def digit_view(gray: np.ndarray, found: np.ndarray) -> tuple[Region, np.ndarray, np.ndarray]:
-    """The part of ``gray`` (H, W) around the ink ``found`` (bool (h, w), on a copy at most as
-    large), at most ``DIGIT_SIDE`` px long: (its region, uint8 (H', W') view of it, bool
-    (H', W') where the copy found the digit, grown by its two pixels of margin)."""
-    h, w = found.shape
-    ys, xs = np.nonzero(found)
-    # two pixels of the copy around its mask: the mask misses the strokes' faintest edges
-    sx0, sx1 = max(0, xs.min() - 2), min(w, xs.max() + 3)
-    sy0, sy1 = max(0, ys.min() - 2), min(h, ys.max() + 3)
-    height, width = gray.shape
-    x0, x1 = int(sx0 / w * width), int(np.ceil(sx1 / w * width))
-    y0, y1 = int(sy0 / h * height), int(np.ceil(sy1 / h * height))
-    view = _small(gray[y0:y1, x0:x1], DIGIT_SIDE)
-    grown = cv2.dilate(found[sy0:sy1, sx0:sx1].astype(np.uint8), np.ones((5, 5), np.uint8))
-    near = cv2.resize(grown, (view.shape[1], view.shape[0]), interpolation=cv2.INTER_NEAREST) > 0
-    return (x0 / width, y0 / height, x1 / width, y1 / height), view, near
-
-
-def to_mnist(image: np.ndarray) -> np.ndarray:
+def to_mnist(image: np.ndarray, dark: bool | None = None) -> np.ndarray:
     """Any decoded image (gray, BGR or BGRA, any size) of one digit -> uint8 (28, 28),
-    white digit on black as in MNIST. Raises ImageError("blank") if there is no ink."""
-    return digit_and_ink(image)[0]
+    white digit on black as in MNIST. Raises ImageError("blank") if there is no ink.
+    ``dark``: the polarity when it is known (a drawing on the page's canvas), else judged."""
+    return digit_and_ink(image, dark)[0]
 
 
-def digit_and_ink(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def digit_and_ink(image: np.ndarray, dark: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``to_mnist``'s 28x28 digit, and a bool mask of all the ink on the copy the digit was
-    found on (which tells whether the image held a whole number rather than one digit).
-
-    The paper is studied and the digit found on small copies (``find_digit``); the digit is
-    then cropped from the image at a scale where it is at most ``DIGIT_SIDE`` px long
-    (``digit_view``), and only that crop is thresholded and cleaned.
-    """
+    found on (which tells whether the image held a whole number rather than one digit)."""
     gray = to_gray(image)
-    paper = study_paper(_small(gray, LOCATE_SIDE))
-    found, ink_all = find_digit(gray, paper)
-    if found.shape == gray.shape:  # found on the picture itself: there is nothing finer to see
-        return mnist_from_ink(paper.ink(gray), found), ink_all
-    region, view, near = digit_view(gray, found)
-    ink = paper.ink(view, region)
-    # The crop's own threshold, as its edges are the digit's, but kept to where the copy found
-    # the digit: a crop that is nearly all digit can put Otsu's split at the faintest grey,
-    # and whether there is writing at all was judged on the whole picture.
-    smooth = _denoise(ink)
-    return mnist_from_ink(ink, without_specks((smooth > ink_threshold(smooth)) & near)), ink_all
+    return digit_in(gray, polarity(gray, dark))
+
+
+def digit_in(gray: np.ndarray, dark: bool, zoomed: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """The steps of ``digit_and_ink`` after the polarity.
+
+    The picture's ink is found on a copy at most ``WORK_SIDE`` px long (``find_ink``), and the
+    digit (``main_cluster``) fitted into the 28x28 field. A digit under ``ZOOM_BELOW`` px long
+    on that copy of a larger picture (a small digit on a page) is looked at again in a square
+    around it, twice its size, cut from the picture itself: the same steps at the resolution
+    the digit needs.
+    """
+    seen = find_ink(gray, dark, WORK_SIDE)
+    found = main_cluster(seen.mask)
+    ys, xs = np.nonzero(found)
+    if ys.size == 0:
+        raise _no_writing()
+    longer = max(int(np.ptp(ys)), int(np.ptp(xs))) + 1
+    factor = seen.factor
+    if factor == 1 or zoomed or longer >= ZOOM_BELOW:
+        return mnist_from_ink(seen.ink, found), seen.mask
+    side = 2 * longer * factor  # in the picture's pixels
+    (y0, y1), (x0, x1) = [_around(int(a.min()) * factor, (int(a.max()) + 1) * factor, side, n)
+                          for a, n in ((ys, gray.shape[0]), (xs, gray.shape[1]))]
+    return digit_in(gray[y0:y1, x0:x1], dark, zoomed=True)[0], seen.mask
+
+
+def _around(lo: int, hi: int, side: int, size: int) -> tuple[int, int]:
+    """[lo, hi) widened to ``side`` about its middle, within [0, size)."""
+    start = (lo + hi - side) // 2
+    return max(0, start), min(size, start + side)
+
+
+# ---------------------------------------------------------------------------------------------
+# From a file's bytes to the reader's input: the one path of predict, /api/predict and
+# corrections (numbers: ``numbers.number_from_bytes``).
+
+
+@dataclass(frozen=True)
+class Digit:
+    """One picture of a digit as the reader gets it."""
+
+    picture: np.ndarray  # uint8 (H, W): the decoded grey picture (a JPEG scaled as it decoded)
+    image28: np.ndarray  # uint8 (28, 28): what the network reads
+    ink: np.ndarray  # bool (h, w): all the ink on the copy the digit was found on
+
+
+def digit_from_bytes(data: bytes, source: str) -> Digit:
+    """An image file's bytes -> its ``Digit``: decoded grey (a JPEG scaled down inside the
+    decoder as far as ``DIGIT_PHOTO_SIDE`` allows), then ``digit_and_ink``. Every failure is an
+    ImageError naming ``source``."""
+    with opencv_errors(source):
+        picture = decode(data, source, DIGIT_PHOTO_SIDE, gray=True)
+        image28, ink = digit_and_ink(picture)
+    return Digit(picture, image28, ink)

@@ -6,9 +6,10 @@ gives, for every 4-pixel column, the probability of each digit and of "no digit 
 first cannot work where people do not leave gaps: a narrow 1 touching its neighbour becomes
 one piece, two overlapping 0s look like an 8.
 
-  decode -> white ink on black (``imaging``) -> ink mask -> the one line of writing (several
-  lines or a column are refused) -> ``to_line``: cropped, 24 px tall in a 32 px strip
-  -> line reader -> digits, each with its probability, runner-up and box in the input image.
+  decode -> white ink on black and its mask on a copy at most 1024 px long, as for a digit
+  (``imaging.find_ink``) -> the one line of writing (several lines or a column are refused)
+  -> ``to_line``: cropped, 24 px tall in a 32 px strip -> line reader -> digits, each with its
+  probability, runner-up and box in the input image.
 
 Marks that are not digits (a dot, a dash, an underline) come out as "no digit here"; a line
 with no digit at all reads as no number rather than an invented one.
@@ -16,7 +17,7 @@ with no digit at all reads as no number rather than an invented one.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 import cv2
@@ -44,6 +45,10 @@ HALF_DIGIT = 0.6
 # Longest line read, in line heights: a number of 40 digits is about 35 heights long. Longer
 # ink is a rule, a border or noise, and would cost the reader time in proportion.
 MAX_LINE_ASPECT = 45
+# px: the longer side of the copy a number is read on. The line reader sees the writing 24 px
+# tall whatever the photo's size (even a 45:1 line is 23 px tall at that width), so a larger
+# copy only costs time and memory (an image at the pixel limit took 3 s and 880 MB at full size).
+READ_SIDE = 1024
 
 
 class LineModel(Protocol):
@@ -186,15 +191,18 @@ def digit_image(ink: np.ndarray, mask: np.ndarray, box: tuple[int, int, int, int
 
 
 def read_number(image: np.ndarray, reader: LineModel) -> NumberReading:
-    """A decoded image of a number on one line -> its digits, left to right.
+    """A decoded image of a number on one line -> its digits, left to right, boxes in the
+    image's pixels.
 
-    Each digit's box is the ink between the midpoints to its neighbours, at most 0.6 line
-    heights either side of the column where the reader saw it. Raises ImageError("blank")
-    when there is no ink, ImageError("layout") for writing on several lines and
-    ImageBoundsError for a line too long to be a number.
+    The ink is found as for a digit (``imaging.find_ink``) on a copy at most
+    ``imaging.NUMBER_SIDE`` px long. Each digit's box is the ink between the midpoints to its
+    neighbours, at most 0.6 line heights either side of the column where the reader saw it.
+    Raises ImageError("blank") when there is no ink, ImageError("layout") for writing on several
+    lines and ImageBoundsError for a line too long to be a number.
     """
-    ink = imaging.to_white_on_black(image)
-    mask = line_of_writing(imaging.ink_mask(ink))
+    gray = imaging.to_gray(image)
+    seen = imaging.find_ink(gray, imaging.polarity(gray), imaging.NUMBER_SIDE)
+    ink, mask = seen.ink, line_of_writing(seen.mask)
     rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
     aspect = (cols[-1] - cols[0] + 1) / (rows[-1] - rows[0] + 1)
     if aspect > MAX_LINE_ASPECT:
@@ -204,7 +212,7 @@ def read_number(image: np.ndarray, reader: LineModel) -> NumberReading:
     clean = imaging.clean_ink(ink, mask)
     line = to_line(clean)
     found, probability = reader.read(line)
-    # line columns -> image columns: the crop's left edge and scale, as to_line made them
+    # line columns -> copy columns: the crop's left edge and scale, as to_line made them
     y0, y1, x0, _ = ink_extent(clean)
     scale = INK_HEIGHT / (y1 - y0 + 1)
     centres = [x0 + ((d.frame + 0.5) * FRAME - BORDER) / scale for d in found]
@@ -217,5 +225,48 @@ def read_number(image: np.ndarray, reader: LineModel) -> NumberReading:
         if box is None:  # read where the ink is thin: a box of the column alone
             box = (int(np.clip(centre, 0, mask.shape[1] - 1)), y0, 1, y1 - y0 + 1)
         image28 = digit_image(ink, mask, box)
-        digits.append(DigitReading(d.digit, d.probability, box, d.runner_up, d.unsure, image28))
+        digits.append(DigitReading(d.digit, d.probability, in_picture(box, seen.factor, gray.shape),
+                                   d.runner_up, d.unsure, image28))
     return NumberReading("".join(str(d.digit) for d in digits), probability, digits, line)
+
+
+def in_picture(box: tuple[int, int, int, int], factor: int, shape: tuple[int, int]
+               ) -> tuple[int, int, int, int]:
+    """A box (x, y, w, h) on a copy ``factor`` times smaller -> the same box in the picture's
+    pixels, within the picture (the copy's last block may be narrower)."""
+    x, y, w, h = (v * factor for v in box)
+    height, width = shape
+    return x, y, min(w, width - x), min(h, height - y)
+
+
+def for_reading(data: bytes, source: str) -> tuple[np.ndarray, float]:
+    """(the image decoded as a grey copy at most ``READ_SIDE`` px a side, the factor from its
+    coordinates to the image's own)."""
+    gray = imaging.decode(data, source, gray=True)
+    height, width = gray.shape
+    scale = READ_SIDE / max(height, width)
+    if scale >= 1:
+        return gray, 1.0
+    small = cv2.resize(gray, (max(1, round(width * scale)), max(1, round(height * scale))),
+                       interpolation=cv2.INTER_AREA)
+    return small, width / small.shape[1]
+
+
+def number_from_bytes(data: bytes, source: str, reader: LineModel
+                      ) -> tuple[NumberReading, np.ndarray, float]:
+    """An image file's bytes -> (the number read, the grey copy it was read on, which its boxes
+    refer to, and the factor from that copy's pixels to the image's own): the one way in for
+    ``digitnet read``, /api/read and corrections. Every failure is an ImageError naming
+    ``source``."""
+    with imaging.opencv_errors(source):
+        picture, factor = for_reading(data, source)
+        return read_number(picture, reader), picture, factor
+
+
+def in_original(reading: NumberReading, factor: float) -> NumberReading:
+    """The reading with its boxes in the pixels of the image itself (``factor`` from
+    ``number_from_bytes``), as ``digitnet read`` and /api/read report them."""
+    if factor == 1:
+        return reading
+    digits = [replace(d, box=tuple(round(v * factor) for v in d.box)) for d in reading.digits]
+    return replace(reading, digits=digits)

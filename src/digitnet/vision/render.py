@@ -28,6 +28,10 @@ EFFECTS = {
     "thick": 0.2,
     "thin": 0.2,
 }
+# The harshest photos (``render_photo(digit, rng, HARSH, HARSH_JPEG_QUALITY)``): every effect, a
+# pen always thicker or thinner, rotation to 15 degrees, JPEG at quality 55 (bench/photos.py).
+HARSH = {**dict.fromkeys(EFFECTS, 1.0), "thick": 0.5, "thin": 0.5}
+HARSH_JPEG_QUALITY = 55
 
 
 def _resize(piece: np.ndarray, scale: float) -> np.ndarray:
@@ -37,23 +41,25 @@ def _resize(piece: np.ndarray, scale: float) -> np.ndarray:
     return np.clip(big, 0.0, 1.0)
 
 
-def _pen(scale: float, rng: np.random.Generator, info: dict[str, Any]) -> Callable[[np.ndarray], np.ndarray]:
+def _pen(scale: float, rng: np.random.Generator, info: dict[str, Any], effects: dict[str, float] = EFFECTS
+         ) -> Callable[[np.ndarray], np.ndarray]:
     """The pen, chosen once per picture: thicker (felt pen) or thinner (fine pen) strokes by
     grey dilation or erosion of about one MNIST pixel (``scale`` canvas px per MNIST px)."""
     choice = rng.random()
-    if choice < EFFECTS["thick"]:
+    if choice < effects["thick"]:
         k = max(2, round(scale * rng.uniform(0.8, 1.6)))
         info["thick"] = k
         return lambda ink: cv2.dilate(ink, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
-    if choice < EFFECTS["thick"] + EFFECTS["thin"]:
+    if choice < effects["thick"] + effects["thin"]:
         k = max(2, round(scale * rng.uniform(0.5, 0.9)))
         info["thin"] = k
         return lambda ink: cv2.erode(ink, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
     return lambda ink: ink
 
 
-def _rotate(ink: np.ndarray, rng: np.random.Generator, info: dict[str, Any], limit: float) -> np.ndarray:
-    if rng.random() >= EFFECTS["rotation"]:
+def _rotate(ink: np.ndarray, rng: np.random.Generator, info: dict[str, Any], limit: float,
+            effects: dict[str, float] = EFFECTS) -> np.ndarray:
+    if rng.random() >= effects["rotation"]:
         return ink
     angle = float(rng.uniform(-limit, limit))
     info["rotation"] = round(angle, 1)
@@ -62,15 +68,16 @@ def _rotate(ink: np.ndarray, rng: np.random.Generator, info: dict[str, Any], lim
     return cv2.warpAffine(ink, matrix, (w, h), flags=cv2.INTER_LINEAR, borderValue=0)
 
 
-def _paper(h: int, w: int, rng: np.random.Generator, info: dict[str, Any]) -> np.ndarray:
+def _paper(h: int, w: int, rng: np.random.Generator, info: dict[str, Any], effects: dict[str, float]
+           ) -> np.ndarray:
     """float32 (h, w, 3) BGR paper in [0, 255]: white-ish, maybe tinted, maybe grainy."""
     base = np.full(3, rng.uniform(215, 250), np.float32)
-    if rng.random() < EFFECTS["tint"]:
+    if rng.random() < effects["tint"]:
         tint = rng.uniform(-35, 10, 3).astype(np.float32)  # yellowed, bluish, pinkish, grey paper
         info["tint"] = [round(float(t)) for t in tint]
         base = base + tint
     paper = np.broadcast_to(base, (h, w, 3)).astype(np.float32)
-    if rng.random() < EFFECTS["texture"]:
+    if rng.random() < effects["texture"]:
         amount = float(rng.uniform(3, 10))
         info["texture"] = round(amount, 1)
         # fibres: low-frequency blotches plus fine grain
@@ -94,11 +101,12 @@ def _ink_colour(rng: np.random.Generator) -> np.ndarray:
     return np.array(colours[str(kind)], np.float32)
 
 
-def _camera(image: np.ndarray, scale: float, rng: np.random.Generator, info: dict[str, Any]) -> np.ndarray:
+def _camera(image: np.ndarray, scale: float, rng: np.random.Generator, info: dict[str, Any],
+            effects: dict[str, float], jpeg_quality: int | None = None) -> np.ndarray:
     """float32 BGR picture -> uint8 BGR as a phone would store it: light falloff, defocus,
     sensor noise, JPEG compression."""
     h, w = image.shape[:2]
-    if rng.random() < EFFECTS["uneven_light"]:
+    if rng.random() < effects["uneven_light"]:
         # light from one side: brightness falls linearly to `low` across the page, plus a vignette
         low = float(rng.uniform(0.45, 0.8))
         angle = rng.uniform(0, 2 * np.pi)
@@ -109,51 +117,63 @@ def _camera(image: np.ndarray, scale: float, rng: np.random.Generator, info: dic
         falloff *= 1.0 - 0.25 * r2
         info["uneven_light"] = round(low, 2)
         image = image * falloff[:, :, None]
-    if rng.random() < EFFECTS["blur"]:
+    if rng.random() < effects["blur"]:
         sigma = float(rng.uniform(0.3, 1.0) * scale)
         info["blur"] = round(sigma, 2)
         image = cv2.GaussianBlur(image, (0, 0), sigma)
-    if rng.random() < EFFECTS["noise"]:
+    if rng.random() < effects["noise"]:
         sigma = float(rng.uniform(3, 15))
         info["noise"] = round(sigma, 1)
         image = image + rng.normal(0, sigma, image.shape).astype(np.float32)
     out = np.clip(image, 0, 255).round().astype(np.uint8)
-    if rng.random() < EFFECTS["jpeg"]:
-        quality = int(rng.integers(25, 90))
+    if rng.random() < effects["jpeg"]:
+        quality = int(rng.integers(25, 90)) if jpeg_quality is None else jpeg_quality
         info["jpeg"] = quality
         ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, quality])
         out = cv2.imdecode(buf, cv2.IMREAD_COLOR)
     return out
 
 
-def _compose(coverage: np.ndarray, rng: np.random.Generator, info: dict[str, Any], scale: float
-             ) -> np.ndarray:
+def _compose(coverage: np.ndarray, rng: np.random.Generator, info: dict[str, Any], scale: float,
+             effects: dict[str, float] = EFFECTS, jpeg_quality: int | None = None) -> np.ndarray:
     """Ink coverage (h, w) in [0, 1] -> uint8 BGR photo of it on paper."""
     h, w = coverage.shape
-    paper = _paper(h, w, rng, info)
+    paper = _paper(h, w, rng, info, effects)
     ink = _ink_colour(rng)
     opacity = float(rng.uniform(0.8, 1.0))
     alpha = (coverage * opacity)[:, :, None]
-    return _camera(paper * (1 - alpha) + ink * alpha, scale, rng, info)
+    return _camera(paper * (1 - alpha) + ink * alpha, scale, rng, info, effects, jpeg_quality)
 
 
-def render_photo(digit28: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, dict[str, Any]]:
-    """uint8 (28, 28) MNIST digit -> (uint8 (H, W, 3) BGR photo, info).
-
-    ``info`` has ``canvas`` (h, w), ``box`` (x, y, w, h of the digit's 28x28 field on the canvas)
-    and one entry per effect applied (its parameter), with effect names from ``EFFECTS``.
-    """
+def render_ink(digit28: np.ndarray, rng: np.random.Generator, effects: dict[str, float] = EFFECTS
+               ) -> tuple[np.ndarray, dict[str, Any], float]:
+    """uint8 (28, 28) MNIST digit -> (float32 (H, W) ink coverage in [0, 1] on the canvas, info,
+    canvas px per MNIST px): the digit as the pen left it (size, place, pen, rotation), before
+    paper and camera. ``render_photo`` photographs it."""
     h, w = (int(v) for v in rng.integers(100, 401, 2))
     size = int(rng.uniform(0.3, 0.9) * min(h, w))  # the 28x28 field; the digit is 20/28 of it
     scale = size / 28
     size = round(28 * scale)
     info: dict[str, Any] = {"canvas": (h, w)}
-    ink = _rotate(_pen(scale, rng, info)(_resize(digit28, scale)), rng, info, 15.0)
+    ink = _rotate(_pen(scale, rng, info, effects)(_resize(digit28, scale)), rng, info, 15.0, effects)
     x, y = int(rng.integers(0, w - size + 1)), int(rng.integers(0, h - size + 1))
     info["box"] = (x, y, size, size)
     coverage = np.zeros((h, w), np.float32)
     coverage[y : y + size, x : x + size] = ink
-    return _compose(coverage, rng, info, scale), info
+    return coverage, info, scale
+
+
+def render_photo(digit28: np.ndarray, rng: np.random.Generator, effects: dict[str, float] = EFFECTS,
+                 jpeg_quality: int | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+    """uint8 (28, 28) MNIST digit -> (uint8 (H, W, 3) BGR photo, info).
+
+    ``info`` has ``canvas`` (h, w), ``box`` (x, y, w, h of the digit's 28x28 field on the canvas)
+    and one entry per effect applied (its parameter), with effect names from ``EFFECTS``.
+    ``effects`` gives each effect's probability (``HARSH``: all of them); ``jpeg_quality`` fixes
+    the JPEG quality (random 25-89 otherwise).
+    """
+    coverage, info, scale = render_ink(digit28, rng, effects)
+    return _compose(coverage, rng, info, scale, effects, jpeg_quality), info
 
 
 def _ink_box(digit28: np.ndarray) -> np.ndarray:

@@ -1,17 +1,13 @@
 """What the server does with an image, free of HTTP: bytes in, API results out.
 
-The same preprocessing as ``digitnet predict`` (``digitnet.vision.imaging``) turns any photo or
-drawing into the 28x28 white-on-black input; the PNG of that input goes back to the client
-so a person can see what the model was actually given.
+The same way in as ``digitnet predict`` and ``digitnet read`` (``imaging.digit_from_bytes``,
+``numbers.number_from_bytes``) turns any photo or drawing into the 28x28 white-on-black input,
+or a number's line; the PNG of that input goes back to the client so a person can see what the
+model was actually given.
 
 A correction is read again here, by the model served now: the answer, confidence, 28x28
 images and model identity stored with it are the server's own, not what a client claims, and
 the picture kept is the ink re-encoded (``corrections.pictures``), never the file as sent.
-
-A number is found and read on a copy at most ``READ_SIDE`` px a side: the line reader sees
-the writing 24 px tall whatever the photo's size (even a 45:1 line is 23 px tall at that
-width), so a larger copy only costs time and memory (an image at the pixel limit took 3 s
-and 880 MB at full size).
 """
 
 from __future__ import annotations
@@ -34,7 +30,7 @@ from digitnet.training import runs
 from digitnet.training.config import NOT_A_DIGIT, NOT_A_DIGIT_NAME
 from digitnet.vision import imaging
 from digitnet.vision.layout import count_digits
-from digitnet.vision.numbers import NumberReading, read_number
+from digitnet.vision.numbers import in_original, number_from_bytes
 from digitnet.web import site
 from digitnet.web.schemas import CorrectionFields, CorrectionOut, DigitOut, ModelInfo, Prediction, Reading
 
@@ -101,60 +97,30 @@ def png_base64(image: np.ndarray) -> str:
     return base64.b64encode(png.tobytes()).decode("ascii")
 
 
-def digit_in(data: bytes, source: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One digit's image decoded (grey, at most ``DIGIT_PHOTO_SIDE`` px a side), the uint8
-    (28, 28) the network reads and the ink mask (h, w) bool on a small copy."""
-    with imaging.opencv_errors(source):
-        image = imaging.decode(data, source, imaging.DIGIT_PHOTO_SIDE, gray=True)
-        return image, *imaging.digit_and_ink(image)
-
-
 def predict_image(data: bytes, source: str, predictor: Predictor) -> Prediction:
     """One digit: decode, preprocess to 28x28, classify."""
-    _, x, ink = digit_in(data, source)
-    p = predictor.probabilities(x[None])  # (1, classes)
+    digit = imaging.digit_from_bytes(data, source)
+    p = predictor.probabilities(digit.image28[None])  # (1, classes)
     (answer,) = predictor.answers(p)
-    count = count_digits(ink)
+    count = count_digits(digit.ink)
     return Prediction(**answer.to_dict(), probabilities=[float(v) for v in p[0]],
-                      number_of_digits=count if count > 1 else None, preprocessed=png_base64(x))
+                      number_of_digits=count if count > 1 else None,
+                      preprocessed=png_base64(digit.image28))
 
 
 def explain_image(data: bytes, source: str, predictor: Predictor) -> dict:
     """What the network sees in one digit (the image prepared as ``predict_image`` prepares it):
     occlusion on the predictor's own runtime, the first layer's maps, as small integer arrays.
     Its cost is bounded: at most 169 blanked copies and 2 more in one batch, whatever is sent."""
-    _, x, _ = digit_in(data, source)
-    return explain.explain_with(predictor, x).to_dict()
-
-
-READ_SIDE = 1024  # px: the longer side of the copy a number is read on
-
-
-def for_reading(data: bytes, source: str) -> tuple[np.ndarray, float]:
-    """(the image decoded as a grey copy at most ``READ_SIDE`` px a side, the factor from its
-    coordinates to the image's own)."""
-    gray = imaging.decode(data, source, gray=True)
-    height, width = gray.shape
-    scale = READ_SIDE / max(height, width)
-    if scale >= 1:
-        return gray, 1.0
-    small = cv2.resize(gray, (max(1, round(width * scale)), max(1, round(height * scale))),
-                       interpolation=cv2.INTER_AREA)
-    return small, width / small.shape[1]
-
-
-def number_in(data: bytes, source: str, reader: LineReader) -> tuple[NumberReading, np.ndarray, float]:
-    """(the number read, the grey copy it was read on, the factor to the original's pixels)."""
-    with imaging.opencv_errors(source):
-        gray, factor = for_reading(data, source)
-        return read_number(gray, reader), gray, factor
+    digit = imaging.digit_from_bytes(data, source)
+    return explain.explain_with(predictor, digit.image28).to_dict()
 
 
 def read_image(data: bytes, source: str, reader: LineReader) -> Reading:
     """A number on one line, read whole; boxes in the pixels of the image sent."""
-    reading, _, factor = number_in(data, source, reader)
-    digits = [DigitOut(digit=d.digit, probability=d.probability,
-                       box=tuple(round(v * factor) for v in d.box),
+    reading, _, factor = number_from_bytes(data, source, reader)
+    reading = in_original(reading, factor)
+    digits = [DigitOut(digit=d.digit, probability=d.probability, box=d.box,
                        runner_up=d.runner_up, unsure=d.unsure, preprocessed=png_base64(d.image28))
               for d in reading.digits]
     return Reading(text=reading.text, verdict=reading.verdict, probability=reading.probability,
@@ -184,14 +150,15 @@ def seen_digit(data: bytes, source: str, predictor: Predictor, label: str
                ) -> tuple[str, float, store.Seen, bytes]:
     """(answer text, its probability, the 28x28 with what the model said, a PNG of the ink) of
     one digit."""
-    image, x, ink = digit_in(data, source)  # as predict_image
-    (answer,) = predictor.answers(predictor.probabilities(x[None]))
+    digit = imaging.digit_from_bytes(data, source)  # as predict_image
+    (answer,) = predictor.answers(predictor.probabilities(digit.image28[None]))
     said = NOT_A_DIGIT if answer.verdict == "not_a_digit" else answer.digit
+    ink = digit.ink  # (h, w) bool on the copy the digit was found on
     rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
     box = (cols[0] / ink.shape[1], rows[0] / ink.shape[0],
            (cols[-1] + 1) / ink.shape[1], (rows[-1] + 1) / ink.shape[0]) if rows.size else None
-    picture = pictures.png(pictures.ink_crop(image, box))
-    seen = store.Seen(x, said, answer.probability, class_index(label))
+    picture = pictures.png(pictures.ink_crop(digit.picture, box))
+    seen = store.Seen(digit.image28, said, answer.probability, class_index(label))
     return answer.text, answer.probability, seen, picture
 
 
@@ -200,7 +167,7 @@ def seen_number(data: bytes, source: str, reader: LineReader, label: str
     """(the number read, the probability of the whole number, each digit's 28x28 with what the
     line reader said, a PNG of the ink); each digit gets its label only when the label has as
     many digits."""
-    reading, gray, _ = number_in(data, source, reader)
+    reading, gray, _ = number_from_bytes(data, source, reader)
     labels = [int(c) for c in label] if len(label) == len(reading.digits) else [None] * len(reading.digits)
     seen = [store.Seen(d.image28, d.digit, d.probability, y)
             for d, y in zip(reading.digits, labels, strict=True)]

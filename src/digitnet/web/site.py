@@ -25,6 +25,7 @@ from digitnet import atomic
 from digitnet.errors import DigitnetError
 from digitnet.inference import bundled, explain, export, onnx_runtime
 from digitnet.training import runs
+from digitnet.vision import imaging
 from digitnet.web import browser_runtime
 
 STATIC = Path(__file__).parent / "static"
@@ -61,6 +62,9 @@ def reader_info(run_dir: Path, first_layer: dict[str, Any] | None = None) -> dic
         "dataset": config.dataset,
         "test_accuracy": metrics.get("test_accuracy"),
         "classes": list(config.classes),
+        # the algorithm from pixels to 28x28 the server uses: reader/imaging.js refuses another
+        # (the calibration record names the one the verdict was fitted on)
+        "preprocess": imaging.PREPROCESS_VERSION,
         # the thresholds of the verdict (calibration.from_record reads the same record)
         "calibration": metrics.get("calibration"),
         "model": onnx_runtime.ONNX_FILE,

@@ -5,7 +5,7 @@
 // A folder of the reader (model.json, the model and the runtime) is all it needs.
 
 import { explanation, occlusionBatch } from "./explain.js";
-import { checkSize, FIELD, ImageError, toMnist } from "./imaging.js";
+import { checkSize, FIELD, ImageError, PREPROCESS_VERSION, toMnist } from "./imaging.js";
 import { answer, verdictFrom } from "./verdict.js";
 
 // The reader in the folder at `base` (a URL ending in "/"): {info, read, explain}. Fails with
@@ -15,6 +15,11 @@ export async function openReader(base) {
   const response = await fetch(new URL("model.json", root));
   const info = await response.json().catch(() => ({}));
   if (!response.ok) throw new Error(info.detail || `no reader at ${root} (${response.status})`);
+  // the page must turn pictures into 28x28 digits exactly as the server does for this model
+  if (info.preprocess !== PREPROCESS_VERSION) {
+    throw new Error(`the reader at ${root} expects preprocessing ${info.preprocess || "(unnamed)"}, this page does ` +
+      `${PREPROCESS_VERSION}; export the reader again with this version of digitnet`);
+  }
   const ort = await import(new URL(info.runtime.module, root).href);
   ort.env.wasm.numThreads = 1;
   ort.env.wasm.wasmPaths = root.href;
@@ -30,7 +35,7 @@ export async function openReader(base) {
   // drawing: the pixels are the page's own canvas with strokes only (see toMnist).
   async function read(rgba, width, height, drawing = false) {
     const start = performance.now();
-    const digit = toMnist(rgba, width, height, drawing);
+    const digit = toMnist(rgba, width, height, drawing ? true : null);
     const input = new ort.Tensor("float32", Float32Array.from(digit, (v) => v / 255), [1, 1, FIELD, FIELD]);
     const output = await session.run({ [info.input]: input });
     const probabilities = Array.from(output[info.output].data);

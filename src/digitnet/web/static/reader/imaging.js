@@ -1,15 +1,31 @@
-// Any photo or drawing -> the 28x28 white-on-black digit the network reads, in the browser:
-// digitnet.vision.imaging step for step, with OpenCV's operations written out (its borders,
-// roundings and float32 arithmetic where they change a grey level). docs/static-site.md says
-// what differs. An image is a plane {w, h, data}: data is a typed array, row by row.
+// Any photo or drawing -> the 28x28 white-on-black digit the network reads, in the browser: the
+// algorithm of digitnet.vision.imaging and digitnet.vision.paper (PREPROCESS_VERSION), step for
+// step and to the byte. Every grey level is computed with whole numbers (block sums, minima and
+// maxima, medians, counts, least squares by Cramer's rule, in BigInt where products pass 2^53) or
+// with one double operation at a time in the order Python uses, so both give the same bytes;
+// tests/js checks it on the fixtures scripts/preprocess_fixtures.py writes. An image is a plane
+// {w, h, data}: data is a typed array, row by row.
 
+export const PREPROCESS_VERSION = "digitnet-preprocess-3";
 export const FIELD = 28; // MNIST: the image side
 export const DIGIT_BOX = 20; // MNIST: the ink's longer side
 export const MAX_PIXELS = 40_000_000;
 export const MAX_ASPECT = 60;
 const MIN_CONTRAST = 24; // grey levels the ink must stand out by
-const SPECK_FRACTION = 0.03; // pieces of ink smaller than this share of the largest are specks
+const SPECK_PERCENT = 3; // pieces of ink smaller than this share of the largest are specks
+const WORK_SIDE = 512; // the digit is found and cleaned on a copy at most this long ...
+const ZOOM_BELOW = 64; // ... and looked at again closer when it is shorter than this there
+const POLARITY_SIDE = 48; // polarity: a subsample at most this across its shorter side
+const PAPER_SIDE = 48; // the paper: a copy at most this across its shorter side
+const OPENING_TENTHS = 3; // the opening that tells paper from ink: 0.3 of the copy's short side
+const PAPER_RISE = 8; // paper rises above the opening by at most max(8, 3 sigma) ...
+const NOISE_MADS = 44478; // ... sigma = 1.4826 MADs: 3 sigma in ten-thousandths of a MAD
+const MIN_PAPER_PARTS = 20; // under 1/20 of the copy paper: the opening is the ground
+const PAPER_MARGIN = 16; // the plane stays this close to the paper it was fitted to
+const RIDGE_PARTS = 1000; // the slopes' ridge: 1/1000 of the paper's count times (k/2)^2
 const BLANK = "blank image: no writing stands out from the background; photograph the digit darker or closer";
+const NO_WRITING = "blank image: no writing found; photograph the digit darker or closer";
+const NO_INK = "blank image: no ink left after scaling";
 
 export class ImageError extends Error {
   constructor(message, kind) {
@@ -18,58 +34,30 @@ export class ImageError extends Error {
   }
 }
 
-const f32 = Math.fround;
-
 function plane(w, h, Type) {
   return { w, h, data: new Type(w * h) };
-}
-
-// Python's round(): halves go to the even neighbour (OpenCV's cvRound does the same).
-function roundEven(x) {
-  const r = Math.round(x);
-  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
 }
 
 function clamp(i, n) {
   return i < 0 ? 0 : i >= n ? n - 1 : i;
 }
 
-// numpy.percentile's default ("linear") on an ascending array.
-function percentileSorted(sorted, q) {
-  const at = (q / 100) * (sorted.length - 1);
-  const lo = Math.floor(at);
-  const hi = Math.min(lo + 1, sorted.length - 1);
-  return sorted[lo] + (sorted[hi] - sorted[lo]) * (at - lo);
+// Python's a // b for whole numbers (b > 0), exact while |a| < 2^53.
+function floorDiv(a, b) {
+  return Math.floor(a / b);
 }
 
-// np.median of values that are whole or half grey levels in [-510, 510], by counting them.
-function medianOfHalves(values) {
-  const count = new Int32Array(2041);
-  for (let i = 0; i < values.length; i++) count[Math.round(2 * values[i]) + 1020]++;
-  const nth = (k) => {
-    for (let v = 0, seen = 0; v < 2041; v++) if ((seen += count[v]) > k) return (v - 1020) / 2;
-    return 510;
-  };
-  const n = values.length;
-  return n % 2 ? nth((n - 1) / 2) : (nth(n / 2 - 1) + nth(n / 2)) / 2;
+function ceilDiv(a, b) {
+  return -floorDiv(-a, b);
 }
 
-// np.median of uint8 values given as a 256-bin histogram with n entries.
-function histogramMedian(hist, n) {
-  const at = (k) => {
-    let seen = 0;
-    for (let v = 0; v < 256; v++) {
-      seen += hist[v];
-      if (seen > k) return v;
-    }
-    return 255;
-  };
-  return n % 2 ? at((n - 1) / 2) : (at(n / 2 - 1) + at(n / 2)) / 2;
+function blank(message = BLANK) {
+  return new ImageError(message, "blank");
 }
 
 // ---- decoded pixels -> gray ---------------------------------------------------------------
 
-// RGBA bytes -> uint8 gray as OpenCV's BGR2GRAY (fixed point), transparent pixels flattened
+// RGBA bytes -> uint8 gray (luma: 0.299 R + 0.587 G + 0.114 B in 15-bit fixed point), transparent pixels flattened
 // onto white paper, or onto black when white leaves no contrast (a light drawing): to_gray.
 export function toGray(rgba, w, h) {
   const n = w * h;
@@ -77,168 +65,86 @@ export function toGray(rgba, w, h) {
   let opaque = true;
   for (let i = 0; i < n; i++) {
     const p = 4 * i;
-    gray.data[i] = (rgba[p] * 4899 + rgba[p + 1] * 9617 + rgba[p + 2] * 1868 + 8192) >> 14;
+    gray.data[i] = (rgba[p] * 9798 + rgba[p + 1] * 19235 + rgba[p + 2] * 3735 + 16384) >> 15;
     if (rgba[p + 3] !== 255) opaque = false;
   }
   if (opaque) return gray;
-  const onWhite = new Float32Array(n);
-  const onBlack = new Float32Array(n);
+  const onWhite = new Int32Array(n);
   let wLo = Infinity, wHi = -Infinity, aLo = Infinity, aHi = -Infinity;
   for (let i = 0; i < n; i++) {
-    const alpha = f32(rgba[4 * i + 3] / 255);
-    onBlack[i] = f32(gray.data[i] * alpha);
-    onWhite[i] = f32(onBlack[i] + f32(255 * f32(1 - alpha)));
-    wLo = Math.min(wLo, onWhite[i]);
-    wHi = Math.max(wHi, onWhite[i]);
-    aLo = Math.min(aLo, alpha);
-    aHi = Math.max(aHi, alpha);
+    const alpha = rgba[4 * i + 3];
+    onWhite[i] = floorDiv(gray.data[i] * alpha + 255 * (255 - alpha) + 127, 255);
+    [wLo, wHi] = [Math.min(wLo, onWhite[i]), Math.max(wHi, onWhite[i])];
+    [aLo, aHi] = [Math.min(aLo, alpha), Math.max(aHi, alpha)];
   }
-  const flat = wHi - wLo < MIN_CONTRAST && f32(aHi - aLo) >= f32(MIN_CONTRAST / 255) ? onBlack : onWhite;
-  for (let i = 0; i < n; i++) gray.data[i] = roundEven(flat[i]);
+  const onBlack = wHi - wLo < MIN_CONTRAST && aHi - aLo >= MIN_CONTRAST;
+  for (let i = 0; i < n; i++) {
+    gray.data[i] = onBlack ? floorDiv(gray.data[i] * rgba[4 * i + 3] + 127, 255) : onWhite[i];
+  }
   return gray;
 }
 
-// ---- resizing, as cv2.resize ---------------------------------------------------------------
+// ---- copies at other scales ------------------------------------------------------------------
 
-// OpenCV's INTER_AREA weights along one axis: which source pixels cover each output pixel,
-// as taps: output d takes source[at[t]] * weight[t] for t from start[d] to start[d + 1].
-function areaTable(ssize, dsize) {
-  const scale = 1 / (dsize / ssize);
-  const at = [], weight = [], start = [0];
-  for (let d = 0; d < dsize; d++) {
-    const f1 = d * scale, f2 = f1 + scale;
-    const cell = Math.min(scale, ssize - f1);
-    const s2 = Math.min(Math.floor(f2), ssize - 1);
-    const s1 = Math.min(Math.ceil(f1), s2);
-    const tap = (s, w) => {
-      at.push(s);
-      weight.push(f32(w));
-    };
-    if (s1 - f1 > 1e-3) tap(s1 - 1, (s1 - f1) / cell);
-    for (let s = s1; s < s2; s++) tap(s, 1 / cell);
-    if (f2 - s2 > 1e-3) tap(s2, Math.min(Math.min(f2 - s2, 1), cell) / cell);
-    start.push(at.length);
-  }
-  return { at: Int32Array.from(at), weight: Float64Array.from(weight), start: Int32Array.from(start) };
-}
-
-// Shrinking with INTER_AREA (area averaging). uint8 results are rounded; OpenCV's exact halving
-// of uint8 rounds halves up, everything else to even.
-function resizeArea(src, dw, dh, Type) {
+// block_mean: the mean of each f x f block (smaller on the right and bottom edges), rounded half up.
+export function blockMean(src, f) {
+  if (f === 1) return src;
   const { w, h, data } = src;
-  if (dw === w && dh === h) return { w, h, data: Type.from(data) };
-  const out = plane(dw, dh, Type);
-  if (Type === Uint8Array && w === 2 * dw && h === 2 * dh) {
-    for (let y = 0; y < dh; y++) {
-      for (let x = 0; x < dw; x++) {
-        const i = 2 * y * w + 2 * x;
-        out.data[y * dw + x] = (data[i] + data[i + 1] + data[i + w] + data[i + w + 1] + 2) >> 2;
-      }
-    }
-    return out;
-  }
-  const xs = areaTable(w, dw), ys = areaTable(h, dh);
-  const rows = new Float64Array(h * dw); // each source row shrunk horizontally
+  const out = plane(ceilDiv(w, f), ceilDiv(h, f), Uint8Array);
+  const sums = new Float64Array(out.w * out.h);
   for (let y = 0; y < h; y++) {
-    for (let x = 0; x < dw; x++) {
-      let sum = 0;
-      for (let t = xs.start[x]; t < xs.start[x + 1]; t++) sum += data[y * w + xs.at[t]] * xs.weight[t];
-      rows[y * dw + x] = sum;
-    }
+    const row = Math.floor(y / f) * out.w;
+    for (let x = 0; x < w; x++) sums[row + Math.floor(x / f)] += data[y * w + x];
   }
-  const sums = new Float64Array(dw);
-  for (let y = 0; y < dh; y++) {
-    sums.fill(0);
-    for (let t = ys.start[y]; t < ys.start[y + 1]; t++) {
-      const o = ys.at[t] * dw, a = ys.weight[t];
-      for (let x = 0; x < dw; x++) sums[x] += rows[o + x] * a;
-    }
-    for (let x = 0; x < dw; x++) {
-      out.data[y * dw + x] = Type === Uint8Array ? Math.min(255, Math.max(0, roundEven(sums[x]))) : sums[x];
+  for (let by = 0; by < out.h; by++) {
+    for (let bx = 0; bx < out.w; bx++) {
+      const count = Math.min(f, h - f * by) * Math.min(f, w - f * bx);
+      out.data[by * out.w + bx] = floorDiv(sums[by * out.w + bx] + floorDiv(count, 2), count);
     }
   }
   return out;
 }
 
-// OpenCV's source position and weights for output pixel d (half-pixel centres).
-function linearTaps(ssize, dsize) {
-  const scale = ssize / dsize;
+// _shrink: block_mean by the smallest whole factor that brings the longer (shorter) side to `side`.
+function shrink(src, side, shorter = false) {
+  const f = Math.max(1, ceilDiv(shorter ? Math.min(src.w, src.h) : Math.max(src.w, src.h), side));
+  return [blockMean(src, f), f];
+}
+
+// _linear_taps: output i sits at (2i + 1 - f) / 2f pixels of the copy f times smaller.
+function linearTaps(size, f, n) {
   const taps = [];
-  for (let d = 0; d < dsize; d++) {
-    let f = f32((d + 0.5) * scale - 0.5);
-    let s = Math.floor(f);
-    f -= s;
-    if (s < 0) [s, f] = [0, 0];
-    if (s >= ssize - 1) [s, f] = [ssize - 1, 0];
-    taps.push([s, Math.min(s + 1, ssize - 1), 1 - f, f]);
+  for (let i = 0; i < size; i++) {
+    const at = 2 * i + 1 - f;
+    const first = floorDiv(at, 2 * f);
+    taps.push([clamp(first, n), clamp(first + 1, n), at - first * 2 * f]);
   }
   return taps;
 }
 
-// Growing a float image with INTER_LINEAR.
-function resizeLinear(src, dw, dh) {
-  const { w, h, data } = src;
-  if (dw === w && dh === h) return { w, h, data: Float32Array.from(data) };
-  const xs = linearTaps(w, dw), ys = linearTaps(h, dh);
-  const rows = new Float32Array(h * dw);
+// upsample: bilinear, f times larger, edges replicated, weights in 2f-ths, rounded half up.
+export function upsample(small, f, w, h) {
+  const out = plane(w, h, Uint8Array);
+  if (f === 1) {
+    for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) out.data[y * w + x] = small.data[y * small.w + x];
+    return out;
+  }
+  const f2 = 2 * f, ys = linearTaps(h, f, small.h), xs = linearTaps(w, f, small.w);
+  const rows = new Float64Array(h * small.w);
   for (let y = 0; y < h; y++) {
-    for (let x = 0; x < dw; x++) {
-      const [s0, s1, a0, a1] = xs[x];
-      rows[y * dw + x] = data[y * w + s0] * a0 + data[y * w + s1] * a1;
+    const [a, b, wy] = ys[y];
+    for (let x = 0; x < small.w; x++) {
+      rows[y * small.w + x] = small.data[a * small.w + x] * (f2 - wy) + small.data[b * small.w + x] * wy;
     }
   }
-  const out = plane(dw, dh, Float32Array);
-  for (let y = 0; y < dh; y++) {
-    const [s0, s1, b0, b1] = ys[y];
-    for (let x = 0; x < dw; x++) out.data[y * dw + x] = rows[s0 * dw + x] * b0 + rows[s1 * dw + x] * b1;
-  }
-  return out;
-}
-
-function cubicWeights(x) {
-  const A = -0.75;
-  const c0 = ((A * (x + 1) - 5 * A) * (x + 1) + 8 * A) * (x + 1) - 4 * A;
-  const c1 = ((A + 2) * x - (A + 3)) * x * x + 1;
-  const c2 = ((A + 2) * (1 - x) - (A + 3)) * (1 - x) * (1 - x) + 1;
-  return [c0, c1, c2, 1 - c0 - c1 - c2];
-}
-
-// Growing a float image with INTER_CUBIC (edges replicated, as OpenCV does).
-function resizeCubic(src, dw, dh) {
-  const { w, h, data } = src;
-  if (dw === w && dh === h) return { w, h, data: Float32Array.from(data) };
-  const taps = (ssize, dsize) => Array.from({ length: dsize }, (_, d) => {
-    const f = f32((d + 0.5) * (ssize / dsize) - 0.5);
-    const s = Math.floor(f);
-    return [[-1, 0, 1, 2].map((k) => clamp(s + k, ssize)), cubicWeights(f - s)];
-  });
-  const xs = taps(w, dw), ys = taps(h, dh);
-  const rows = new Float32Array(h * dw);
   for (let y = 0; y < h; y++) {
-    for (let x = 0; x < dw; x++) {
-      const [idx, wt] = xs[x];
-      let sum = 0;
-      for (let k = 0; k < 4; k++) sum += data[y * w + idx[k]] * wt[k];
-      rows[y * dw + x] = sum;
-    }
-  }
-  const out = plane(dw, dh, Float32Array);
-  for (let y = 0; y < dh; y++) {
-    const [idx, wt] = ys[y];
-    for (let x = 0; x < dw; x++) {
-      let sum = 0;
-      for (let k = 0; k < 4; k++) sum += rows[idx[k] * dw + x] * wt[k];
-      out.data[y * dw + x] = sum;
+    for (let x = 0; x < w; x++) {
+      const [a, b, wx] = xs[x];
+      const sum = rows[y * small.w + a] * (f2 - wx) + rows[y * small.w + b] * wx;
+      out.data[y * w + x] = floorDiv(sum + (f2 * f2) / 2, f2 * f2);
     }
   }
   return out;
-}
-
-// _small: a copy at most `side` px long; light and paper vary slowly.
-function small(gray, side) {
-  const scale = Math.min(1, side / Math.max(gray.w, gray.h));
-  return resizeArea(gray, Math.max(1, roundEven(gray.w * scale)), Math.max(1, roundEven(gray.h * scale)),
-    Uint8Array);
 }
 
 // ---- filters --------------------------------------------------------------------------------
@@ -334,60 +240,6 @@ function medianBlur(src, k) {
   return k <= 15 ? medianSmall(src, k) : medianLarge(src, k);
 }
 
-// Minimum (or maximum) along lines of n values, over windows [i - a, i - a + k - 1]; values
-// outside the line do not take part. Van Herk / Gil-Werman: running extrema within blocks of k,
-// from the left and from the right, then two of them per window, whatever k is.
-function lineExtremum(src, out, n, lines, lineStep, step, k, a, max) {
-  const neutral = max ? -Infinity : Infinity;
-  const size = n + k - 1, blocks = Math.ceil(size / k) * k;
-  const line = new Float64Array(blocks).fill(neutral), g = new Float64Array(blocks), r = new Float64Array(blocks);
-  for (let l = 0; l < lines; l++) {
-    const base = l * lineStep;
-    for (let i = 0; i < n; i++) line[a + i] = src[base + i * step];
-    for (let b = 0; b < blocks; b += k) {
-      g[b] = line[b];
-      for (let i = b + 1; i < b + k; i++) g[i] = max ? Math.max(g[i - 1], line[i]) : Math.min(g[i - 1], line[i]);
-      r[b + k - 1] = line[b + k - 1];
-      for (let i = b + k - 2; i >= b; i--) r[i] = max ? Math.max(r[i + 1], line[i]) : Math.min(r[i + 1], line[i]);
-    }
-    for (let i = 0; i < n; i++) {
-      out[base + i * step] = max ? Math.max(r[i], g[i + k - 1]) : Math.min(r[i], g[i + k - 1]);
-    }
-  }
-}
-
-// cv2.erode / cv2.dilate with a kw x kh rectangle, anchored at its centre (rounded down) as
-// OpenCV does; pixels outside the picture do not take part.
-function extremum(src, kw, kh, max) {
-  const { w, h, data } = src;
-  const along = (k) => (k > 7 ? lineExtremum : lineExtremumSmall);
-  const rows = new data.constructor(w * h);
-  along(kw)(data, rows, w, h, w, 1, kw, kw >> 1, max);
-  const out = { w, h, data: new data.constructor(w * h) };
-  along(kh)(rows, out.data, h, w, 1, w, kh, kh >> 1, max);
-  return out;
-}
-
-// lineExtremum for windows of a few pixels: directly.
-function lineExtremumSmall(src, out, n, lines, lineStep, step, k, a, max) {
-  for (let l = 0; l < lines; l++) {
-    const base = l * lineStep;
-    for (let i = 0; i < n; i++) {
-      const lo = Math.max(0, i - a), hi = Math.min(n - 1, i - a + k - 1);
-      let v = src[base + lo * step];
-      if (max) {
-        for (let j = base + (lo + 1) * step, end = base + hi * step; j <= end; j += step) if (src[j] > v) v = src[j];
-      } else {
-        for (let j = base + (lo + 1) * step, end = base + hi * step; j <= end; j += step) if (src[j] < v) v = src[j];
-      }
-      out[base + i * step] = v;
-    }
-  }
-}
-
-const erode = (src, kw, kh = kw) => extremum(src, kw, kh, false);
-const dilate = (src, kw, kh = kw) => extremum(src, kw, kh, true);
-
 // cv2.dilate of a 0/1 mask by a symmetric element given as offsets [dx, dy] from its centre:
 // each set pixel sets its neighbours (a mask is mostly empty, so this is the quick way).
 function dilateMask(mask, element) {
@@ -408,227 +260,6 @@ function dilateMask(mask, element) {
 const offsets = (rows) => rows.flatMap((row, y) => [...row].flatMap((c, x) => (c === "1" ? [[x - 2, y - 2]] : [])));
 const SQUARE3 = offsets(["00000", "01110", "01110", "01110", "00000"]);
 const ELLIPSE5 = offsets(["00100", "11111", "11111", "11111", "00100"]); // getStructuringElement(MORPH_ELLIPSE, (5, 5))
-
-// cv2.GaussianBlur of float64 images, zero outside (BORDER_CONSTANT), with the kernel OpenCV
-// makes for the sigma. `data` holds 9 images interleaved (the moments of localLinear), blurred
-// in one pass: each kernel weight is read once for all nine.
-function gaussianBlur9(w, h, data, sigma) {
-  const size = roundEven(sigma * 8 + 1) | 1;
-  const c = (size - 1) / 2;
-  const kernel = new Float64Array(size);
-  let total = 0;
-  for (let i = 0; i < size; i++) total += (kernel[i] = Math.exp((-0.5 / (sigma * sigma)) * (i - c) ** 2));
-  for (let i = 0; i < size; i++) kernel[i] /= total;
-  const pass = (src, n, lines, lineStep, step) => { // along `lines` lines of n pixels
-    const out = new Float64Array(src.length);
-    for (let line = 0; line < lines; line++) {
-      const base = line * lineStep;
-      for (let x = 0; x < n; x++) {
-        let a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0, a8 = 0;
-        for (let i = Math.max(0, x - c), end = Math.min(n - 1, x + c); i <= end; i++) {
-          const k = kernel[i - x + c], o = 9 * (base + i * step);
-          a0 += src[o] * k;
-          a1 += src[o + 1] * k;
-          a2 += src[o + 2] * k;
-          a3 += src[o + 3] * k;
-          a4 += src[o + 4] * k;
-          a5 += src[o + 5] * k;
-          a6 += src[o + 6] * k;
-          a7 += src[o + 7] * k;
-          a8 += src[o + 8] * k;
-        }
-        const o = 9 * (base + x * step);
-        out[o] = a0;
-        out[o + 1] = a1;
-        out[o + 2] = a2;
-        out[o + 3] = a3;
-        out[o + 4] = a4;
-        out[o + 5] = a5;
-        out[o + 6] = a6;
-        out[o + 7] = a7;
-        out[o + 8] = a8;
-      }
-    }
-    return out;
-  };
-  return pass(pass(data, w, h, w, 1), h, w, 1, w);
-}
-
-// ---- from any image to white ink on black ----------------------------------------------------
-
-// is_dark_on_light: the ink is whichever side of the local paper (a median over a window as
-// wide as the picture) reaches further, measured by the extreme 0.1% on each side.
-export function isDarkOnLight(gray) {
-  const s = small(gray, 256);
-  const k = Math.max(3, Math.min(s.w, s.h) - 1) | 1;
-  const paper = medianBlur(s, k);
-  const count = new Int32Array(511); // diff + 255
-  for (let i = 0; i < s.data.length; i++) count[s.data[i] - paper.data[i] + 255]++;
-  const n = s.data.length;
-  const nth = (i) => { // the i-th smallest difference
-    for (let v = 0, seen = 0; v < 511; v++) if ((seen += count[v]) > i) return v - 255;
-    return 255;
-  };
-  const quantile = (q) => {
-    const at = (q / 100) * (n - 1), lo = Math.floor(at);
-    const a = nth(lo), b = nth(Math.min(lo + 1, n - 1));
-    return f32(a + (b - a) * (at - lo));
-  };
-  const low = quantile(0.1), high = quantile(99.9);
-  let darkSum = 0, darkN = 0, lightSum = 0, lightN = 0;
-  for (let v = 0; v < 511; v++) {
-    const d = v - 255;
-    if (d <= low) [darkSum, darkN] = [darkSum - d * count[v], darkN + count[v]];
-    if (d >= high) [lightSum, lightN] = [lightSum + d * count[v], lightN + count[v]];
-  }
-  return darkSum / darkN > lightSum / lightN;
-}
-
-// local_linear: Gaussian-weighted local linear fit of `values` where `weight` > 0: at each pixel
-// the a + b*dx + c*dy that best fits the weighted neighbours.
-function localLinear(values, weight, sigma) {
-  const { w, h } = values;
-  const n = w * h, f = values.data;
-  const out = plane(w, h, Float64Array);
-  // all known values zero (a clean drawing's paper): so is the fit, no need to compute it
-  if (f.every((v, i) => v === 0 || weight.data[i] === 0)) return out;
-  // the moments of the weights and data, 9 images blurred together
-  const moments = new Float64Array(9 * n);
-  for (let i = 0; i < n; i++) {
-    const wt = weight.data[i];
-    if (!wt) continue;
-    const x = ((i % w) - w / 2) / sigma, y = (Math.floor(i / w) - h / 2) / sigma, o = 9 * i;
-    moments[o] = wt;
-    moments[o + 1] = wt * x;
-    moments[o + 2] = wt * y;
-    moments[o + 3] = wt * x * x;
-    moments[o + 4] = wt * x * y;
-    moments[o + 5] = wt * y * y;
-    moments[o + 6] = wt * f[i];
-    moments[o + 7] = wt * f[i] * x;
-    moments[o + 8] = wt * f[i] * y;
-  }
-  const m = gaussianBlur9(w, h, moments, sigma);
-  for (let i = 0; i < n; i++) {
-    const x = ((i % w) - w / 2) / sigma, y = (Math.floor(i / w) - h / 2) / sigma;
-    const o = 9 * i;
-    const s0 = m[o], sx = m[o + 1], sy = m[o + 2], sxx = m[o + 3], sxy = m[o + 4], syy = m[o + 5];
-    const f0 = m[o + 6], fx = m[o + 7], fy = m[o + 8];
-    const ridge = 1e-3 * (s0 + 1e-9); // slopes fall back towards zero where data is scarce
-    // about this pixel: [[a b c] [b d e] [c e g]] (intercept, slopes) = [r0 r1 r2]
-    const a = s0 + 1e-9, b = sx - x * s0, c = sy - y * s0;
-    const d = sxx - 2 * x * sx + x * x * s0 + ridge;
-    const e = sxy - x * sy - y * sx + x * y * s0;
-    const g = syy - 2 * y * sy + y * y * s0 + ridge;
-    const r0 = f0, r1 = fx - x * f0, r2 = fy - y * f0;
-    // the intercept, by Cramer's rule
-    const det = a * (d * g - e * e) - b * (b * g - e * c) + c * (b * e - d * c);
-    out.data[i] = (r0 * (d * g - e * e) - b * (r1 * g - e * r2) + c * (r1 * e - d * r2)) / det;
-  }
-  return out;
-}
-
-// background: the (white-on-black) picture without its ink, the paper under uneven light.
-function background(ink) {
-  const s = small(ink, 128);
-  const sf = { w: s.w, h: s.h, data: Float32Array.from(s.data) };
-  const k = Math.max(3, roundEven(0.3 * Math.min(s.w, s.h)));
-  const opened = dilate(erode(sf, k), k);
-  const rise = sf.data.map((v, i) => v - opened.data[i]); // whole grey levels
-  const mid = medianOfHalves(rise);
-  const noise = 1.4826 * medianOfHalves(rise.map((v) => Math.abs(v - mid)));
-  const limit = f32(Math.max(8, 3 * noise));
-  const known = plane(s.w, s.h, Uint8Array);
-  for (let i = 0; i < rise.length; i++) known.data[i] = rise[i] <= limit ? 1 : 0;
-  const paper = erode(known, 3); // clear of the strokes' soft edges
-  let paperPixels = 0;
-  for (let i = 0; i < rise.length; i++) paperPixels += paper.data[i];
-  const estimate = paperPixels < 0.05 * paper.data.length ? opened
-    : { w: s.w, h: s.h, data: Float32Array.from(localLinear(sf, paper, Math.max(1.5, k / 2)).data) };
-  const shade = plane(ink.w, ink.h, Uint8Array);
-  if (estimate.data.every((v) => v === 0)) return shade; // a clean drawing's paper
-  const full = resizeLinear(estimate, ink.w, ink.h).data;
-  for (let i = 0; i < full.length; i++) shade.data[i] = Math.min(255, Math.max(0, full[i]));
-  return shade;
-}
-
-// to_white_on_black: uint8 gray -> white ink on black, paper and uneven light removed. A drawing
-// on the page's canvas is known to be dark ink on white, so its polarity may be given.
-export function toWhiteOnBlack(gray, darkOnLight = isDarkOnLight(gray)) {
-  const n = gray.data.length;
-  if (!darkOnLight) {
-    const bg = background(gray);
-    return { w: gray.w, h: gray.h, data: gray.data.map((v, i) => Math.max(0, v - bg.data[i])) };
-  }
-  const inverted = { w: gray.w, h: gray.h, data: gray.data.map((v) => 255 - v) };
-  const shade = background(inverted); // how far below white the paper is
-  const ink = plane(gray.w, gray.h, Uint8Array);
-  for (let i = 0; i < n; i++) {
-    // ink relative to the local paper, so a pen gives the same grey in light and in shadow
-    const gain = f32(255 / Math.max(255 - shade.data[i], 16));
-    const v = f32(f32(Math.max(0, inverted.data[i] - shade.data[i]) * gain) + 0.5);
-    ink.data[i] = Math.min(255, Math.floor(v));
-  }
-  return ink;
-}
-
-// ---- the ink ----------------------------------------------------------------------------------
-
-function denoise(ink) {
-  return medianBlur(ink, Math.max(ink.w, ink.h) <= 500 ? 3 : 5);
-}
-
-// OpenCV's Otsu threshold of uint8 values given as a histogram.
-function otsu(hist) {
-  let total = 0, mu = 0;
-  for (let i = 0; i < 256; i++) {
-    total += hist[i];
-    mu += i * hist[i];
-  }
-  const scale = 1 / total;
-  mu *= scale;
-  let mu1 = 0, q1 = 0, best = 0, threshold = 0;
-  const eps = 1.1920928955078125e-7; // FLT_EPSILON
-  for (let i = 0; i < 256; i++) {
-    const p = hist[i] * scale;
-    mu1 *= q1;
-    q1 += p;
-    const q2 = 1 - q1;
-    if (Math.min(q1, q2) < eps || Math.max(q1, q2) > 1 - eps) continue;
-    mu1 = (mu1 + i * p) / q1;
-    const mu2 = (mu - q1 * mu1) / q2;
-    const sigma = q1 * q2 * (mu1 - mu2) * (mu1 - mu2);
-    if (sigma > best) [best, threshold] = [sigma, i];
-  }
-  return threshold;
-}
-
-// ink_threshold: Otsu's threshold over the pixels along strong edges (3x3 Sobel, edges reflected).
-function inkThreshold(smooth) {
-  const { w, h, data } = smooth;
-  const reflect = (i, n) => (n === 1 ? 0 : i < 0 ? -i : i >= n ? 2 * n - 2 - i : i);
-  const grad = new Float32Array(w * h);
-  let top = 0;
-  for (let y = 0; y < h; y++) {
-    const up = reflect(y - 1, h) * w, mid = y * w, down = reflect(y + 1, h) * w;
-    for (let x = 0; x < w; x++) {
-      const l = reflect(x - 1, w), r = reflect(x + 1, w);
-      const gx = data[up + r] + 2 * data[mid + r] + data[down + r] - data[up + l] - 2 * data[mid + l] - data[down + l];
-      const gy = data[down + l] + 2 * data[down + x] + data[down + r] - data[up + l] - 2 * data[up + x] - data[up + r];
-      const g = f32(Math.sqrt(gx * gx + gy * gy));
-      grad[mid + x] = g;
-      if (g > top) top = g;
-    }
-  }
-  const limit = f32(f32(0.3) * top);
-  const strong = plane(w, h, Uint8Array);
-  for (let i = 0; i < w * h; i++) strong.data[i] = grad[i] >= limit ? 1 : 0;
-  const edges = dilateMask(strong, SQUARE3);
-  const hist = new Int32Array(256);
-  for (let i = 0; i < w * h; i++) if (edges.data[i]) hist[data[i]]++;
-  return otsu(hist);
-}
-
 // cv2.connectedComponentsWithStats, 8-connected: labels numbered in the order their first pixel
 // comes in reading order; stats per label [x, y, w, h, area].
 function components(mask) {
@@ -680,24 +311,233 @@ function components(mask) {
   return { count: stats.length, labels, stats };
 }
 
-function blank(message = BLANK) {
-  return new ImageError(message, "blank");
+
+// ---- from gray to white ink on black ---------------------------------------------------------
+
+// is_dark_on_light: on every n-th pixel, the ink is whichever side of the local paper (a median
+// over a window as wide as the short side) reaches further: the sums of the 0.1% most extreme
+// differences below and above it; a tie goes to dark ink.
+export function isDarkOnLight(gray) {
+  const step = ceilDiv(Math.min(gray.w, gray.h), POLARITY_SIDE);
+  const s = plane(ceilDiv(gray.w, step), ceilDiv(gray.h, step), Uint8Array);
+  for (let y = 0; y < s.h; y++) for (let x = 0; x < s.w; x++) s.data[y * s.w + x] = gray.data[y * step * gray.w + x * step];
+  const paper = medianBlur(s, Math.max(3, Math.min(s.w, s.h) - 1) | 1);
+  const count = new Float64Array(511); // difference + 255
+  for (let i = 0; i < s.data.length; i++) count[s.data[i] - paper.data[i] + 255]++;
+  const extreme = ceilDiv(s.data.length, 1000);
+  let dark = 0, light = 0;
+  for (let v = 0, left = extreme; left > 0; v++) {
+    const take = Math.min(left, count[v]);
+    dark -= take * (v - 255);
+    left -= take;
+  }
+  for (let v = 510, left = extreme; left > 0; v--) {
+    const take = Math.min(left, count[v]);
+    light += take * (v - 255);
+    left -= take;
+  }
+  return dark >= light;
 }
 
-// ink_mask: the ink by Otsu's threshold on the denoised picture, specks dropped; also returns
-// the denoised picture.
+// _min_filter / _max_filter: the minimum (maximum) over the k x k window clipped to the picture,
+// rows then columns.
+function windowExtreme(src, k, pick) {
+  const { w, h, data } = src, r = k >> 1;
+  const rows = new Uint8Array(w * h), out = plane(w, h, Uint8Array);
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      let v = data[y * w + x];
+      for (let i = Math.max(0, x - r), end = Math.min(w - 1, x + r); i <= end; i++) v = pick(v, data[y * w + i]);
+      rows[y * w + x] = v;
+    }
+  }
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      let v = rows[y * w + x];
+      for (let j = Math.max(0, y - r), end = Math.min(h - 1, y + r); j <= end; j++) v = pick(v, rows[j * w + x]);
+      out.data[y * w + x] = v;
+    }
+  }
+  return out;
+}
+const minFilter = (src, k) => windowExtreme(src, k, Math.min);
+const maxFilter = (src, k) => windowExtreme(src, k, Math.max);
+
+// _window_sums: the sum of value(i) over the (2r + 1)^2 window clipped to the picture, exactly (an
+// integral image; every sum here stays far under 2^53).
+function windowSums(w, h, value, r) {
+  const table = new Float64Array((w + 1) * (h + 1));
+  for (let y = 0; y < h; y++) {
+    let row = 0;
+    for (let x = 0; x < w; x++) {
+      row += value(y * w + x, x, y);
+      table[(y + 1) * (w + 1) + x + 1] = table[y * (w + 1) + x + 1] + row;
+    }
+  }
+  const out = new Float64Array(w * h);
+  for (let y = 0; y < h; y++) {
+    const y0 = Math.max(0, y - r) * (w + 1), y1 = Math.min(h, y + r + 1) * (w + 1);
+    for (let x = 0; x < w; x++) {
+      const x0 = Math.max(0, x - r), x1 = Math.min(w, x + r + 1);
+      out[y * w + x] = table[y1 + x1] - table[y0 + x1] - table[y1 + x0] + table[y0 + x0];
+    }
+  }
+  return out;
+}
+
+// paper_mask: the grey opening by a k x k square, and 0/1 where the copy is surely paper: no
+// more above the opening than max(8, 3 sigma) of the paper's noise, not next to ink.
+function paperMask(small, k) {
+  const opened = maxFilter(minFilter(small, k), k);
+  const n = small.data.length;
+  const rise = new Int32Array(n), hist = new Float64Array(256), spread = new Float64Array(256);
+  for (let i = 0; i < n; i++) hist[(rise[i] = small.data[i] - opened.data[i])]++;
+  const middle = lowerMedian(hist, n);
+  for (let i = 0; i < n; i++) spread[Math.abs(rise[i] - middle)]++;
+  const limit = Math.max(PAPER_RISE * 10000, NOISE_MADS * lowerMedian(spread, n));
+  const paper = plane(small.w, small.h, Uint8Array);
+  for (let i = 0; i < n; i++) paper.data[i] = rise[i] * 10000 <= limit ? 1 : 0;
+  return [opened, minFilter(paper, 3)];
+}
+
+// Python's (2 num + den) // (2 den) for BigInts, den > 0: num / den rounded half up.
+function roundedQuotient(num, den) {
+  const a = 2n * num + den, b = 2n * den;
+  const q = a / b;
+  return Number(a % b !== 0n && a < 0n ? q - 1n : q);
+}
+
+// _plane_at_each_pixel: least squares a + b dx + c dy to the paper's values in the window of
+// radius r around each pixel, the slopes' diagonal given the ridge; a = num / den by Cramer's
+// rule (the sums and cofactors are exact doubles, their products BigInt).
+function planeAtEachPixel(small, paper, r, ridgeScale) {
+  const { w, h } = small, v = small.data, m = paper.data;
+  const sum = (f) => windowSums(w, h, f, r);
+  const s0 = sum((i) => m[i]), sx = sum((i, x) => m[i] * x), sy = sum((i, x, y) => m[i] * y);
+  const sxx = sum((i, x) => m[i] * x * x), sxy = sum((i, x, y) => m[i] * x * y), syy = sum((i, x, y) => m[i] * y * y);
+  const f0 = sum((i) => m[i] * v[i]), fx = sum((i, x) => m[i] * v[i] * x), fy = sum((i, x, y) => m[i] * v[i] * y);
+  const num = new Array(w * h), den = new Array(w * h);
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      const i = y * w + x;
+      const ridge = floorDiv(s0[i] * ridgeScale + 2 * RIDGE_PARTS, 4 * RIDGE_PARTS);
+      const m01 = sx[i] - x * s0[i], m02 = sy[i] - y * s0[i];
+      const m11 = sxx[i] - 2 * x * sx[i] + x * x * s0[i] + ridge;
+      const m12 = sxy[i] - x * sy[i] - y * sx[i] + x * y * s0[i];
+      const m22 = syy[i] - 2 * y * sy[i] + y * y * s0[i] + ridge;
+      const r0 = f0[i], r1 = fx[i] - x * f0[i], r2 = fy[i] - y * f0[i];
+      const c00 = m11 * m22 - m12 * m12, c01 = m12 * m02 - m01 * m22, c02 = m01 * m12 - m11 * m02;
+      const [C00, C01, C02] = [BigInt(c00), BigInt(c01), BigInt(c02)];
+      num[i] = BigInt(r0) * C00 + BigInt(r1) * C01 + BigInt(r2) * C02;
+      den[i] = BigInt(s0[i]) * C00 + BigInt(m01) * C01 + BigInt(m02) * C02;
+    }
+  }
+  return [num, den, s0];
+}
+
+// ground: the paper's level under every pixel of the copy: a plane fitted to the paper in the
+// window twice the opening's width around it, rounded half up, kept within PAPER_MARGIN of the
+// paper's own levels there; the opening where there is no paper.
+export function ground(small) {
+  const k = Math.max(3, floorDiv(OPENING_TENTHS * Math.min(small.w, small.h) + 5, 10)) | 1;
+  const [opened, paper] = paperMask(small, k);
+  const n = small.data.length;
+  let count = 0;
+  for (let i = 0; i < n; i++) count += paper.data[i];
+  if (MIN_PAPER_PARTS * count < n) return opened;
+  const [num, den, s0] = planeAtEachPixel(small, paper, k, k * k);
+  const onPaper = (fill) => ({ w: small.w, h: small.h, data: small.data.map((v, i) => (paper.data[i] ? v : fill)) });
+  const lo = minFilter(onPaper(255), 2 * k + 1).data, hi = maxFilter(onPaper(0), 2 * k + 1).data;
+  const out = plane(small.w, small.h, Uint8Array);
+  for (let i = 0; i < n; i++) {
+    let fit = den[i] > 0n ? roundedQuotient(num[i], den[i]) : opened.data[i];
+    fit = Math.min(Math.max(fit, lo[i] - PAPER_MARGIN), hi[i] + PAPER_MARGIN);
+    out.data[i] = Math.min(Math.max(s0[i] > 0 ? fit : opened.data[i], 0), 255);
+  }
+  return out;
+}
+
+// white_on_black: the ground of a copy at most PAPER_SIDE across, brought back bilinearly; dark ink
+// is measured relative to the paper under it.
+export function whiteOnBlack(gray, dark) {
+  const n = gray.data.length;
+  const inverted = { w: gray.w, h: gray.h, data: dark ? gray.data.map((v) => 255 - v) : gray.data };
+  const [small, f] = shrink(inverted, PAPER_SIDE, true);
+  const level = upsample(ground(small), f, gray.w, gray.h).data;
+  const ink = plane(gray.w, gray.h, Uint8Array);
+  for (let i = 0; i < n; i++) {
+    const rise = Math.max(inverted.data[i] - level[i], 0);
+    const paper = Math.max(255 - level[i], 16);
+    ink.data[i] = dark ? Math.min(floorDiv(rise * 255 + floorDiv(paper, 2), paper), 255) : rise;
+  }
+  return ink;
+}
+
+// ---- the ink ----------------------------------------------------------------------------------
+
+export function denoise(ink) {
+  return medianBlur(ink, Math.max(ink.w, ink.h) <= 500 ? 3 : 5);
+}
+
+// otsu: Otsu's split of a 256-bin histogram, moved halfway between the classes' means.
+function otsu(hist) {
+  let total = 0, weight = 0;
+  for (let t = 0; t < 256; t++) [total, weight] = [total + hist[t], weight + t * hist[t]];
+  let best = 0, split = null, n1 = 0, s1 = 0;
+  for (let t = 0; t < 255; t++) {
+    [n1, s1] = [n1 + hist[t], s1 + t * hist[t]];
+    if (n1 === 0 || n1 === total) continue;
+    const d = total * s1 - n1 * weight;
+    const between = (d * d) / (n1 * (total - n1));
+    if (between > best) [best, split] = [between, [n1, s1]];
+  }
+  if (split === null) return 0;
+  [n1, s1] = split;
+  // BigInt: the products pass 2^53 on large pictures
+  const num = BigInt(s1) * BigInt(total - n1) + BigInt(weight - s1) * BigInt(n1);
+  return Number(num / (2n * BigInt(n1) * BigInt(total - n1)));
+}
+
+// ink_threshold: the threshold of the pixels along strong edges (3x3 Sobel, edges reflected:
+// squared magnitude at least 0.09 of the largest) and their neighbours.
+function inkThreshold(smooth) {
+  const { w, h, data } = smooth;
+  const reflect = (i, n) => (n === 1 ? 0 : i < 0 ? -i : i >= n ? 2 * n - 2 - i : i);
+  const strength = new Float64Array(w * h);
+  let top = 0;
+  for (let y = 0; y < h; y++) {
+    const up = reflect(y - 1, h) * w, mid = y * w, down = reflect(y + 1, h) * w;
+    for (let x = 0; x < w; x++) {
+      const l = reflect(x - 1, w), r = reflect(x + 1, w);
+      const gx = data[up + r] + 2 * data[mid + r] + data[down + r] - data[up + l] - 2 * data[mid + l] - data[down + l];
+      const gy = data[down + l] + 2 * data[down + x] + data[down + r] - data[up + l] - 2 * data[up + x] - data[up + r];
+      strength[mid + x] = gx * gx + gy * gy;
+      if (strength[mid + x] > top) top = strength[mid + x];
+    }
+  }
+  const strong = plane(w, h, Uint8Array);
+  for (let i = 0; i < w * h; i++) strong.data[i] = 100 * strength[i] >= 9 * top ? 1 : 0;
+  const edges = dilateMask(strong, SQUARE3);
+  const hist = new Float64Array(256);
+  for (let i = 0; i < w * h; i++) if (edges.data[i]) hist[data[i]]++;
+  return otsu(hist);
+}
+
+// The lower median of uint8 values given as a 256-bin histogram with n entries.
+function lowerMedian(hist, n) {
+  for (let v = 0, seen = 0; v < 256; v++) if ((seen += hist[v]) > (n - 1) >> 1) return v;
+  return 255;
+}
+
+// ink_mask: the denoised ink above the threshold, specks dropped.
 export function inkMask(ink) {
   const smooth = denoise(ink);
   const n = smooth.data.length;
   let lo = 255, hi = 0;
-  for (let i = 0; i < n; i++) {
-    const v = smooth.data[i];
-    if (v < lo) lo = v;
-    if (v > hi) hi = v;
-  }
+  for (let i = 0; i < n; i++) [lo, hi] = [Math.min(lo, smooth.data[i]), Math.max(hi, smooth.data[i])];
   if (hi - lo < MIN_CONTRAST) throw blank();
   const threshold = inkThreshold(smooth);
-  const fg = new Int32Array(256), bg = new Int32Array(256);
+  const fg = new Float64Array(256), bg = new Float64Array(256);
   let nf = 0;
   const mask = plane(ink.w, ink.h, Uint8Array);
   for (let i = 0; i < n; i++) {
@@ -708,17 +548,20 @@ export function inkMask(ink) {
       nf++;
     } else bg[v]++;
   }
-  const nb = n - nf;
-  if (!nf || !nb || histogramMedian(fg, nf) - histogramMedian(bg, nb) < MIN_CONTRAST) throw blank();
-  const { labels, stats } = components(mask);
-  const largest = Math.max(...stats.slice(1).map((s) => s[4]));
-  const keep = stats.map((s) => s !== null && s[4] >= Math.max(2, SPECK_FRACTION * largest));
-  for (let i = 0; i < labels.length; i++) mask.data[i] = keep[labels[i]] ? 1 : 0;
-  return { mask, smooth };
+  if (!nf || nf === n || lowerMedian(fg, nf) - lowerMedian(bg, n - nf) < MIN_CONTRAST) throw blank();
+  return withoutSpecks(mask);
 }
 
-// main_cluster: the largest piece of ink and the pieces near it (within a quarter of the
-// cluster's size of its box), grown until nothing more joins.
+// without_specks: pieces of at least 2 pixels and SPECK_PERCENT of the largest.
+function withoutSpecks(mask) {
+  const { labels, stats } = components(mask);
+  const largest = Math.max(0, ...stats.slice(1).map((s) => s[4]));
+  const keep = stats.map((s) => s !== null && s[4] >= 2 && 100 * s[4] >= SPECK_PERCENT * largest);
+  return { w: mask.w, h: mask.h, data: Uint8Array.from(labels, (l) => (keep[l] ? 1 : 0)) };
+}
+
+// main_cluster: the largest piece of ink (the first in reading order on ties) and the pieces
+// near it (within a quarter of the cluster's size of its box), grown until nothing more joins.
 export function mainCluster(mask) {
   const { count, labels, stats } = components(mask);
   if (count <= 2) return mask;
@@ -731,11 +574,11 @@ export function mainCluster(mask) {
     const members = boxes.filter((_, i) => inside[i]);
     const x0 = Math.min(...members.map((b) => b[0])), y0 = Math.min(...members.map((b) => b[1]));
     const x1 = Math.max(...members.map((b) => b[0] + b[2])), y1 = Math.max(...members.map((b) => b[1] + b[3]));
-    const reach = Math.max(x1 - x0, y1 - y0) / 4;
+    const size = Math.max(x1 - x0, y1 - y0);
     changed = false;
     boxes.forEach((b, i) => {
       const gapX = Math.max(0, x0 - (b[0] + b[2]), b[0] - x1), gapY = Math.max(0, y0 - (b[1] + b[3]), b[1] - y1);
-      if (!inside[i] && Math.max(gapX, gapY) <= reach) inside[i] = changed = true;
+      if (!inside[i] && 4 * Math.max(gapX, gapY) <= size) inside[i] = changed = true;
     });
   }
   return { w: mask.w, h: mask.h, data: Uint8Array.from(labels, (l) => (l && inside[l - 1] ? 1 : 0)) };
@@ -743,39 +586,66 @@ export function mainCluster(mask) {
 
 // ---- the 28x28 digit --------------------------------------------------------------------------
 
-// fit_box: the cropped ink's longer side to 20 px, aspect kept, then stretched so that the 60th
-// percentile of the ink is white, as about 40% of MNIST's ink pixels are.
-function fitBox(crop) {
-  const scale = DIGIT_BOX / Math.max(crop.w, crop.h);
-  const dw = Math.max(1, roundEven(crop.w * scale)), dh = Math.max(1, roundEven(crop.h * scale));
-  const shrunk = scale < 1 ? resizeArea(crop, dw, dh, Float32Array) : resizeCubic(crop, dw, dh);
-  const values = shrunk.data.map((v) => Math.max(0, v));
-  const top = Math.max(...values);
-  const floor = f32(f32(0.1) * top);
-  const ink = top > 0 ? values.filter((v) => v > floor) : values;
-  const level = ink.length ? f32(percentileSorted(Float64Array.from(ink).sort(), 60)) : 0;
-  if (level <= 0) throw blank("blank image: no ink left after scaling");
-  const gain = f32(255 / level);
-  return { w: dw, h: dh, data: Uint8Array.from(values, (v) => roundEven(Math.min(255, f32(v * gain)))) };
+// _area_weights: how much of source pixel s output pixel d covers when `size` pixels become `out`,
+// in 1/out source pixels: d spans [d size, (d + 1) size), s spans [s out, (s + 1) out).
+function areaWeights(size, out) {
+  const weights = [];
+  for (let d = 0; d < out; d++) {
+    const taps = [];
+    for (let s = Math.floor((d * size) / out); s < size && s * out < (d + 1) * size; s++) {
+      const overlap = Math.min((d + 1) * size, (s + 1) * out) - Math.max(d * size, s * out);
+      if (overlap > 0) taps.push([s, overlap]);
+    }
+    weights.push(taps);
+  }
+  return weights;
 }
 
-// centre_in_field: into the middle of a 28x28 field, then shifted (by whole pixels) so that the
-// centre of mass is at (14, 14).
-function centreInField(digit) {
+// fit_box: the longer side to 20 px, the other in proportion rounded half up, each side scaled to
+// its whole pixels by exact area averaging, then the 60th percentile of the ink (above a tenth of
+// the brightest) stretched to 255, rounded half up.
+export function fitBox(crop) {
+  const { w, h, data } = crop;
+  const longer = Math.max(w, h);
+  const dh = Math.max(1, floorDiv(2 * DIGIT_BOX * h + longer, 2 * longer));
+  const dw = Math.max(1, floorDiv(2 * DIGIT_BOX * w + longer, 2 * longer));
+  const ys = areaWeights(h, dh), xs = areaWeights(w, dw);
+  const rows = new Float64Array(h * dw);
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < dw; x++) {
+      let sum = 0;
+      for (const [s, o] of xs[x]) sum += data[y * w + s] * o;
+      rows[y * dw + x] = sum;
+    }
+  }
+  const sums = new Float64Array(dh * dw);
+  for (let y = 0; y < dh; y++) {
+    for (const [s, o] of ys[y]) for (let x = 0; x < dw; x++) sums[y * dw + x] += rows[s * dw + x] * o;
+  }
+  const top = Math.max(...sums);
+  const ink = sums.filter((v) => 10 * v > top).sort();
+  const level = ink.length ? ink[floorDiv(6 * (ink.length - 1), 10)] : 0;
+  if (level <= 0) throw blank(NO_INK);
+  return { w: dw, h: dh, data: Uint8Array.from(sums, (v) => Math.min(floorDiv(v * 510 + level, 2 * level), 255)) };
+}
+
+// centre_in_field: into the middle of a 28x28 field, then shifted by whole pixels (rounded half
+// up) so that the centre of mass is at (14, 14).
+export function centreInField(digit) {
   const field = new Uint8Array(FIELD * FIELD);
   const top = (FIELD - digit.h) >> 1, left = (FIELD - digit.w) >> 1;
-  let m00 = 0, m10 = 0, m01 = 0;
+  let mass = 0, mx = 0, my = 0;
   for (let y = 0; y < digit.h; y++) {
     for (let x = 0; x < digit.w; x++) {
       const v = digit.data[y * digit.w + x];
       field[(top + y) * FIELD + left + x] = v;
-      m00 += v;
-      m10 += v * (left + x);
-      m01 += v * (top + y);
+      mass += v;
+      mx += v * (left + x);
+      my += v * (top + y);
     }
   }
-  if (m00 <= 0) throw blank("blank image: no ink left after scaling");
-  const dx = roundEven(FIELD / 2 - m10 / m00), dy = roundEven(FIELD / 2 - m01 / m00);
+  if (mass <= 0) throw blank(NO_INK);
+  const dx = floorDiv(FIELD * mass - 2 * mx + mass, 2 * mass), dy = floorDiv(FIELD * mass - 2 * my + mass, 2 * mass);
   const out = new Uint8Array(FIELD * FIELD);
   for (let y = 0; y < FIELD; y++) {
     for (let x = 0; x < FIELD; x++) {
@@ -786,11 +656,11 @@ function centreInField(digit) {
   return out;
 }
 
-// mnist_from_ink: the denoised ink inside the mask grown by a stroke edge (Otsu's mask cuts
-// through the strokes' grey edges, which MNIST has), cropped, fitted and centred.
-export function mnistFromInk(smooth, mask) {
+// mnist_from_ink: the denoised ink inside the mask grown by a stroke edge, cropped, fitted, centred.
+export function mnistFromInk(ink, mask) {
   const grown = dilateMask(mask, ELLIPSE5);
-  const { w, h } = smooth;
+  const smooth = denoise(ink);
+  const { w, h } = ink;
   let x0 = w, y0 = h, x1 = -1, y1 = -1;
   const clean = smooth.data.map((v, i) => (grown.data[i] ? v : 0));
   clean.forEach((v, i) => {
@@ -798,12 +668,52 @@ export function mnistFromInk(smooth, mask) {
     const x = i % w, y = (i - x) / w;
     [x0, y0, x1, y1] = [Math.min(x0, x), Math.min(y0, y), Math.max(x1, x), Math.max(y1, y)];
   });
-  if (x1 < 0) throw blank("blank image: no writing found; photograph the digit darker or closer");
-  const crop = plane(x1 - x0 + 1, y1 - y0 + 1, Float32Array);
+  if (x1 < 0) throw blank(NO_WRITING);
+  const crop = plane(x1 - x0 + 1, y1 - y0 + 1, Uint8Array);
   for (let y = y0; y <= y1; y++) for (let x = x0; x <= x1; x++) crop.data[(y - y0) * crop.w + x - x0] = clean[y * w + x];
   return centreInField(fitBox(crop));
 }
 
+// find_ink: white ink on black and its mask on a copy at most `side` long, averaged down by a whole
+// factor (what a digit and a number share in Python).
+export function findInk(gray, dark, side) {
+  const [view, f] = shrink(gray, side);
+  const ink = whiteOnBlack(view, dark);
+  return { ink, mask: inkMask(ink), factor: f };
+}
+
+// digit_in: the steps after the polarity, on a copy at most WORK_SIDE long; a digit under
+// ZOOM_BELOW px there is looked at again in a square twice its size cut from the picture.
+export function digitIn(gray, dark, zoomed = false) {
+  const { ink, mask, factor: f } = findInk(gray, dark, WORK_SIDE);
+  const found = mainCluster(mask);
+  let x0 = ink.w, y0 = ink.h, x1 = -1, y1 = -1;
+  found.data.forEach((v, i) => {
+    if (!v) return;
+    const x = i % ink.w, y = (i - x) / ink.w;
+    [x0, y0, x1, y1] = [Math.min(x0, x), Math.min(y0, y), Math.max(x1, x), Math.max(y1, y)];
+  });
+  if (x1 < 0) throw blank(NO_WRITING);
+  const longer = Math.max(x1 - x0, y1 - y0) + 1;
+  if (f === 1 || zoomed || longer >= ZOOM_BELOW) return mnistFromInk(ink, found);
+  const side = 2 * longer * f;
+  const around = (lo, hi, size) => {
+    const start = floorDiv(lo + hi - side, 2);
+    return [Math.max(0, start), Math.min(size, start + side)];
+  };
+  const [top, bottom] = around(y0 * f, (y1 + 1) * f, gray.h), [left, right] = around(x0 * f, (x1 + 1) * f, gray.w);
+  const crop = plane(right - left, bottom - top, Uint8Array);
+  for (let y = top; y < bottom; y++) crop.data.set(gray.data.subarray(y * gray.w + left, y * gray.w + right), (y - top) * crop.w);
+  return digitIn(crop, dark, true);
+}
+
+// to_mnist: RGBA pixels (an ImageData's data) -> uint8 (28 * 28) digit, white on black. `dark`:
+// the polarity when it is known (the page's own canvas holds dark strokes on white), else judged.
+export function toMnist(rgba, w, h, dark = null) {
+  checkSize(w, h);
+  const gray = toGray(rgba, w, h);
+  return digitIn(gray, dark ?? isDarkOnLight(gray));
+}
 // Refuse what decode refuses by its size alone.
 export function checkSize(w, h) {
   if (w * h > MAX_PIXELS) {
@@ -814,15 +724,4 @@ export function checkSize(w, h) {
     throw new ImageError(`image is ${w}x${h} pixels, more than ${MAX_ASPECT} times as long as it is wide; ` +
       "crop it to the writing", "out_of_bounds");
   }
-}
-
-// to_mnist: RGBA pixels (an ImageData's data) -> uint8 (28 * 28) digit, white on black.
-// `drawing`: the pixels are the page's own canvas holding strokes only, dark ink on white by
-// construction, so the polarity is not estimated.
-export function toMnist(rgba, w, h, drawing = false) {
-  checkSize(w, h);
-  const gray = toGray(rgba, w, h);
-  const ink = toWhiteOnBlack(gray, drawing || isDarkOnLight(gray));
-  const { mask, smooth } = inkMask(ink);
-  return mnistFromInk(smooth, mainCluster(mask));
 }

@@ -22,7 +22,7 @@ from web_helpers import on_paper, png, uniform_app
 from digitnet.corrections import pictures, store
 from digitnet.errors import DigitnetError
 from digitnet.inference import lines, served
-from digitnet.vision import imaging
+from digitnet.vision import imaging, numbers
 from digitnet.web import browser_runtime, guard, site
 from digitnet.web.app import Settings, create_app
 
@@ -199,7 +199,7 @@ def test_headers_or_a_body_sent_a_byte_at_a_time_meet_a_deadline(guarded_server)
 
 def test_a_number_at_the_pixel_limit_is_read_on_a_small_copy(monkeypatch, mnist):
     """The 6320x6320 image of one large 7 (MNIST's first test digit, 5000 px tall) is read on a
-    copy at most NUMBER_SIDE px a side, and its boxes are given in the image's own pixels."""
+    copy at most READ_SIDE px a side, and its boxes are given in the image's own pixels."""
     big = on_paper(mnist.x_test[0], size=5000, canvas=(6320, 6320), at=(700, 600))
     data = png(big)
     sizes = []
@@ -214,7 +214,8 @@ def test_a_number_at_the_pixel_limit_is_read_on_a_small_copy(monkeypatch, mnist)
     with TestClient(uniform_app()) as client:
         r = client.post("/api/read", files={"file": ("big.png", data, "image/png")})
     assert r.status_code == 200, r.text
-    assert sizes == [(903, 903)] and r.json()["text"] == "7"  # 6320 / 7, the first whole factor
+    # decoded, then shrunk to READ_SIDE before its ink is found
+    assert sizes == [(numbers.READ_SIDE, numbers.READ_SIDE)] and r.json()["text"] == "7"
     x, y, w, h = r.json()["digits"][0]["box"]
     ink = np.argwhere(big < 128)  # (y, x) of the dark pixels
     assert abs(y - ink[:, 0].min()) < 40 and abs(x + w - ink[:, 1].max()) < 40 and h > 2500

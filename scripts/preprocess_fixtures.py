@@ -10,7 +10,8 @@ The pictures are drawn from a fixed seed, so the file is the same on every run w
 libraries; it is written at test time (``make test-js``), not kept in the repository (photos
 of noise do not compress). Kinds: drawings on the page's canvas (opaque, or strokes on a
 transparent ground), rendered photos (``vision.render``, the harsh ones included), whole
-numbers, thin and faint strokes, small digits on large pages, light ink on dark, blanks.
+numbers (some larger than a number's copy), thin and faint strokes, small digits on large pages,
+tiny scans (enlarged, not shrunk, to the 20 px box), light ink on dark, blanks.
 
 File layout (gzip): a little-endian uint32 n, n bytes of JSON (the version and one entry per
 picture: name, kind, w, h, channels (1 gray or 4 RGBA), dark (true or null), offset of its
@@ -129,6 +130,10 @@ def pictures(seed: int = 0) -> Iterator[tuple[str, str, np.ndarray, bool | None]
         x = int(rng.integers(0, page.shape[1] - digit.shape[1]))
         page[y : y + digit.shape[0], x : x + digit.shape[1]] = digit
         yield f"page-{i}", "page", page, None
+    for i in range(12):  # tiny scans: the digit enlarged to its 20 px box (Keys' cubic)
+        side = int(rng.integers(10, 40))
+        tiny = drawing(rng, side, max(1, side // 8), ink=int(rng.integers(0, 90)))
+        yield f"tiny-{i}", "tiny", cv2.resize(tiny, (side, side), interpolation=cv2.INTER_AREA), None
     for i in range(15):  # chalk on a blackboard: light ink on dark
         image = 255 - drawing(rng, int(rng.integers(80, 300)), int(rng.integers(2, 15)), ink=40,
                               paper=int(rng.integers(200, 250)))

@@ -58,7 +58,7 @@ test("the fixtures were written by the algorithm this file implements", () => {
   assert.equal(header.version, PREPROCESS_VERSION);
   assert.ok(header.fixtures.length >= 300, `only ${header.fixtures.length} fixtures`);
   const kinds = new Set(header.fixtures.map((f) => f.kind));
-  for (const kind of ["drawing", "photo", "number", "thin-faint", "page", "light-on-dark", "blank"]) {
+  for (const kind of ["drawing", "photo", "number", "thin-faint", "page", "tiny", "light-on-dark", "blank"]) {
     assert.ok(kinds.has(kind), `no ${kind} fixtures`);
   }
 });

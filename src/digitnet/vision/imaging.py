@@ -477,9 +477,9 @@ def clean_ink(ink: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 def _area_weights(size: int, out: int) -> np.ndarray:
     """(out, size) int64: how much of source pixel s output pixel d covers when ``size`` pixels
-    become ``out``, in units of 1/out source pixel: d spans [d size, (d + 1) size) and s spans
-    [s out, (s + 1) out). Every output pixel covers the same share and every source pixel is
-    counted, to the last column (a common scale for both sides, rounded, dropped or dimmed it)."""
+    become ``out`` (fewer), in units of 1/out source pixel: d spans [d size, (d + 1) size) and s
+    spans [s out, (s + 1) out). Every output pixel covers the same share and every source pixel
+    is counted, to the last column (a common scale for both sides, rounded, dropped or dimmed it)."""
     d = np.arange(out, dtype=np.int64)[:, None]
     s = np.arange(size, dtype=np.int64)[None, :]
     lo = np.maximum(d * size, s * out)
@@ -487,17 +487,40 @@ def _area_weights(size: int, out: int) -> np.ndarray:
     return np.maximum(hi - lo, 0)
 
 
+def _cubic_weights(size: int, out: int) -> np.ndarray:
+    """(out, size) int64: Keys' cubic convolution (a = -3/4, OpenCV's INTER_CUBIC) from ``size``
+    pixels to ``out`` (more), pixel centres aligned, edges replicated, in units of 1 / (4 D^3)
+    with D = 2 out: output d sits at (at / D) source pixels, at = (2d + 1) size - out, and a tap
+    u / D away weighs 5u^3 - 9u^2 D + 4D^3 (u <= D) or -3u^3 + 15u^2 D - 24u D^2 + 12D^3."""
+    big = 2 * out
+    d = np.arange(out, dtype=np.int64)
+    at = (2 * d + 1) * size - out
+    first = at // big
+    frac = at - first * big
+    weights = np.zeros((out, size), np.int64)
+    for tap, u in ((-1, big + frac), (0, frac), (1, big - frac), (2, 2 * big - frac)):
+        near = 5 * u**3 - 9 * u**2 * big + 4 * big**3
+        far = -3 * u**3 + 15 * u**2 * big - 24 * u * big**2 + 12 * big**3
+        np.add.at(weights, (d, np.clip(first + tap, 0, size - 1)), np.where(u <= big, near, far))
+    return weights
+
+
 def fit_box(crop: np.ndarray) -> np.ndarray:
     """Cropped ink (any size, grey levels >= 0) -> its longer side at 20 px, the other side in
-    proportion rounded half up, by exact area averaging (anti-aliased, as MNIST; each side
-    scaled to its whole number of pixels, as OpenCV's INTER_AREA does), then stretched so that
-    the core of the strokes is white as in MNIST (40% of its ink pixels are at full white: the
-    60th percentile of the ink, the pixels above a tenth of the brightest, becomes 255)."""
+    proportion rounded half up, each side scaled to its whole number of pixels, then stretched
+    so that the core of the strokes is white as in MNIST (40% of its ink pixels are at full
+    white: the 60th percentile of the ink, the pixels above a tenth of the brightest, becomes 255).
+
+    Shrinking is exact area averaging (anti-aliased, as MNIST; OpenCV's INTER_AREA); enlarging a
+    crop under 20 px is Keys' cubic (OpenCV's INTER_CUBIC, which the bundled reader's negatives
+    were made with: blocky area copies of small crops were refused more often), both in whole
+    numbers."""
     crop = np.rint(np.clip(np.asarray(crop, np.float64), 0, 255)).astype(np.int64)
     h, w = crop.shape
     longer = max(h, w)
     size = [max(1, (2 * DIGIT_BOX * n + longer) // (2 * longer)) for n in (h, w)]  # rounded half up
-    sums = _area_weights(h, size[0]) @ crop @ _area_weights(w, size[1]).T  # (size[0], size[1])
+    weights = _cubic_weights if longer <= DIGIT_BOX else _area_weights
+    sums = np.maximum(weights(h, size[0]) @ crop @ weights(w, size[1]).T, 0)  # (size[0], size[1])
     top = int(sums.max())
     ink = np.sort(sums[10 * sums > top])
     level = int(ink[6 * (ink.size - 1) // 10]) if ink.size else 0

@@ -586,8 +586,8 @@ export function mainCluster(mask) {
 
 // ---- the 28x28 digit --------------------------------------------------------------------------
 
-// _area_weights: how much of source pixel s output pixel d covers when `size` pixels become `out`,
-// in 1/out source pixels: d spans [d size, (d + 1) size), s spans [s out, (s + 1) out).
+// _area_weights: how much of source pixel s output pixel d covers when `size` pixels become `out`
+// (fewer), in 1/out source pixels: d spans [d size, (d + 1) size), s spans [s out, (s + 1) out).
 function areaWeights(size, out) {
   const weights = [];
   for (let d = 0; d < out; d++) {
@@ -601,15 +601,36 @@ function areaWeights(size, out) {
   return weights;
 }
 
+// _cubic_weights: Keys' cubic (a = -3/4) from `size` pixels to `out` (more), edges replicated, in
+// units of 1 / (4 D^3), D = 2 out; a tap u / D away weighs 5u^3 - 9u^2 D + 4D^3 (u <= D), else
+// -3u^3 + 15u^2 D - 24u D^2 + 12D^3. Taps on the same source pixel (at an edge) add up.
+function cubicWeights(size, out) {
+  const big = 2 * out, weights = [];
+  for (let d = 0; d < out; d++) {
+    const at = (2 * d + 1) * size - out, first = floorDiv(at, big), frac = at - first * big;
+    const taps = new Map();
+    for (const [tap, u] of [[-1, big + frac], [0, frac], [1, big - frac], [2, 2 * big - frac]]) {
+      const w = u <= big ? 5 * u ** 3 - 9 * u ** 2 * big + 4 * big ** 3
+        : -3 * u ** 3 + 15 * u ** 2 * big - 24 * u * big ** 2 + 12 * big ** 3;
+      const s = clamp(first + tap, size);
+      taps.set(s, (taps.get(s) ?? 0) + w);
+    }
+    weights.push([...taps]);
+  }
+  return weights;
+}
+
 // fit_box: the longer side to 20 px, the other in proportion rounded half up, each side scaled to
-// its whole pixels by exact area averaging, then the 60th percentile of the ink (above a tenth of
-// the brightest) stretched to 255, rounded half up.
+// its whole pixels (exact area averaging when shrinking, Keys' cubic when enlarging a crop under
+// 20 px, negative sums clipped to 0), then the 60th percentile of the ink (above a tenth of the
+// brightest) stretched to 255, rounded half up (in BigInt: the cubic's sums pass 2^53 / 510).
 export function fitBox(crop) {
   const { w, h, data } = crop;
   const longer = Math.max(w, h);
   const dh = Math.max(1, floorDiv(2 * DIGIT_BOX * h + longer, 2 * longer));
   const dw = Math.max(1, floorDiv(2 * DIGIT_BOX * w + longer, 2 * longer));
-  const ys = areaWeights(h, dh), xs = areaWeights(w, dw);
+  const weights = longer <= DIGIT_BOX ? cubicWeights : areaWeights;
+  const ys = weights(h, dh), xs = weights(w, dw);
   const rows = new Float64Array(h * dw);
   for (let y = 0; y < h; y++) {
     for (let x = 0; x < dw; x++) {
@@ -622,11 +643,13 @@ export function fitBox(crop) {
   for (let y = 0; y < dh; y++) {
     for (const [s, o] of ys[y]) for (let x = 0; x < dw; x++) sums[y * dw + x] += rows[s * dw + x] * o;
   }
+  for (let i = 0; i < sums.length; i++) sums[i] = Math.max(sums[i], 0);
   const top = Math.max(...sums);
   const ink = sums.filter((v) => 10 * v > top).sort();
   const level = ink.length ? ink[floorDiv(6 * (ink.length - 1), 10)] : 0;
   if (level <= 0) throw blank(NO_INK);
-  return { w: dw, h: dh, data: Uint8Array.from(sums, (v) => Math.min(floorDiv(v * 510 + level, 2 * level), 255)) };
+  const big = BigInt(level);
+  return { w: dw, h: dh, data: Uint8Array.from(sums, (v) => Math.min(Number((BigInt(v) * 510n + big) / (2n * big)), 255)) };
 }
 
 // centre_in_field: into the middle of a 28x28 field, then shifted by whole pixels (rounded half

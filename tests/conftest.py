@@ -16,11 +16,6 @@ import pytest
 # pytest-socket (pyproject's addopts) blocks this process's connections off the machine; npm
 # runs in a subprocess, so it is told to use its cache only.
 os.environ["NPM_CONFIG_OFFLINE"] = "true"  # npm reads its config case-insensitively
-# `make test` runs the suite in one worker per core (pytest-xdist): each worker, and the
-# commands it starts, gets its share of the cores, as more threads than cores only wait.
-if "PYTEST_XDIST_WORKER_COUNT" in os.environ:
-    workers = int(os.environ["PYTEST_XDIST_WORKER_COUNT"])
-    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // workers)))
 
 from digitnet.datasets import Dataset, load
 from digitnet.datasets.sources import find_files

@@ -56,7 +56,7 @@ def photos(mnist, tmp_path_factory):
 
 
 def test_accuracy_on_rendered_photos(predictor, photos, tmp_path):
-    """Reading photos costs little accuracy: the shared one-epoch fixture model read 0.905 of
+    """Reading photos costs little accuracy: the shared one-epoch fixture model read 0.90 of
     these 200 photos and 0.93 of the same digits clean; bench/photos.py measures a full model."""
     paths, labels, clean = photos
     predictions, errors = predict_files(predictor, paths, top_k=3, debug_dir=tmp_path / "seen")

@@ -446,11 +446,14 @@ def ink_mask(ink: np.ndarray) -> np.ndarray:
 
 def _pieces(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """8-connected pieces of a mask: (labels (H, W), stats (n + 1, 5) as OpenCV's, the raster
-    index of each piece's first pixel (n + 1,), which orders pieces the same in any language)."""
+    index of each piece's first pixel (n + 1,; -1 for the background), which orders pieces the
+    same in any language)."""
     _, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
-    found, first = np.unique(labels.ravel(), return_index=True)
-    order = np.full(len(stats), -1, np.int64)
-    order[found] = first
+    flat = labels.ravel()
+    ink = np.flatnonzero(flat)  # sorting only the ink's labels: ink is a few percent of a photo
+    found, first = np.unique(flat[ink], return_index=True)
+    order = np.full(len(stats), -1, np.int64)  # the background's stays -1
+    order[found] = ink[first]
     return labels, stats, order
 
 

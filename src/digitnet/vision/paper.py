@@ -126,14 +126,14 @@ def _max_filter(a: np.ndarray, k: int) -> np.ndarray:
 
 
 def _window_sums(a: np.ndarray, r: int) -> np.ndarray:
-    """int64 (H, W) -> the sum over the (2r + 1)^2 window clipped to the picture, exactly
-    (an integral image)."""
-    h, w = a.shape
-    table = np.zeros((h + 1, w + 1), np.int64)
-    table[1:, 1:] = a.cumsum(0).cumsum(1)
-    y0, y1 = np.clip(np.arange(h) - r, 0, h), np.clip(np.arange(h) + r + 1, 0, h)
+    """int64 (..., H, W) -> the sum over the (2r + 1)^2 window clipped to the picture, exactly
+    (integral images), for every leading index at once."""
+    h, w = a.shape[-2:]
+    table = np.zeros((*a.shape[:-2], h + 1, w + 1), np.int64)
+    table[..., 1:, 1:] = a.cumsum(-2).cumsum(-1)
+    y0, y1 = np.clip(np.arange(h) - r, 0, h)[:, None], np.clip(np.arange(h) + r + 1, 0, h)[:, None]
     x0, x1 = np.clip(np.arange(w) - r, 0, w), np.clip(np.arange(w) + r + 1, 0, w)
-    return table[y1][:, x1] - table[y0][:, x1] - table[y1][:, x0] + table[y0][:, x0]
+    return table[..., y1, x1] - table[..., y0, x1] - table[..., y1, x0] + table[..., y0, x0]
 
 
 def paper_mask(small: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -155,9 +155,9 @@ def _plane_at_each_pixel(values: np.ndarray, paper: np.ndarray, r: int, ridge_sc
     h, w = values.shape
     y, x = np.mgrid[0:h, 0:w].astype(np.int64)
     m, v = paper.astype(np.int64), values.astype(np.int64)
-    s0, sx, sy = _window_sums(m, r), _window_sums(m * x, r), _window_sums(m * y, r)
-    sxx, sxy, syy = _window_sums(m * x * x, r), _window_sums(m * x * y, r), _window_sums(m * y * y, r)
-    f0, fx, fy = _window_sums(m * v, r), _window_sums(m * v * x, r), _window_sums(m * v * y, r)
+    mv = m * v
+    s0, sx, sy, sxx, sxy, syy, f0, fx, fy = _window_sums(
+        np.stack([m, m * x, m * y, m * x * x, m * x * y, m * y * y, mv, mv * x, mv * y]), r)
     ridge = (s0 * ridge_scale + 2 * RIDGE_PARTS) // (4 * RIDGE_PARTS)
     # the normal equations in coordinates relative to each pixel: symmetric 3x3 @ (a, b, c) = r
     m01, m02 = sx - x * s0, sy - y * s0

@@ -48,7 +48,7 @@ MAX_LINE_ASPECT = 45
 # px: the longer side of the copy a number is read on. The line reader sees the writing 24 px
 # tall whatever the photo's size (even a 45:1 line is 23 px tall at that width), so a larger
 # copy only costs time and memory (an image at the pixel limit took 3 s and 880 MB at full size).
-READ_SIDE = 1024
+READ_SIDE = imaging.NUMBER_SIDE  # the same bound find_ink keeps, so the copy is not shrunk twice
 
 
 class LineModel(Protocol):

@@ -179,3 +179,28 @@ def test_a_large_number_is_read_on_a_copy_and_boxed_in_the_pictures_pixels(mnist
         assert np.abs(4 * np.array(a.box) - np.array(b.box)).max() <= 12  # a block of the copy
         x, y, w, h = b.box
         assert x + w <= big.shape[1] and y + h <= big.shape[0]
+
+
+@pytest.mark.parametrize("orientation", [1, 6])
+def test_a_large_jpeg_decoded_reduced_is_boxed_in_the_files_own_pixels(mnist, reader, orientation):
+    """A 7-megapixel JPEG of a number (stored sideways with EXIF 6 in one case) is decoded at
+    half scale and shrunk to READ_SIDE, yet its boxes land where the digits are in the file's
+    upright pixels: the factor comes from the file's size, not from the reduced decode."""
+    import io
+
+    from PIL import Image
+
+    image, truth = number_photo(mnist, 4, "clear")
+    k = 4000 / image.shape[1]
+    upright = cv2.resize(image, (4000, round(image.shape[0] * k)), interpolation=cv2.INTER_LINEAR)
+    stored = upright if orientation == 1 else np.rot90(upright)  # 6: turn clockwise to display
+    exif = Image.Exif()
+    exif[imaging.EXIF_ORIENTATION] = orientation
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(stored[..., ::-1])).save(buf, "JPEG", quality=90, exif=exif)
+
+    reading, copy, factor = numbers.number_from_bytes(buf.getvalue(), "number.jpg", reader)
+    assert max(copy.shape) == numbers.READ_SIDE and reading.text == truth
+    boxes = np.array([d.box for d in numbers.in_original(reading, factor).digits])
+    expected = k * np.array([d.box for d in numbers.read_number(image, reader).digits])
+    assert np.abs(boxes - expected).max() <= 4 * k  # within a few of the small image's pixels

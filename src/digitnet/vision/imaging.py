@@ -222,6 +222,13 @@ def _orientation(data: bytes, fmt: str) -> int:
         return 1
 
 
+def upright_size(data: bytes, source: str = "image") -> tuple[int, int]:
+    """(height, width) of the image upright, from its header alone: the size ``decode`` gives
+    at full scale, for mapping a reduced copy back to the image's own pixels."""
+    fmt, width, height = _header(data, source)
+    return (width, height) if _orientation(data, fmt) in (5, 6, 7, 8) else (height, width)
+
+
 @contextlib.contextmanager
 def _quiet_opencv() -> Iterator[None]:
     """Keep OpenCV's decoder warnings off stderr (each failure is reported as one line)."""

@@ -241,9 +241,10 @@ def in_picture(box: tuple[int, int, int, int], factor: int, shape: tuple[int, in
 
 def for_reading(data: bytes, source: str) -> tuple[np.ndarray, float]:
     """(the image decoded as a grey copy at most ``READ_SIDE`` px a side, the factor from its
-    coordinates to the image's own)."""
-    gray = imaging.decode(data, source, gray=True)
-    height, width = gray.shape
+    coordinates to the image's own). A JPEG is scaled down inside the decoder first, as far as
+    ``READ_SIDE`` allows: a 12-megapixel photo decodes several times faster."""
+    height, width = imaging.upright_size(data, source)
+    gray = imaging.decode(data, source, READ_SIDE, gray=True)
     scale = READ_SIDE / max(height, width)
     if scale >= 1:
         return gray, 1.0

@@ -2,7 +2,8 @@
 
     python bench/inference.py RUN_DIR [--repeats 3] [--calls 200] [--json FILE]
 
-RUN_DIR needs a model.onnx (``digitnet export RUN_DIR``) for the onnx row. Prints JSON with the
+RUN_DIR needs a model.onnx and model-int8.onnx (``digitnet export --run RUN_DIR``) for the onnx
+rows. Prints JSON with the
 medians of ``--repeats`` repetitions; timings depend on what else the machine runs.
 """
 
@@ -22,7 +23,8 @@ from digitnet.benchmarks import timing
 from digitnet.datasets import load
 from digitnet.inference.predictor import Predictor
 
-VARIANTS = {"torch fp32": ("torch", "fp32"), "torch bf16": ("torch", "bf16"), "onnx": ("onnx", "fp32")}
+VARIANTS = {"torch fp32": ("torch", "fp32"), "torch bf16": ("torch", "bf16"), "onnx": ("onnx", "fp32"),
+            "onnx int8": ("onnx-int8", "fp32")}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,13 +2,14 @@
 are not digits, measured in the same run.
 
     python bench/reader.py [--reader A] [--compare B] [--lines LA] [--compare-lines LB]
-                           [--scale 1.0] [--sets all|report] [--seed 20261126]
-                           [--json FILE]
+                           [--backend torch] [--compare-backend torch] [--scale 1.0]
+                           [--sets all|report] [--seed 20261126] [--json FILE]
 
 A and B are digit reader runs, "bundled" (the package's reader) or "git:REF" (the package's
 reader as committed at REF, e.g. git:main, to measure a new reader against the one it
-replaces); LA and LB are line readers the same way (default: the package's). Every row is
-measured for both, on the same images:
+replaces); LA and LB are line readers the same way (default: the package's). Each digit
+reader runs on its backend (default torch; ``onnx-int8`` against ``onnx`` on the same reader
+measures what quantizing costs). Every row is measured for both, on the same images:
 
 report (from MNIST **test** digits, for the final report only; never used for choices)
   MNIST test                     the test set as it is
@@ -55,7 +56,7 @@ from digitnet.datasets import load
 from digitnet.inference import bundled, calibration
 from digitnet.inference.lines import BUNDLED as BUNDLED_LINES
 from digitnet.inference.lines import WEIGHTS_FILE, LineReader
-from digitnet.inference.predictor import Predictor
+from digitnet.inference.predictor import RUNTIMES, Predictor
 from digitnet.training import number_figures
 from digitnet.vision import numbers, render
 
@@ -300,6 +301,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--lines", default="bundled",
                         help="line reader of A: a folder, 'bundled' or 'git:REF'")
     parser.add_argument("--compare-lines", default="bundled", help="line reader of B")
+    parser.add_argument("--backend", choices=RUNTIMES, default="torch", help="runtime of reader A")
+    parser.add_argument("--compare-backend", choices=RUNTIMES, default="torch", help="runtime of reader B")
     parser.add_argument("--scale", type=float, default=1.0, help=f"set sizes times this ({SIZES})")
     parser.add_argument("--sets", choices=("all", "report"), default="all",
                         help="every row, or the report's rows without the independent checks")
@@ -313,19 +316,19 @@ def main(argv: list[str] | None = None) -> int:
     sizes = {k: max(1, int(v * args.scale)) for k, v in SIZES.items()}
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="digitnet-bench-") as tmp:
-        names = {"A": (args.reader, args.lines)}
+        names = {"A": (args.reader, args.lines, args.backend)}
         if args.compare is not None:
-            names["B"] = (args.compare, args.compare_lines)
-        models = {m: (Predictor.from_run(bundled.model_dir(resolve(r, "reader", Path(tmp))), backend="torch"),
+            names["B"] = (args.compare, args.compare_lines, args.compare_backend)
+        models = {m: (Predictor.from_run(bundled.model_dir(resolve(r, "reader", Path(tmp))), backend=b),
                       LineReader.load(resolve(lr, "lines", Path(tmp))))
-                  for m, (r, lr) in names.items()}
+                  for m, (r, lr, b) in names.items()}
         print("making the sets ...", file=sys.stderr)
         sets, missing = make_sets(args.sets, sizes, args.seed)
         print(f"measuring {', '.join(models)} ...", file=sys.stderr)
         results = {m: measure(p, lr, sets) for m, (p, lr) in models.items()}
         for m, figures in speed(models, sets, sizes["timing"]).items():
             results[m]["speed"] = figures
-    described = {m: f"reader {r}, line reader {lr}" for m, (r, lr) in names.items()}
+    described = {m: f"reader {r} ({b}), line reader {lr}" for m, (r, lr, b) in names.items()}
     print(table(results, described))
     for name, why in missing.items():
         print(f"{name}: not measured: {why}")

@@ -11,6 +11,7 @@ from safetensors.torch import load_file, save_file
 
 from digitnet.benchmarks import timing
 from digitnet.errors import DigitnetError
+from digitnet.inference import bundled
 from digitnet.inference.predictor import BACKENDS, DEFAULT_BACKEND, RUNTIMES, Predictor
 from digitnet.preprocess import input_array
 
@@ -22,15 +23,17 @@ def run_copy(exported_run, tmp_path):
     return path
 
 
-def test_every_backend_choice_loads_and_classifies(exported_run, mnist):
-    # each choice the CLI offers (--backend) runs on a real runtime; the default is "auto"
+def test_every_backend_choice_loads_and_classifies(mnist):
+    # each choice the CLI offers (--backend) runs on a real runtime, on the bundled reader (its
+    # int8 copy included); the default is "auto", which never picks int8
+    reader = bundled.reader_dir()
     answers = {}
     for backend in BACKENDS:
-        predictor = Predictor.from_run(exported_run[0], backend)
+        predictor = Predictor.from_run(reader, backend)
         assert predictor.backend in RUNTIMES
         answers[backend] = predictor.probabilities(mnist.x_test[:20]).argmax(1)
-    default = Predictor.from_run(exported_run[0], DEFAULT_BACKEND)
-    assert Predictor.from_run(exported_run[0]).backend == default.backend == "onnx"
+    assert Predictor.from_run(reader, "onnx-int8").backend == "onnx-int8"
+    assert Predictor.from_run(reader).backend == Predictor.from_run(reader, DEFAULT_BACKEND).backend == "onnx"
     for backend in BACKENDS:
         np.testing.assert_array_equal(answers[backend], answers["torch"])
 

@@ -34,7 +34,8 @@ from digitnet.training.recipes import GOALS, RECIPES
 REFERENCE_ENV = "DIGITNET_REFERENCE"
 REFERENCE_DEFAULT = Path("../shared/bench/reference_torch.py")
 # Precisions each runtime can run in; torch's bf16 is autocast, the ONNX model is fp32.
-RUNTIME_PRECISIONS: dict[str, tuple[str, ...]] = {"torch": PRECISIONS, "onnx": ("fp32",)}
+RUNTIME_PRECISIONS: dict[str, tuple[str, ...]] = {"torch": PRECISIONS, "onnx": ("fp32",),
+                                                  "onnx-int8": ("int8",)}
 
 
 @dataclass
@@ -257,14 +258,21 @@ def bench_recipes(runs: dict[str, list[Process]], recipes: tuple[str, ...],
 
 
 def bench_inference(run_dir: Path, images: np.ndarray, labels: np.ndarray,
-                    opts: BenchOptions) -> list[dict[str, Any]]:
+                    opts: BenchOptions, calibration: np.ndarray) -> list[dict[str, Any]]:
     """(c) images/s at batch ``opts.batch`` and single-image latency, per runtime and precision;
-    each runtime's throughput also as a ratio to torch fp32, the plain PyTorch way."""
-    export_onnx(run_dir, images, labels)  # the onnx runtime needs the exported model, checked
+    each runtime's throughput also as a ratio to torch fp32, the plain PyTorch way. The onnx
+    runtimes need the exported model and its int8 copy (ranges from ``calibration``, training
+    images), both checked."""
+    export_onnx(run_dir, images, labels, calibration=calibration)
     rows = []
     for runtime in RUNTIMES:
         for precision in RUNTIME_PRECISIONS[runtime]:
-            predictor = Predictor.from_run(run_dir, backend=runtime, precision=precision)
+            try:
+                predictor = Predictor.from_run(run_dir, backend=runtime,
+                                               precision=precision if runtime == "torch" else "fp32")
+            except DigitnetError as e:  # a model answering on a hair has no int8 copy
+                rows.append({"backend": runtime, "precision": precision, "missing": str(e)})
+                continue
             figures = timing.measure(predictor.probabilities, images, batch=opts.batch,
                                      calls=opts.latency_calls, repeats=opts.repeats)
             rows.append({
@@ -275,13 +283,15 @@ def bench_inference(run_dir: Path, images: np.ndarray, labels: np.ndarray,
     plain = next(r["images_per_second"] for r in rows if r["backend"] == "torch"
                  and r["precision"] == "fp32")
     for row in rows:
-        row["throughput_ratio_to_torch_fp32"] = row["images_per_second"] / plain
+        if "missing" not in row:
+            row["throughput_ratio_to_torch_fp32"] = row["images_per_second"] / plain
     return rows
 
 
 def run_bench(opts: BenchOptions, test_images: np.ndarray, test_labels: np.ndarray,
-              progress: Callable[[str], None] = lambda _msg: None) -> Report:
-    """All four measurements; ``progress`` hears what is being measured."""
+              train_images: np.ndarray, progress: Callable[[str], None] = lambda _msg: None) -> Report:
+    """All four measurements; ``progress`` hears what is being measured. ``train_images``
+    calibrate the int8 model's ranges."""
     unknown = [r for r in opts.recipes if r not in RECIPES]
     if unknown:
         raise DigitnetError(f"unknown recipe(s) {', '.join(unknown)}; choose from {', '.join(RECIPES)}")
@@ -296,7 +306,8 @@ def run_bench(opts: BenchOptions, test_images: np.ndarray, test_labels: np.ndarr
         ref = report.epoch["reference"].get("median_seconds")
         report.recipes = bench_recipes(runs, opts.recipes, ref)
         progress("inference")
-        report.inference = bench_inference(work / "default-0", test_images, test_labels, opts)
+        report.inference = bench_inference(work / "default-0", test_images, test_labels, opts,
+                                           train_images)
     report.machine["load_average_at_end"] = list(os.getloadavg())
     report.memory = {"train_peak_rss_mb": report.epoch["digitnet"]["peak_rss_mb"],
                      "recipes_peak_rss_mb": max((r["peak_rss_mb"] for r in report.recipes.values()),

@@ -39,7 +39,8 @@ def add_backend_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--backend", choices=BACKENDS, default=DEFAULT_BACKEND,
         help=f"runtime executing the network (default {DEFAULT_BACKEND}: onnxruntime when the "
-             "run has a current model.onnx from 'digitnet export', else torch)")
+             "run has a current model.onnx from 'digitnet export', else torch; onnx-int8: "
+             "its int8 copy, about twice as fast, the same answers)")
 
 
 def console() -> Console:

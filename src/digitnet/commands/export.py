@@ -31,7 +31,7 @@ def run(args) -> int:
     run_dir = runs.resolve_run_dir(args.run_dir)
     config, _ = runs.read_config(run_dir)
     ds = load(config.dataset, args.data_dir)  # before exporting: no export without its check
-    path, report = export_onnx(run_dir, ds.x_test, ds.y_test)
+    path, report = export_onnx(run_dir, ds.x_test, ds.y_test, calibration=ds.x_train)
     out = console()
     # soft_wrap: each result stays one line however narrow the terminal (or a pipe) is
     out.print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB): input float32 (batch, 1, 28, 28) "
@@ -39,7 +39,17 @@ def run(args) -> int:
     out.print(f"checked against PyTorch on {report.images:,} {ds.name} test images: same class for "
               f"{report.agreement:.1%}, max probability difference {report.max_abs_diff:.1e}, "
               f"accuracy {report.accuracy:.2%}", soft_wrap=True)
-    first = runs.read_config(run_dir)[1]["export"]["first_layer"]
+    export = runs.read_config(run_dir)[1]["export"]
+    int8 = export["int8"]
+    agrees = (f"the same class as model.onnx for {int8['check']['agreement']:.1%} of the test "
+              f"images, max probability difference {int8['check']['max_abs_diff']:.2f}")
+    if int8["check"]["passed"]:
+        out.print(f"wrote {run_dir / int8['file']}: int8 (--backend onnx-int8), ranges from "
+                  f"{int8['calibration_images']:,} training images; {agrees}", soft_wrap=True)
+    else:
+        out.print(f"no {int8['file']}: its answers are too far from the float model's ({agrees}; "
+                  f"at least {int8['check']['required']:.1%} needed)", soft_wrap=True)
+    first = export["first_layer"]
     out.print(f"wrote {run_dir / first['file']}: the first layer ({first['layer']}) for what the "
               f"network sees on the page, checked on {first['check']['images']} images, max "
               f"difference {first['check']['max_abs_diff']:.1e}", soft_wrap=True)

@@ -1,6 +1,7 @@
 """The reader shipped inside the package, so ``predict``, ``read`` and ``serve`` work right after
 install: a run directory's files (config, weights, metrics with the calibration, and the model
-and its first layer as ONNX checked against them, for reading and explaining on the device)
+its first layer and its int8 copy as ONNX checked against them, for reading and explaining
+on the device and for ``--backend onnx-int8``)
 under ``digitnet/bundled/reader``.
 
 ``make reader`` trains the ``reader`` recipe and calls ``bundle`` on the run; ``bundle`` checks
@@ -25,8 +26,8 @@ from digitnet.training.config import NOT_A_DIGIT_NAME
 READER_DIR = Path(__file__).resolve().parent.parent / "bundled" / "reader"
 FILES = (runs.CONFIG_FILE, runs.MODEL_FILE, runs.METRICS_FILE)  # what predict and serve need
 # and what reading on the device needs besides: the model, and its first layer for the page's
-# "What the network sees"
-SHIPPED = (*FILES, onnx_runtime.ONNX_FILE, onnx_runtime.FIRST_LAYER_FILE)
+# "What the network sees"; and the int8 copy for --backend onnx-int8
+SHIPPED = (*FILES, onnx_runtime.ONNX_FILE, onnx_runtime.FIRST_LAYER_FILE, onnx_runtime.INT8_FILE)
 MAX_BYTES = 5 * 1024 * 1024  # the package stays small: the reader is about 1.5 MB with its ONNX
 LATEST = "latest"  # ``--run latest``: the newest finished run under runs/
 
@@ -72,11 +73,11 @@ def bundle(run_dir: str | Path, dest: Path = READER_DIR, data_dir: str | Path | 
     check_reader(run_dir)
     config, _ = runs.read_config(run_dir)
     ds = load(config.dataset, data_dir)
-    export_onnx(run_dir, ds.x_test, ds.y_test)
+    export_onnx(run_dir, ds.x_test, ds.y_test, calibration=ds.x_train)
     check_reader(run_dir, SHIPPED)
     # The package records what the reader measured, not where it was trained.
     metrics = {k: v for k, v in runs.read_metrics(run_dir).items() if k != "run_dir"}
-    for name in (runs.MODEL_FILE, onnx_runtime.ONNX_FILE, onnx_runtime.FIRST_LAYER_FILE, runs.CONFIG_FILE):
+    for name in (runs.MODEL_FILE, *SHIPPED[len(FILES):], runs.CONFIG_FILE):
         atomic.write_bytes(dest / name, (run_dir / name).read_bytes())
     runs.write_metrics(dest, metrics)
     return dest

@@ -8,7 +8,10 @@ config.json as checked, with the SHA-256 of the file and of the weights. ``open_
 refuses any model.onnx without that record, so an export that failed its check, was
 interrupted during it, or was changed afterwards is never run.
 
-Beside it, ``first-layer.onnx`` is the network's first layer alone (``explain.first_layer``:
+Given training images to calibrate on, ``model-int8.onnx`` is written too: the same model
+quantized to int8 and checked to answer as model.onnx does (``inference.quantize``).
+
+Beside them, ``first-layer.onnx`` is the network's first layer alone (``explain.first_layer``:
 the first convolution with the batch norm and activation right after it), images to feature
 maps (N, C, H, W), for the page to show what the network sees on the device; it is checked
 the same way against the feature maps PyTorch computes inside the whole network.
@@ -30,7 +33,7 @@ from torch import nn
 
 from digitnet import __version__, atomic
 from digitnet.errors import DigitnetError
-from digitnet.inference import explain, onnx_runtime
+from digitnet.inference import explain, onnx_runtime, quantize
 from digitnet.inference.predictor import Predictor
 from digitnet.models import probabilities
 from digitnet.preprocess import input_tensor
@@ -93,6 +96,11 @@ def to_onnx(module: nn.Module, output: str, meta: dict[str, str], what: str) -> 
                                 "check that onnx and onnxscript are installed") from e
     proto = program.model_proto
     proto.doc_string = f"digitnet: images float32 (batch, 1, 28, 28) in [0, 1] -> {what}"
+    # The exporter notes on each node the Python stack that made it, with this machine's paths
+    # and line numbers: dropped, so the file says nothing of where it was built and the same
+    # weights give the same bytes.
+    for node in proto.graph.node:
+        del node.metadata_props[:]
     del proto.metadata_props[:]
     for key, value in meta.items():
         entry = proto.metadata_props.add()
@@ -125,9 +133,10 @@ def _mismatch(path: Path, run_dir: Path, report: ParityReport) -> DigitnetError:
 
 
 def _record(run_dir: Path, classes: tuple[str, ...], report: ParityReport,
-            first_layer: dict | None) -> None:
+            first_layer: dict | None, int8: dict | None = None) -> None:
     """Record in config.json the layout of the model.onnx now in place and its passed check,
-    and ``first_layer``, the record of the first-layer.onnx beside it (None: there is none)."""
+    ``first_layer``, the record of the first-layer.onnx beside it, and ``int8``, that of its
+    int8 copy (None: there is none)."""
     path = run_dir / onnx_runtime.ONNX_FILE
     runs.update_config(run_dir, export={
         "format": "onnx", "file": onnx_runtime.ONNX_FILE, "opset": OPSET,
@@ -136,22 +145,30 @@ def _record(run_dir: Path, classes: tuple[str, ...], report: ParityReport,
                    "meaning": "softmax probabilities"},
         "classes": list(classes), "weights_sha256": onnx_runtime.weights_sha256(run_dir),
         "onnx_sha256": onnx_runtime.file_sha256(path), "checked": True, "check": report.to_dict(),
-        "first_layer": first_layer, "digitnet_version": __version__,
+        "first_layer": first_layer, "int8": int8, "digitnet_version": __version__,
     })
 
 
 def export_onnx(run_dir: str | Path, images: np.ndarray, labels: np.ndarray,
-                limit: int = PARITY_IMAGES) -> tuple[Path, ParityReport]:
-    """Write RUN_DIR/model.onnx, checked on the first ``limit`` images (uint8 (N, 28, 28)).
+                limit: int = PARITY_IMAGES, calibration: np.ndarray | None = None
+                ) -> tuple[Path, ParityReport]:
+    """Write RUN_DIR/model.onnx, checked on the first ``limit`` images (uint8 (N, 28, 28)),
+    and with ``calibration`` (training images, uint8 (N, 28, 28)) its int8 copy, checked on
+    the same images.
 
-    The file only takes the name model.onnx once it has passed the check; a failed or
-    interrupted check leaves the previous model.onnx (or none) and no temporary file.
+    A file only takes its name once it has passed its check; a failed or interrupted check
+    leaves the previous file (or none) and no temporary file.
     """
     run_dir = runs.check_run_dir(run_dir)
     path = run_dir / onnx_runtime.ONNX_FILE
+    (run_dir / onnx_runtime.INT8_FILE).unlink(missing_ok=True)  # made from the model.onnx replaced
     report = write_checked(run_dir, path, images, labels, limit)
     first_layer = write_first_layer(run_dir, run_dir / onnx_runtime.FIRST_LAYER_FILE, images)
-    _record(run_dir, runs.read_config(run_dir)[0].classes, report, first_layer)
+    classes = runs.read_config(run_dir)[0].classes
+    _record(run_dir, classes, report, first_layer)
+    if calibration is not None:
+        int8 = quantize.write_int8(run_dir, calibration, _parity_set(images, labels, limit)[0])
+        _record(run_dir, classes, report, first_layer, int8)
     return path, report
 
 
@@ -212,6 +229,7 @@ def discard(run_dir: Path) -> None:
     record in config.json."""
     (run_dir / onnx_runtime.ONNX_FILE).unlink(missing_ok=True)
     (run_dir / onnx_runtime.FIRST_LAYER_FILE).unlink(missing_ok=True)
+    (run_dir / onnx_runtime.INT8_FILE).unlink(missing_ok=True)
     runs.update_config(run_dir, export=None)
 
 
@@ -242,6 +260,14 @@ def compare(p_onnx: np.ndarray, p_torch: np.ndarray, labels: np.ndarray) -> Pari
     )
 
 
+def _current_int8_record(run_dir: Path) -> dict | None:
+    try:
+        onnx_runtime.current_int8(run_dir)
+    except DigitnetError:
+        return None
+    return runs.read_config(run_dir)[1]["export"]["int8"]
+
+
 def check_onnx(run_dir: str | Path, images: np.ndarray, labels: np.ndarray,
                limit: int = PARITY_IMAGES) -> ParityReport:
     """Check the model.onnx already in RUN_DIR again, on the first ``limit`` images.
@@ -260,6 +286,7 @@ def check_onnx(run_dir: str | Path, images: np.ndarray, labels: np.ndarray,
     if not report.passed():
         discard(run_dir)
         raise _mismatch(path, run_dir, report)
-    first_layer = onnx_runtime.current_first_layer(run_dir)  # checked already: kept as it is
-    _record(run_dir, runs.read_config(run_dir)[0].classes, report, first_layer and first_layer[1])
+    first_layer = onnx_runtime.current_first_layer(run_dir)  # checked already: kept as they are
+    int8 = _current_int8_record(run_dir)
+    _record(run_dir, runs.read_config(run_dir)[0].classes, report, first_layer and first_layer[1], int8)
     return report

@@ -24,6 +24,8 @@ OUTPUT_NAME = "probabilities"
 # the feature maps the page shows on the device, where there is no PyTorch to hook into.
 FIRST_LAYER_FILE = "first-layer.onnx"
 FEATURES_NAME = "feature_maps"
+# An int8 copy of model.onnx (``inference.quantize``), used when asked for (backend "onnx-int8").
+INT8_FILE = "model-int8.onnx"
 INPUT_SHAPE = (1, 28, 28)  # per image, after the dynamic batch axis
 LAYOUT = {"layout": "NCHW", "dtype": "float32", "shape": ["batch", *INPUT_SHAPE], "scale": "[0, 1]"}
 
@@ -117,6 +119,20 @@ def current_first_layer(run_dir: Path) -> tuple[Path, dict] | None:
     return path, record
 
 
+def current_int8(run_dir: Path) -> Path:
+    """The run's model-int8.onnx when it is the file that passed its check, made from the
+    current model.onnx; else a DigitnetError saying why."""
+    _, export = current_export(run_dir)
+    record = export.get("int8") or {}
+    path = run_dir / INT8_FILE
+    if not ((record.get("check") or {}).get("passed") is True and path.is_file()
+            and record.get("onnx_sha256") == file_sha256(path)
+            and record.get("from_onnx_sha256") == export.get("onnx_sha256")):
+        raise DigitnetError(f"{path}: missing, unchecked or made from another model.onnx; run "
+                            f"'digitnet export --run {run_dir}' to write it")
+    return path
+
+
 def open_session(run_dir: Path, threads: int = 2):
     """An onnxruntime session for the run's model.onnx, refused if missing, unchecked, corrupt
     or stale."""
@@ -125,6 +141,15 @@ def open_session(run_dir: Path, threads: int = 2):
         raise DigitnetError(f"{path}: missing; run 'digitnet export --run {run_dir}' to write it")
     session = load_session(path, run_dir, threads)  # a corrupt or stale file says so first
     require_checked(path, run_dir)
+    return session
+
+
+def open_int8_session(run_dir: Path, threads: int = 2):
+    """An onnxruntime session for the run's model-int8.onnx, refused unless it is current and
+    checked (``current_int8``)."""
+    path = current_int8(run_dir)
+    session = new_session(path, run_dir, threads)
+    check_session(session, path, run_dir)
     return session
 
 

@@ -4,7 +4,10 @@ For each kind of image (``bench/samples.py``: 280x280 drawings, ~0.1 MP photos, 
 JPEGs) it starts a fresh server in a subprocess on a free loopback port, sends a few warm-up
 requests, then ``--requests`` images, ``--concurrency`` at a time, stopping early at
 ``--time-limit`` seconds; it checks the shape of every answer and reports requests/s, latency
-percentiles, errors, the server's CPU time per request (all its processes) and the peak
+percentiles, errors, the server's CPU time per request (all its processes), the client's own
+CPU time per request and the cores it kept busy (it shares the machine's cores), the CPU time
+of the same work called in process without HTTP (the difference is what a request costs beyond
+preprocessing and the network), and the peak
 resident memory of all the server's processes (the sum of each one's VmHWM: supervisor and
 workers). With ``--baseline-src`` the same runs are made,
 interleaved, against another checkout's ``src/`` (served as it is, one process), so before
@@ -23,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import functools
 import json
 import os
 import subprocess
@@ -154,7 +158,29 @@ async def load_test(args: argparse.Namespace, base_url: str, kind: str, data: li
         # CPU time per request, less sensitive than throughput to what else runs on the machine
         "server_cpu_ms_per_request": round(1000 * server_cpu / max(1, done), 2),
         "client_cpu_ms_per_request": round(1000 * client_cpu / max(1, done), 2),
+        # the cores the load client itself kept busy: what the server could not have
+        "client_cores": round(client_cpu / seconds, 2),
     }
+
+
+def in_process_cpu_ms(run_dir: Path, endpoint: str, data: list[bytes], threads: int) -> float:
+    """CPU ms per image of the same work without HTTP: the function the route hands to its
+    worker thread (decode, preprocess, network, answer), called directly. The server's CPU per
+    request less this is what HTTP parsing, multipart, JSON and thread hand-offs cost."""
+    from digitnet.inference.lines import LineReader
+    from digitnet.inference.predictor import Predictor
+    from digitnet.web import service
+
+    predictor = Predictor.from_run(run_dir, threads=threads)
+    work = {"predict": lambda b: service.predict_image(b, "bench", predictor),
+            "explain": lambda b: service.explain_image(b, "bench", predictor),
+            "read": functools.partial(lambda reader, b: service.read_image(b, "bench", reader),
+                                      LineReader.load())}[endpoint]
+    work(data[0])  # the first call pays for lazy set-up, as the server's warm-up does
+    start = time.process_time()
+    for image in data:
+        work(image)
+    return 1000 * (time.process_time() - start) / len(data)
 
 
 async def measure(args: argparse.Namespace, run_dir: Path, kind: str, data: list[bytes], labels: list[int],
@@ -168,6 +194,8 @@ async def measure(args: argparse.Namespace, run_dir: Path, kind: str, data: list
         await server.wait_ready(port, process, timeout=180)
         load_before = os.getloadavg()[0]
         result = await load_test(args, f"http://{HOST}:{port}", kind, data, labels, process.pid)
+        result["in_process_cpu_ms_per_request"] = round(in_process_cpu_ms(run_dir, args.endpoint, data,
+                                                                          args.threads), 2)
         result["server_peak_rss_mb"] = server.peak_rss_mb(process.pid)
         result["load_average"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
     finally:
@@ -178,14 +206,17 @@ async def measure(args: argparse.Namespace, run_dir: Path, kind: str, data: list
 
 def table(results: list[dict]) -> str:
     head = (f"{'kind':8} {'server':9} {'req/s':>7} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} "
-            f"{'errors':>6} {'right':>6} {'RSS MB':>7} {'CPU ms':>7} {'load':>10}")
+            f"{'errors':>6} {'right':>6} {'RSS MB':>7} {'CPU ms':>7} {'no HTTP':>7} {'client':>13} "
+            f"{'load':>10}")
     rows = [head]
     for r in results:
         lat, load = r["latency_ms"], r["load_average"]
         rows.append(f"{r['kind']:8} {r['server']:9} {r['throughput_rps']:7.1f} {lat['p50']:8.1f} "
                     f"{lat['p90']:8.1f} {lat['p99']:8.1f} {r['errors']:6d} "
                     f"{r['correct'] / max(1, r['requests']):6.1%} {r['server_peak_rss_mb']:7.0f} "
-                    f"{r['server_cpu_ms_per_request']:7.2f} {load[0]:4.1f}-{load[1]:<4.1f}")
+                    f"{r['server_cpu_ms_per_request']:7.2f} {r['in_process_cpu_ms_per_request']:7.2f} "
+                    f"{r['client_cpu_ms_per_request']:5.2f} ms {r['client_cores']:3.1f}c "
+                    f"{load[0]:4.1f}-{load[1]:<4.1f}")
     return "\n".join(rows)
 
 

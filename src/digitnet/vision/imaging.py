@@ -421,16 +421,18 @@ def ink_threshold(smooth: np.ndarray) -> int:
     the paper's texture; along the strokes' edges ink and paper are about equally many, which
     is the balanced case Otsu's method handles well.
     """
-    gx = cv2.Sobel(smooth, cv2.CV_16S, 1, 0, ksize=3).astype(np.int64)
-    gy = cv2.Sobel(smooth, cv2.CV_16S, 0, 1, ksize=3).astype(np.int64)
+    # int32 is exact: |gradient| <= 4 * 255, so 100 * strength < 2^31
+    gx = cv2.Sobel(smooth, cv2.CV_16S, 1, 0, ksize=3).astype(np.int32)
+    gy = cv2.Sobel(smooth, cv2.CV_16S, 0, 1, ksize=3).astype(np.int32)
     strength = gx * gx + gy * gy
     edges = 100 * strength >= 9 * strength.max()
     near = cv2.dilate(edges.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
     return otsu(np.bincount(smooth[near], minlength=256))
 
 
-def _lower_median(values: np.ndarray) -> int:
-    return int(np.partition(values, (values.size - 1) // 2)[(values.size - 1) // 2])
+def _lower_median(hist: np.ndarray) -> int:
+    """The lower median of the grey levels counted in ``hist`` (one bin per level)."""
+    return int(np.searchsorted(np.cumsum(hist), (int(hist.sum()) - 1) // 2, side="right"))
 
 
 def _blank() -> ImageError:
@@ -444,30 +446,32 @@ def ink_mask(ink: np.ndarray) -> np.ndarray:
     smooth = denoise(ink)
     if int(smooth.max()) - int(smooth.min()) < MIN_CONTRAST:
         raise _blank()
-    mask = smooth > ink_threshold(smooth)
-    fg, bg = smooth[mask], smooth[~mask]
-    if fg.size == 0 or bg.size == 0 or _lower_median(fg) - _lower_median(bg) < MIN_CONTRAST:
+    threshold = ink_threshold(smooth)
+    # the ink is the levels above the threshold, the background those at or below it
+    hist = np.bincount(smooth.ravel(), minlength=256)
+    fg, bg = hist[threshold + 1 :], hist[: threshold + 1]
+    if not fg.any() or not bg.any() or threshold + 1 + _lower_median(fg) - _lower_median(bg) < MIN_CONTRAST:
         raise _blank()
-    return without_specks(mask)
+    return without_specks(smooth > threshold)
 
 
-def _pieces(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """8-connected pieces of a mask: (labels (H, W), stats (n + 1, 5) as OpenCV's, the raster
-    index of each piece's first pixel (n + 1,; -1 for the background), which orders pieces the
-    same in any language)."""
+def _pieces(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """8-connected pieces of a mask: (labels (H, W), stats (n + 1, 5) as OpenCV's)."""
     _, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
-    flat = labels.ravel()
-    ink = np.flatnonzero(flat)  # sorting only the ink's labels: ink is a few percent of a photo
-    found, first = np.unique(flat[ink], return_index=True)
-    order = np.full(len(stats), -1, np.int64)  # the background's stays -1
-    order[found] = ink[first]
-    return labels, stats, order
+    return labels, stats
+
+
+def _first_pixel(labels: np.ndarray, stats: np.ndarray, piece: int) -> int:
+    """The raster index of a piece's first pixel, which orders pieces the same in any language:
+    it lies in the piece's top row."""
+    top = int(stats[piece, cv2.CC_STAT_TOP])
+    return top * labels.shape[1] + int(np.argmax(labels[top] == piece))
 
 
 def without_specks(mask: np.ndarray) -> np.ndarray:
     """bool or 0/1 (H, W) mask -> bool (H, W) without its specks: single pixels and pieces
     smaller than ``SPECK_PERCENT`` of the largest."""
-    labels, stats, _ = _pieces(mask)
+    labels, stats = _pieces(mask)
     areas = stats[:, cv2.CC_STAT_AREA].astype(np.int64)
     keep = np.zeros(len(stats), bool)
     if len(stats) > 1:
@@ -525,12 +529,16 @@ def fit_box(crop: np.ndarray) -> np.ndarray:
     crop under 20 px is Keys' cubic (OpenCV's INTER_CUBIC, which the bundled reader's negatives
     were made with: blocky area copies of small crops were refused more often), both in whole
     numbers."""
-    crop = np.rint(np.clip(np.asarray(crop, np.float64), 0, 255)).astype(np.int64)
+    crop = np.rint(np.clip(np.asarray(crop, np.float64), 0, 255))
     h, w = crop.shape
     longer = max(h, w)
     size = [max(1, (2 * DIGIT_BOX * n + longer) // (2 * longer)) for n in (h, w)]  # rounded half up
     weights = _cubic_weights if longer <= DIGIT_BOX else _area_weights
-    sums = np.maximum(weights(h, size[0]) @ crop @ weights(w, size[1]).T, 0)  # (size[0], size[1])
+    # Whole numbers multiplied in doubles (BLAS, many times faster than integer matmul) stay
+    # exact: every sum is under 2^53 (at most 255 (4 D^3)^2 for the cubic, 255 h w for areas).
+    sums = (weights(h, size[0]).astype(np.float64) @ crop
+            @ weights(w, size[1]).T.astype(np.float64))  # (size[0], size[1])
+    sums = np.maximum(np.rint(sums).astype(np.int64), 0)
     top = int(sums.max())
     ink = np.sort(sums[10 * sums > top])
     level = int(ink[6 * (ink.size - 1) // 10]) if ink.size else 0
@@ -579,14 +587,14 @@ def main_cluster(mask: np.ndarray) -> np.ndarray:
     digit's broken strokes); drops marks elsewhere on the page, which would stretch the digit's
     box. A piece joins when its box is within a quarter of the cluster's size of the cluster's
     box, until none does."""
-    labels, stats, first = _pieces(mask)
+    labels, stats = _pieces(mask)
     if len(stats) <= 2:
         return mask.astype(bool)
     boxes = stats[1:, :4].astype(np.int64)  # x, y, w, h
     areas = stats[1:, cv2.CC_STAT_AREA]
     largest = np.flatnonzero(areas == areas.max())
     inside = np.zeros(len(boxes), bool)
-    inside[largest[np.argmin(first[1:][largest])]] = True
+    inside[min(largest, key=lambda k: _first_pixel(labels, stats, k + 1))] = True
     changed = True
     while changed:
         x0, y0 = boxes[inside, 0].min(), boxes[inside, 1].min()

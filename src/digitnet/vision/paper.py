@@ -55,7 +55,8 @@ def block_mean(gray: np.ndarray, factor: int) -> np.ndarray:
     if factor == 1:
         return gray
     h, w = gray.shape
-    rows = np.add.reduceat(gray, np.arange(0, h, factor), axis=0, dtype=np.int64)  # (H/f, W)
+    # int32 is exact: a block sums at most 255 f^2, under 2^31 for any factor a picture allows
+    rows = np.add.reduceat(gray, np.arange(0, h, factor), axis=0, dtype=np.int32)  # (H/f, W)
     sums = np.add.reduceat(rows, np.arange(0, w, factor), axis=1)  # (H/f, W/f)
     counts = (np.minimum(factor, h - factor * np.arange(sums.shape[0]))[:, None]
               * np.minimum(factor, w - factor * np.arange(sums.shape[1]))[None, :])
@@ -88,7 +89,9 @@ def upsample(small: np.ndarray, factor: int, shape: tuple[int, int]) -> np.ndarr
     y0, y1, wy = _linear_taps(shape[0], factor)
     x0, x1, wx = _linear_taps(shape[1], factor)
     f2 = 2 * factor
-    g = small.astype(np.int64)
+    # int32 is exact: at most 255 (2f)^2, under 2^31 for any factor a picture allows
+    g = small.astype(np.int32)
+    wy, wx = wy.astype(np.int32), wx.astype(np.int32)
     rows = g[np.clip(y0, 0, h - 1)] * (f2 - wy)[:, None] + g[np.clip(y1, 0, h - 1)] * wy[:, None]
     out = rows[:, np.clip(x0, 0, w - 1)] * (f2 - wx) + rows[:, np.clip(x1, 0, w - 1)] * wx
     return ((out + f2 * f2 // 2) // (f2 * f2)).astype(np.uint8)

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -50,11 +49,10 @@ from digitnet.evaluate import Evaluation, evaluate, predict_logits
 from digitnet.inference import calibration
 from digitnet.models import count_parameters
 from digitnet.preprocess import input_tensor
-from digitnet.training import devices, negatives, runs
-from digitnet.training.augment import Augmentation
+from digitnet.training import devices, negatives, runs, schedules
+from digitnet.training.augment import Augmentation, for_run
 from digitnet.training.config import NOT_A_DIGIT, TrainConfig
 from digitnet.training.epoch import make_optimizer
-from digitnet.training.run import augmentation
 from digitnet.vision import imaging
 
 
@@ -187,13 +185,12 @@ def train(model: nn.Module, config: TrainConfig, fc: FinetuneConfig, learn: Labe
     cpu = torch.device("cpu")
     optimizer = make_optimizer(config.replace(optimizer="adamw", lr=fc.lr, weight_decay=fc.weight_decay),
                                model.parameters(), cpu)
-    new_aug, old_aug = Augmentation(), augmentation(config) or Augmentation()
+    new_aug, old_aug = Augmentation(), for_run(config) or Augmentation()
     freeze_batchnorm(model)
     started = time.perf_counter()
     for step in range(fc.steps):
-        lr = fc.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * step / fc.steps)))
         for group in optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = schedules.cosine(fc.lr, step, fc.steps)
         i = torch.randint(len(x_new), (k,), generator=generator)
         j = torch.cat([torch.randint(len(x_old), (fc.batch_size - k - protected,), generator=generator),
                        torch.multinomial(weights, protected, replacement=True, generator=generator)

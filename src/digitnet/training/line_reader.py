@@ -33,7 +33,7 @@ from digitnet.inference import calibration
 from digitnet.inference.lines import FORMAT, WEIGHTS_FILE, LineReader, decode
 from digitnet.inference.predictor import torch_threads
 from digitnet.models import LineNet, count_parameters
-from digitnet.training import devices, lines, number_figures, runs
+from digitnet.training import devices, lines, number_figures, runs, schedules
 from digitnet.vision.numbers import FRAME
 
 Batch = tuple[np.ndarray, list[np.ndarray], list[int]]  # lines, their labels, their widths
@@ -232,8 +232,7 @@ def train(config: LineConfig, out: Path, data_dir: str | None, report: Callable[
     # drawn first: the schedule needs the step count
     epochs = [lines.epoch_lines(len(x), rng) for _ in range(config.epochs)]
     steps = sum(-(-len(groups) // config.batch_size) for groups in epochs)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, config.lr, total_steps=steps,
-                                                   pct_start=config.warmup)
+    schedule = schedules.line_one_cycle(optimizer, config.lr, steps, config.warmup)
     out.mkdir(parents=True, exist_ok=True)
     history, started = [], time.perf_counter()
     for epoch, groups in enumerate(epochs):

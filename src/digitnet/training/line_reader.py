@@ -113,7 +113,7 @@ def validation_logits(model: nn.Module, batches: list[Batch]) -> list[tuple[torc
     return out
 
 
-def measure(outputs: list[tuple[torch.Tensor, np.ndarray]], close: float) -> dict[str, float]:
+def line_figures(outputs: list[tuple[torch.Tensor, np.ndarray]], close: float) -> dict[str, float]:
     """Exact lines, per-digit accuracy (1 - edit distance / length), and how honest the whole
     number's probability is (expected calibration error of "the line is read exactly")."""
     exact, per_digit, confidence = [], [], []
@@ -128,7 +128,7 @@ def measure(outputs: list[tuple[torch.Tensor, np.ndarray]], close: float) -> dic
             "number_ece": calibration.binned_gap(torch.tensor(confidence), right)}
 
 
-def calibrate(model: LineNet, outputs: list[tuple[torch.Tensor, np.ndarray]]) -> tuple[float, float]:
+def calibrate_lines(model: LineNet, outputs: list[tuple[torch.Tensor, np.ndarray]]) -> tuple[float, float]:
     """Fit the temperature on the validation lines' CTC loss and fold it into ``model``; choose
     ``close`` on the digits of lines read with the right number of digits. (T, close)."""
     frames = [len(logits) for logits, _ in outputs]
@@ -184,9 +184,9 @@ def refit(out: Path, data_dir: str | None = None) -> dict[str, Any]:
     model = reader.model
     ds = load("mnist", data_dir)
     held_out = validation_lines(ds, config)
-    temperature, close = calibrate(model, validation_logits(model, held_out))
+    temperature, close = calibrate_lines(model, validation_logits(model, held_out))
     temperature *= float(metadata["temperature"])
-    final = measure(validation_logits(model, held_out), close)
+    final = line_figures(validation_logits(model, held_out), close)
     save(out, model, config, close, temperature)
     figures = {"temperature": temperature, "close": close, **{f"val_{k}": v for k, v in final.items()}}
     if config.test_numbers:  # measured again, as training measures the reader it saves
@@ -203,7 +203,7 @@ def fit_lines(config: LineConfig, out: Path, *, data_dir: str | None = None,
     """Train, calibrate and save a line reader into ``out``, then measure the saved reader on
     numbers composed from MNIST test digits; writes and returns the metrics."""
     with torch_threads(config.threads or torch.get_num_threads()):
-        metrics = train(config, out, data_dir, report)
+        metrics = train_line_reader(config, out, data_dir, report)
         if config.test_numbers:
             ds = load("mnist", data_dir)
             metrics["test"] = number_figures.test_figures(LineReader.load(out), ds.x_test, ds.y_test,
@@ -212,7 +212,7 @@ def fit_lines(config: LineConfig, out: Path, *, data_dir: str | None = None,
     return metrics
 
 
-def train(config: LineConfig, out: Path, data_dir: str | None, report: Callable[[str], None]
+def train_line_reader(config: LineConfig, out: Path, data_dir: str | None, report: Callable[[str], None]
           ) -> dict[str, Any]:
     """``fit_lines`` on the threads it set."""
     torch.manual_seed(config.seed)
@@ -250,7 +250,7 @@ def train(config: LineConfig, out: Path, data_dir: str | None, report: Callable[
             average.update_parameters(model)
             losses.append(loss.item())
         record = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)),
-                  **{f"val_{k}": v for k, v in measure(validation_logits(average.module, held_out),
+                  **{f"val_{k}": v for k, v in line_figures(validation_logits(average.module, held_out),
                                                         1.0).items()},
                   "seconds": round(time.perf_counter() - started, 1)}
         history.append(record)
@@ -259,8 +259,8 @@ def train(config: LineConfig, out: Path, data_dir: str | None, report: Callable[
                f"  {record['seconds']:.0f} s")
     train_seconds = time.perf_counter() - started
     model = average.module
-    temperature, close = calibrate(model, validation_logits(model, held_out))
-    final = measure(validation_logits(model, held_out), close)
+    temperature, close = calibrate_lines(model, validation_logits(model, held_out))
+    final = line_figures(validation_logits(model, held_out), close)
     save(out, model, config, close, temperature)
     metrics = {"config": dataclasses.asdict(config), "parameters": count_parameters(model),
                "validation_lines": sum(len(labels) for _, labels, _ in held_out),

@@ -1,5 +1,5 @@
 """Training the line reader (``digitnet train-lines``): a ``LineNet`` learns with CTC loss to
-read synthetic lines (``training.lines``) composed from MNIST training digits; the last
+read synthetic lines (``training.synthetic_lines``) composed from MNIST training digits; the last
 ``validation`` training digits are held out and composed into validation lines, on which the
 temperature and the verdict's ``close`` ratio are chosen and the figures in metrics.json are
 measured. MNIST test digits are used once everything is chosen and saved: the saved reader reads
@@ -33,7 +33,7 @@ from digitnet.inference import calibration
 from digitnet.inference.lines import FORMAT, WEIGHTS_FILE, LineReader, decode
 from digitnet.inference.predictor import torch_threads
 from digitnet.models import LineNet, count_parameters
-from digitnet.training import devices, lines, number_figures, runs, schedules
+from digitnet.training import devices, number_figures, runs, schedules, synthetic_lines
 from digitnet.vision.numbers import FRAME
 
 Batch = tuple[np.ndarray, list[np.ndarray], list[int]]  # lines, their labels, their widths
@@ -167,9 +167,9 @@ def validation_lines(ds, config: LineConfig) -> list[Batch]:
     redrawn as other writers write, no ratio makes 99.5% of the plain answers right."""
     split = len(ds.x_train) - config.validation
     val_rng = np.random.default_rng(config.seed + 1)
-    return list(lines.line_batches(ds.x_train[split:], ds.y_train[split:],
-                                   lines.epoch_lines(config.validation, val_rng), 256, val_rng,
-                                   style=lines.PLAIN))
+    groups = synthetic_lines.epoch_lines(config.validation, val_rng)
+    return list(synthetic_lines.line_batches(ds.x_train[split:], ds.y_train[split:], groups, 256,
+                                             val_rng, style=synthetic_lines.PLAIN))
 
 
 def refit(out: Path, data_dir: str | None = None) -> dict[str, Any]:
@@ -230,7 +230,7 @@ def train_line_reader(config: LineConfig, out: Path, data_dir: str | None, repor
     average = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema), use_buffers=True)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     # drawn first: the schedule needs the step count
-    epochs = [lines.epoch_lines(len(x), rng) for _ in range(config.epochs)]
+    epochs = [synthetic_lines.epoch_lines(len(x), rng) for _ in range(config.epochs)]
     steps = sum(-(-len(groups) // config.batch_size) for groups in epochs)
     schedule = schedules.line_one_cycle(optimizer, config.lr, steps, config.warmup)
     out.mkdir(parents=True, exist_ok=True)
@@ -238,7 +238,7 @@ def train_line_reader(config: LineConfig, out: Path, data_dir: str | None, repor
     for epoch, groups in enumerate(epochs):
         model.train()
         losses = []
-        for batch, labels, widths in lines.line_batches(x, y, groups, config.batch_size, rng):
+        for batch, labels, widths in synthetic_lines.line_batches(x, y, groups, config.batch_size, rng):
             with devices.autocast(precision, torch.device("cpu")):
                 logits = model(as_input(batch))  # (N, T, 11)
             loss = ctc_loss(logits, labels, [w // FRAME for w in widths])

@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -130,7 +130,11 @@ def line_figures(outputs: list[tuple[torch.Tensor, np.ndarray]], close: float) -
 
 def calibrate_lines(model: LineNet, outputs: list[tuple[torch.Tensor, np.ndarray]]) -> tuple[float, float]:
     """Fit the temperature on the validation lines' CTC loss and fold it into ``model``; choose
-    ``close`` on the digits of lines read with the right number of digits. (T, close)."""
+    ``close`` on the digits of lines read with the right number of digits. (T, close).
+
+    Not ``calibrate.fit_verdict``, for real differences: a line's probability is its whole
+    CTC path's, so the temperature is fitted on whole lines, and a line has no "not a digit"
+    class, so there is no rejection threshold to choose."""
     frames = [len(logits) for logits, _ in outputs]
     padded = nn.utils.rnn.pad_sequence([logits for logits, _ in outputs], batch_first=True)  # (N, T, 11)
     labels = [y for _, y in outputs]
@@ -212,18 +216,14 @@ def fit_lines(config: LineConfig, out: Path, *, data_dir: str | None = None,
     return metrics
 
 
-def train_line_reader(config: LineConfig, out: Path, data_dir: str | None, report: Callable[[str], None]
-          ) -> dict[str, Any]:
-    """``fit_lines`` on the threads it set."""
+def train_line_reader(config: LineConfig, out: Path, data_dir: str | None,
+                      report: Callable[[str], None]) -> dict[str, Any]:
+    """``fit_lines`` on the threads it set: the epochs, then calibration, saving and figures."""
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     precision = devices.resolve_precision(config.precision, torch.device("cpu"))
     ds = load("mnist", data_dir)
-    split = len(ds.x_train) - config.validation
-    if split < 1000:
-        raise DigitnetError(f"--validation {config.validation} leaves too few training digits")
-    n = min(split, config.limit or split)
-    x, y = ds.x_train[:n], ds.y_train[:n]
+    x, y = training_digits(ds, config)
     held_out = validation_lines(ds, config)
     model = LineNet(config.width, config.hidden).to(memory_format=torch.channels_last)
     # the average of the last few hundred steps' weights: steadier than the last step's
@@ -236,35 +236,57 @@ def train_line_reader(config: LineConfig, out: Path, data_dir: str | None, repor
     out.mkdir(parents=True, exist_ok=True)
     history, started = [], time.perf_counter()
     for epoch, groups in enumerate(epochs):
-        model.train()
-        losses = []
-        for batch, labels, widths in synthetic_lines.line_batches(x, y, groups, config.batch_size, rng):
-            with devices.autocast(precision, torch.device("cpu")):
-                logits = model(as_input(batch))  # (N, T, 11)
-            loss = ctc_loss(logits, labels, [w // FRAME for w in widths])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-            optimizer.step()
-            schedule.step()
-            average.update_parameters(model)
-            losses.append(loss.item())
-        record = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)),
-                  **{f"val_{k}": v for k, v in line_figures(validation_logits(average.module, held_out),
-                                                        1.0).items()},
-                  "seconds": round(time.perf_counter() - started, 1)}
-        history.append(record)
-        report(f"epoch {epoch + 1}/{config.epochs}  loss {record['train_loss']:.4f}  "
-               f"validation lines exact {record['val_exact']:.4f}  per digit {record['val_per_digit']:.4f}"
-               f"  {record['seconds']:.0f} s")
+        batches = synthetic_lines.line_batches(x, y, groups, config.batch_size, rng)
+        loss = train_line_epoch(model, average, optimizer, schedule, batches, precision)
+        history.append({"epoch": epoch + 1, "train_loss": loss,
+                        **{f"val_{k}": v for k, v in line_figures(
+                            validation_logits(average.module, held_out), 1.0).items()},
+                        "seconds": round(time.perf_counter() - started, 1)})
+        report(epoch_line(history[-1], config.epochs))
     train_seconds = time.perf_counter() - started
     model = average.module
     temperature, close = calibrate_lines(model, validation_logits(model, held_out))
     final = line_figures(validation_logits(model, held_out), close)
     save(out, model, config, close, temperature)
-    metrics = {"config": dataclasses.asdict(config), "parameters": count_parameters(model),
-               "validation_lines": sum(len(labels) for _, labels, _ in held_out),
-               "temperature": temperature, "close": close, **{f"val_{k}": v for k, v in final.items()},
-               "train_seconds": round(train_seconds, 1), "precision": precision,
-               "threads": torch.get_num_threads(), "history": history, "environment": runs.environment()}
-    return metrics
+    return {"config": dataclasses.asdict(config), "parameters": count_parameters(model),
+            "validation_lines": sum(len(labels) for _, labels, _ in held_out),
+            "temperature": temperature, "close": close, **{f"val_{k}": v for k, v in final.items()},
+            "train_seconds": round(train_seconds, 1), "precision": precision,
+            "threads": torch.get_num_threads(), "history": history, "environment": runs.environment()}
+
+
+def training_digits(ds, config: LineConfig) -> tuple[np.ndarray, np.ndarray]:
+    """The training digits lines are composed from: the first ``limit`` (or all) of those
+    before the validation digits; uint8 (N, 28, 28) and (N,) labels."""
+    split = len(ds.x_train) - config.validation
+    if split < 1000:
+        raise DigitnetError(f"--validation {config.validation} leaves too few training digits")
+    n = min(split, config.limit or split)
+    return ds.x_train[:n], ds.y_train[:n]
+
+
+def train_line_epoch(model: LineNet, average: AveragedModel, optimizer: torch.optim.Optimizer,
+                     schedule: torch.optim.lr_scheduler.LRScheduler, batches: Iterator[Batch],
+                     precision: str) -> float:
+    """One step per batch of lines (CTC loss, gradients clipped to norm 5, the schedule and the
+    weight average after each); the epoch's mean loss."""
+    model.train()
+    losses = []
+    for batch, labels, widths in batches:
+        with devices.autocast(precision, torch.device("cpu")):
+            logits = model(as_input(batch))  # (N, T, 11)
+        loss = ctc_loss(logits, labels, [w // FRAME for w in widths])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        optimizer.step()
+        schedule.step()
+        average.update_parameters(model)
+        losses.append(loss.item())
+    return float(np.mean(losses))
+
+
+def epoch_line(record: dict[str, Any], epochs: int) -> str:
+    return (f"epoch {record['epoch']}/{epochs}  loss {record['train_loss']:.4f}  "
+            f"validation lines exact {record['val_exact']:.4f}  per digit {record['val_per_digit']:.4f}"
+            f"  {record['seconds']:.0f} s")

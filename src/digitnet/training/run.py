@@ -248,33 +248,37 @@ class Trainer:
         return steps_per_epoch(len(self.split.x_train), self.config.batch_size)
 
     def train(self) -> None:
-        """Epochs until the planned end or the target accuracy; Interrupted on a stop request."""
-        at = self.position
+        """Epochs until the planned end or the target accuracy; Interrupted on a stop request.
+        The run's position changes here only (and where ``start`` resumes it)."""
+        at, split = self.position, self.split
         while at.epoch < self.config.epochs:
-            self.train_steps()
+            steps, seconds = self.train_steps()
+            at.step, at.seconds = at.step + steps, at.seconds + seconds
             # A stop during the steps, or during evaluation: a checkpoint at the last step
             # taken (a finished epoch resumes with its evaluation).
-            record = self.end_epoch()
-            if record is None:
+            measured = None if self.stop.requested() else self.evaluate(split.x_eval, split.y_eval)
+            if measured is None:
                 self.save(at.epoch, at.step)
                 raise Interrupted(self.run_dir, at.epoch, at.step)
+            at.evaluation = measured  # the last epoch's: finish may reuse it
+            record = self.epoch_record(measured)
             at.history["epochs"].append(record)
             self.reporter.end_epoch(at.epoch, record)
             if self.board is not None:
                 self.board.end_epoch((at.epoch + 1) * self.steps, record,
                                      self.learner.optimizer.param_groups[0]["lr"],
-                                     self.learner.final, self.split.x_eval, self.split.y_eval,
-                                     self.split.eval_name)
+                                     self.learner.final, split.x_eval, split.y_eval, split.eval_name)
             at.epoch, at.step, at.tally = at.epoch + 1, 0, EpochTally()
             self.save(at.epoch, 0)
-            if (self.config.target_accuracy and self.split.eval_name == "val"
+            if (self.config.target_accuracy and split.eval_name == "val"
                     and record["val_accuracy"] >= self.config.target_accuracy):
                 break
 
-    def train_steps(self) -> None:
-        """The rest of the epoch in progress, from ``position.step`` to its end."""
-        config, at, steps = self.config, self.position, self.steps
-        epoch, first = at.epoch, at.step
+    def train_steps(self) -> tuple[int, float]:
+        """The rest of the epoch in progress, from ``position.step`` to its end (or a stop
+        request); the steps taken and the seconds they took."""
+        config, steps = self.config, self.steps
+        epoch, first = self.position.epoch, self.position.step
         self.reporter.start_epoch(epoch, config.epochs, steps, first)
         started = time.perf_counter()
         result = train_one_epoch(
@@ -286,8 +290,7 @@ class Trainer:
             rank=self.setup.ctx.rank, world_size=self.setup.ctx.world_size,
             after_step=self.step_hooks(), transform=for_run(config),
         )
-        at.seconds += time.perf_counter() - started
-        at.step = first + result.steps
+        return result.steps, time.perf_counter() - started
 
     def step_hooks(self) -> StepHooks:
         """What runs after each step of the epoch in progress."""
@@ -304,14 +307,9 @@ class Trainer:
             hooks.append(CheckpointHook(self.config.checkpoint_every, partial(self.save, at.epoch)))
         return StepHooks(at.tally, hooks, self.stop)
 
-    def end_epoch(self) -> dict[str, Any] | None:
-        """The epoch's record: training loss and accuracy, and the evaluation (None if stopped)."""
-        if self.stop.requested():
-            return None
-        measured = self.evaluate(self.split.x_eval, self.split.y_eval)
-        if measured is None:
-            return None
-        self.position.evaluation = measured
+    def epoch_record(self, measured: Evaluation) -> dict[str, Any]:
+        """The epoch's line in the history: training loss and accuracy over all processes (a
+        collective), the evaluation, and the training time so far."""
         loss_sum, correct, images = self.position.tally.total(self.setup.ctx, self.setup.device)
         name = self.split.eval_name
         return {

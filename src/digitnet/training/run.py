@@ -228,9 +228,10 @@ def resume(run_dir: Path, config: TrainConfig, setup: Setup, learner: Learner,
 @dataclass
 class Trainer:
     """What a run carries from step to step, held once: where it writes, what it trains, on
-    what, where it stands, and whom it tells. The loop (``train``) reads on one screen; the
-    methods below it are its parts. Every method that talks to other processes (``save``,
-    ``evaluate``, ``stop.requested``) is called at the same points on all of them."""
+    what, where it stands, and whom it tells. ``start`` begins or resumes, the loop (``train``)
+    reads on one screen with its parts below it, and ``finish`` tests and saves. Every method
+    that talks to other processes (``save``, ``evaluate``, ``stop.requested``) is called at the
+    same points on all of them."""
 
     run_dir: Path
     config: TrainConfig
@@ -246,6 +247,38 @@ class Trainer:
     def steps(self) -> int:
         """Optimizer steps per epoch."""
         return steps_per_epoch(len(self.split.x_train), self.config.batch_size)
+
+    def start(self, ds: Dataset, *, resumed: bool) -> None:
+        """A new run writes its config.json; a resumed one continues from its checkpoint."""
+        setup, learner = self.setup, self.learner
+        if resumed:
+            self.position = resume(self.run_dir, self.config, setup, learner, self.steps)
+            self.reporter.resume(self.position.epoch, self.position.step, self.steps)
+        elif setup.ctx.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            runs.write_config(self.run_dir, self.config, dataset_sha256=ds.sha256,
+                              parameters=count_parameters(learner.model),
+                              world_size=setup.ctx.world_size, precision=setup.precision,
+                              device=setup.device.type, threads=setup.threads,
+                              channels_last=setup.channels_last)
+        learner.train_model = learner.model
+        if setup.ctx.distributed:  # after loading: DDP broadcasts rank 0's weights when it starts
+            learner.train_model = nn.parallel.DistributedDataParallel(
+                learner.model, device_ids=[setup.device.index] if setup.device.type == "cuda" else None)
+
+    def open_board(self, classes: tuple[str, ...]) -> None:
+        """The TensorBoard log when ``config.tensorboard`` asks for one, on process 0; a new run
+        starts it with the graph and sample images."""
+        if not (self.config.tensorboard and self.setup.ctx.is_main):
+            return
+        from digitnet.training.tensorboard import Board  # imports tensorboard: only when asked for
+
+        at = self.position
+        fresh = at.epoch == 0 and at.step == 0
+        purge_step = None if fresh else at.epoch * self.steps + at.step
+        self.board = Board(self.run_dir, classes, purge_step=purge_step)
+        if fresh:
+            self.board.start(self.learner.model, self.split.x_train, self.split.y_train)
 
     def train(self) -> None:
         """Epochs until the planned end or the target accuracy; Interrupted on a stop request.
@@ -393,38 +426,6 @@ class Trainer:
             "confusion": test.confusion.tolist(),
             "history": at.history,
         }
-
-    def start(self, ds: Dataset, *, resumed: bool) -> None:
-        """A new run writes its config.json; a resumed one continues from its checkpoint."""
-        setup, learner = self.setup, self.learner
-        if resumed:
-            self.position = resume(self.run_dir, self.config, setup, learner, self.steps)
-            self.reporter.resume(self.position.epoch, self.position.step, self.steps)
-        elif setup.ctx.is_main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            runs.write_config(self.run_dir, self.config, dataset_sha256=ds.sha256,
-                              parameters=count_parameters(learner.model),
-                              world_size=setup.ctx.world_size, precision=setup.precision,
-                              device=setup.device.type, threads=setup.threads,
-                              channels_last=setup.channels_last)
-        learner.train_model = learner.model
-        if setup.ctx.distributed:  # after loading: DDP broadcasts rank 0's weights when it starts
-            learner.train_model = nn.parallel.DistributedDataParallel(
-                learner.model, device_ids=[setup.device.index] if setup.device.type == "cuda" else None)
-
-    def open_board(self, classes: tuple[str, ...]) -> None:
-        """The TensorBoard log when ``config.tensorboard`` asks for one, on process 0; a new run
-        starts it with the graph and sample images."""
-        if not (self.config.tensorboard and self.setup.ctx.is_main):
-            return
-        from digitnet.training.tensorboard import Board  # imports tensorboard: only when asked for
-
-        at = self.position
-        fresh = at.epoch == 0 and at.step == 0
-        purge_step = None if fresh else at.epoch * self.steps + at.step
-        self.board = Board(self.run_dir, classes, purge_step=purge_step)
-        if fresh:
-            self.board.start(self.learner.model, self.split.x_train, self.split.y_train)
 
 
 def fit(config: TrainConfig, run_dir: Path | None = None, *,

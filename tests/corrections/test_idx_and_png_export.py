@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from digitnet.corrections import export, store
+from digitnet.corrections import dataset_files, store
 from digitnet.datasets import idx, sources
 from digitnet.errors import DigitnetError
 
@@ -20,7 +20,7 @@ def data() -> store.Labelled:
 
 
 def test_idx_export_reads_back_as_an_mnist_folder(data, tmp_path):
-    written = export.write(data, "idx", tmp_path / "out")
+    written = dataset_files.write(data, "idx", tmp_path / "out")
     assert sorted(p.name for p in written) == sorted(stem for _, stem, _ in sources.FILES)
     files = sources.find_files(tmp_path / "out")  # what load_data-style code looks for
     x_train, _ = sources.read_file(files["train-images-idx3-ubyte"], 3)
@@ -34,7 +34,7 @@ def test_idx_export_reads_back_as_an_mnist_folder(data, tmp_path):
 
 
 def test_png_export_has_a_folder_per_label(data, tmp_path):
-    export.write(data, "png", tmp_path / "out")
+    dataset_files.write(data, "png", tmp_path / "out")
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
         "1", "2", "3", "4", "5", "6", "7", "8", "9", "not-a-digit"]
     image = cv2.imread(str(tmp_path / "out" / "not-a-digit" / "10-0.png"), cv2.IMREAD_UNCHANGED)
@@ -45,6 +45,6 @@ def test_export_never_mixes_with_an_earlier_one(data, tmp_path):
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "old.png").write_bytes(b"")
     with pytest.raises(DigitnetError, match="not an empty folder"):
-        export.write(data, "png", tmp_path / "out")
+        dataset_files.write(data, "png", tmp_path / "out")
     with pytest.raises(DigitnetError, match="idx, png"):
-        export.write(data, "jpeg", tmp_path / "new")
+        dataset_files.write(data, "jpeg", tmp_path / "new")

@@ -1,4 +1,4 @@
-"""The training loop's pieces: data order, learning rate, one epoch."""
+"""The training loop's pieces: data order, one epoch."""
 
 import pytest
 import torch
@@ -6,7 +6,7 @@ import torch
 from digitnet.models import TutorialCNN
 from digitnet.training import devices
 from digitnet.training.config import TrainConfig
-from digitnet.training.epoch import epoch_order, learning_rate, make_optimizer, train_one_epoch
+from digitnet.training.epoch import epoch_order, make_optimizer, train_one_epoch
 
 
 def test_epoch_order_is_a_function_of_seed_and_epoch():
@@ -14,16 +14,6 @@ def test_epoch_order_is_a_function_of_seed_and_epoch():
     assert torch.equal(a, epoch_order(1000, seed=3, epoch=1))
     assert not torch.equal(a, epoch_order(1000, seed=3, epoch=2))
     assert sorted(a.tolist()) == list(range(1000))
-
-
-def test_learning_rate_schedules():
-    constant = TrainConfig(lr=0.01)
-    assert {learning_rate(constant, s, 100) for s in range(100)} == {0.01}
-    cycle = TrainConfig(lr=0.01, schedule="onecycle", warmup=0.2)
-    lrs = [learning_rate(cycle, s, 100) for s in range(100)]
-    assert max(lrs) == lrs[20] == 0.01  # the peak ends the warm-up
-    assert lrs[0] < 0.002 and lrs[-1] < 0.001  # it starts and ends low
-    assert all(a <= b for a, b in zip(lrs[:20], lrs[1:21], strict=True))
 
 
 def test_one_epoch_learns_and_returns_metrics(mnist):

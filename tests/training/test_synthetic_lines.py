@@ -4,21 +4,21 @@ from __future__ import annotations
 
 import numpy as np
 
-from digitnet.training import lines
+from digitnet.training import synthetic_lines
 
 
 def test_an_epoch_writes_every_digit_once_in_lines_of_1_to_12():
-    groups = lines.epoch_lines(1000, np.random.default_rng(0))
+    groups = synthetic_lines.epoch_lines(1000, np.random.default_rng(0))
     assert sorted(np.concatenate(groups).tolist()) == list(range(1000))
     assert all(1 <= len(g) <= 12 for g in groups)
 
 
 def test_batches_are_strips_of_the_reader_with_their_labels(mnist):
     rng = np.random.default_rng(1)
-    groups = lines.epoch_lines(60, rng)
+    groups = synthetic_lines.epoch_lines(60, rng)
     x, y = mnist.x_train[:60], mnist.y_train[:60]
     seen = []
-    for batch, labels, widths in lines.line_batches(x, y, groups, 8, rng):
+    for batch, labels, widths in synthetic_lines.line_batches(x, y, groups, 8, rng):
         assert batch.dtype == np.uint8 and batch.shape[1] == 32 and batch.shape[2] == max(widths)
         assert all(w % 32 == 0 for w in widths)
         for line, w in zip(batch, widths, strict=True):
@@ -32,6 +32,6 @@ def test_batches_are_strips_of_the_reader_with_their_labels(mnist):
 
 def test_a_line_is_as_long_as_its_digits_and_gaps():
     rng = np.random.default_rng(2)
-    one = lines.compose([np.pad(np.full((20, 4), 255, np.uint8), 4)] * 1, rng)
-    many = lines.compose([np.pad(np.full((20, 4), 255, np.uint8), 4)] * 8, rng)
+    one = synthetic_lines.compose([np.pad(np.full((20, 4), 255, np.uint8), 4)] * 1, rng)
+    many = synthetic_lines.compose([np.pad(np.full((20, 4), 255, np.uint8), 4)] * 8, rng)
     assert many.shape[1] > one.shape[1] and one.max() > 0

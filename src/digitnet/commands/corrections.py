@@ -8,7 +8,7 @@ from pathlib import Path
 from rich.table import Table
 
 from digitnet.commands.common import console
-from digitnet.corrections import export, review, store
+from digitnet.corrections import dataset_files, review, store
 from digitnet.errors import DigitnetError
 
 DEFAULT_DB = Path("store") / store.FILE_NAME
@@ -39,7 +39,7 @@ def register(sub) -> None:
                            help=f"{verdict} every correction of these clients (the ids 'list' shows)")
 
     out = actions.add_parser("export", help="the labelled 28x28 images as MNIST IDX files or PNGs")
-    out.add_argument("--format", choices=export.FORMATS, default="idx",
+    out.add_argument("--format", choices=dataset_files.FORMATS, default="idx",
                      help="idx: the four MNIST files (training: for fine-tuning; test: every "
                           "fifth correction, held out); png: a folder per label (default idx)")
     out.add_argument("--out", type=Path, required=True, help="a new or empty folder")
@@ -106,7 +106,7 @@ def judge(args) -> int:
 
 def write(args) -> int:
     data = store.labelled(args.db, args.status)
-    written = export.write(data, args.format, args.out)
+    written = dataset_files.write(data, args.format, args.out)
     train, held = data.split()
     console().print(f"{len(data)} labelled images ({len(train)} to learn from, {len(held)} held "
                     f"out) as {len(written)} {args.format.upper()} files in {args.out}", soft_wrap=True)

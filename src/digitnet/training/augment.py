@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
+from digitnet.training.config import TrainConfig
 from digitnet.training.strokes import Restyle, fit_box, restyle
 
 
@@ -105,6 +106,14 @@ class WriterAugmentation:
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         return writers(x, self, y=y)
+
+
+def for_run(config: TrainConfig) -> Augmentation | WriterAugmentation | None:
+    """What each batch of a run with ``config`` goes through before the step: the reader's
+    effects (``config.writers``), MNIST's (``config.augment``), or none."""
+    if config.writers:
+        return WriterAugmentation()
+    return Augmentation() if config.augment else None
 
 
 def _uniform(n: int, low: float, high: float, g: torch.Generator | None) -> torch.Tensor:

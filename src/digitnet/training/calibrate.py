@@ -1,11 +1,24 @@
 """Fitting a trained model's honest confidence on its validation split: the temperature and the
 verdict's thresholds (the rule itself is ``inference.calibration``, which every runtime uses).
 
-``calibrate`` runs at the end of training. ``recalibrate`` fits a finished run again with this
-version's rule, on the same validation split rebuilt from its config, for a run trained before
-the rule or the preprocessing (``imaging.PREPROCESS_VERSION``, recorded with the verdict)
-changed: ``python -m digitnet.training.calibrate RUN_DIR``; ``--lines DIR`` does the
-same for a line reader (``line_reader.refit``).
+``fit_verdict`` is the one fitting step of every digit model: ``calibrate`` runs it at the end
+of training, ``recalibrate`` on a finished run, fine-tuning on the model it tuned. Where they
+differ, the difference is real:
+
+- a trained reader (``config.writers``) is fitted on its validation digits and on the same
+  digits as other writers write them; fine-tuning refits on the plain validation split only,
+  as the fine-tuned models it has kept were fitted;
+- ``recalibrate`` keeps the original model's error before any temperature; fine-tuning
+  reports the tuned model's;
+- the line reader (``line_reader.calibrate_lines``) fits its temperature on whole lines' CTC
+  loss and has no "not a digit" threshold, only the "a or b?" ratio.
+
+``recalibrate`` fits a finished run again with this version's rule, on the same validation
+split rebuilt from its config, for a run trained before the rule or the preprocessing
+(``imaging.PREPROCESS_VERSION``, recorded with the verdict) changed: ``python -m
+digitnet.training.calibrate RUN_DIR``; ``--lines DIR`` does the same for a line reader
+(``line_reader.refit``). A model refitted has its earlier temperature already folded in, so
+its record's temperature is the product of both (``on_top``).
 """
 
 from __future__ import annotations
@@ -29,10 +42,36 @@ from digitnet.vision import imaging
 WRITERS_ACCEPTED = 0.995  # a reader's share of other writers' validation digits not refused
 
 
+def fit_verdict(model: nn.Module, logits: torch.Tensor, y: torch.Tensor,
+                writers: torch.Tensor | None = None) -> dict[str, float]:
+    """Fit the temperature and the verdict's thresholds on validation ``logits`` (N, classes)
+    with labels ``y`` (N,), fold the temperature into ``model``, and return them with the
+    calibration error before and after: the one fitting step of a trained run, a finished run
+    fitted again, and a fine-tuned model.
+
+    ``writers`` (N,) bool marks the rows that are digits as other writers write them: then
+    ``WRITERS_ACCEPTED`` of those must not be refused, and the record says how many were and
+    how many were read right."""
+    verdict = (calibration.choose_verdict(logits, y) if writers is None else
+               calibration.choose_verdict(logits, y, accept=WRITERS_ACCEPTED, writers=writers))
+    probs = torch.softmax(logits / verdict.temperature, 1)
+    record = {"temperature": verdict.temperature, "reject": verdict.reject, "close": verdict.close,
+              "val_ece_before": calibration.ece(torch.softmax(logits, 1), y),
+              "val_ece_after": calibration.ece(probs, y),
+              # the preprocessing whose 28x28 pictures (negatives, other writers) it was fitted on
+              "preprocess": imaging.PREPROCESS_VERSION}
+    if writers is not None:
+        said, _, _ = calibration.decide(probs[writers], verdict)
+        record["val_writers_accepted"] = float((said != NOT_A_DIGIT).float().mean())
+        record["val_writers_accuracy"] = float((probs[writers, :NOT_A_DIGIT].argmax(1)
+                                                == y[writers]).float().mean())
+    calibration.fold_temperature(model, verdict.temperature)
+    return record
+
+
 def calibrate(model: nn.Module, split, config: TrainConfig) -> dict[str, float]:
-    """Fit the temperature and the verdict's thresholds on the validation split (``split``:
-    a ``run.Split`` whose eval tensors are the validation images and labels), fold the
-    temperature into ``model``, and return them with the calibration error before and after.
+    """``fit_verdict`` on a run's validation split (``split``: a ``run.Split`` whose eval
+    tensors are the validation images and labels).
 
     A reader (``config.writers``) is fitted on its validation digits twice over, as they are and
     as other writers write them (``augment.other_writers``), and accepts a share of the latter:
@@ -44,22 +83,13 @@ def calibrate(model: nn.Module, split, config: TrainConfig) -> dict[str, float]:
         y = torch.cat([y, y[digits]])
         styled = torch.arange(len(y), device=y.device) >= len(split.y_eval)
     logits = predict_logits(model, x, config.eval_batch_size).cpu()  # (N, classes)
-    y, styled = y.cpu(), None if styled is None else styled.cpu()
-    verdict = (calibration.choose_verdict(logits, y) if styled is None else
-               calibration.choose_verdict(logits, y, accept=WRITERS_ACCEPTED, writers=styled))
-    probs = torch.softmax(logits / verdict.temperature, 1)
-    record = {"temperature": verdict.temperature, "reject": verdict.reject, "close": verdict.close,
-              "val_ece_before": calibration.ece(torch.softmax(logits, 1), y),
-              "val_ece_after": calibration.ece(probs, y),
-              # the preprocessing whose 28x28 pictures (negatives, other writers) it was fitted on
-              "preprocess": imaging.PREPROCESS_VERSION}
-    if styled is not None:
-        said, _, _ = calibration.decide(probs[styled], verdict)
-        record["val_writers_accepted"] = float((said != NOT_A_DIGIT).float().mean())
-        record["val_writers_accuracy"] = float((probs[styled, :NOT_A_DIGIT].argmax(1)
-                                                == y[styled]).float().mean())
-    calibration.fold_temperature(model, verdict.temperature)
-    return record
+    return fit_verdict(model, logits, y.cpu(), None if styled is None else styled.cpu())
+
+
+def on_top(record: dict[str, Any], previous: dict[str, Any]) -> dict[str, Any]:
+    """``record`` fitted on a model that already had ``previous``'s temperature folded in: its
+    temperature becomes the whole one, the product of both."""
+    return {**record, "temperature": float(previous["temperature"]) * record["temperature"]}
 
 
 def recalibrate(run_dir: str | Path, data_dir: str | Path | None = None) -> dict[str, Any]:
@@ -75,10 +105,9 @@ def recalibrate(run_dir: str | Path, data_dir: str | Path | None = None) -> dict
     if not before or not config.validation:
         raise DigitnetError(f"{run_dir}: not a calibrated run with a validation split; nothing to refit")
     split = make_split(load(config.dataset, data_dir), config, torch.device("cpu"), data_dir)
-    record = calibrate(model, split, config)
-    # the saved model already had the earlier temperature folded in: the whole is the product
-    record["temperature"] *= before["temperature"]
-    record["val_ece_before"] = before["val_ece_before"]
+    # the error before is the original model's, before any temperature
+    record = {**on_top(calibrate(model, split, config), before),
+              "val_ece_before": before["val_ece_before"]}
     runs.save_model(run_dir, model, config)
     runs.write_metrics(run_dir, {**metrics, "calibration": record})
     return record

@@ -1,4 +1,5 @@
-"""One epoch of training and the pieces it needs: data order, learning rate, optimizer.
+"""One epoch of training and the pieces it needs: data order, optimizer (the learning rate
+per step is ``schedules``').
 
 ``train_one_epoch`` returns its metrics and prints nothing; a callback after each step lets the
 caller show progress, save checkpoints or ask it to stop.
@@ -68,17 +69,6 @@ def check_shards(n: int, batch_size: int, world_size: int) -> None:
             f"{n} images in batches of {batch_size} leave a last batch of {min(batch_size, last)}; "
             "change --batch-size or --limit"
         )
-
-
-def learning_rate(config: TrainConfig, step: int, total_steps: int) -> float:
-    """The learning rate at global ``step``: constant, or one-cycle (linear warm-up, cosine down)."""
-    if config.schedule == "constant":
-        return config.lr
-    warm = max(1, int(config.warmup * total_steps))
-    if step < warm:
-        return config.lr * (0.1 + 0.9 * step / warm)
-    progress = (step - warm) / max(1, total_steps - warm)
-    return config.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
 
 
 def make_optimizer(config: TrainConfig, params: Iterable[nn.Parameter],

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -47,15 +46,13 @@ from digitnet.corrections.store import HOLDOUT_EVERY, Labelled
 from digitnet.datasets import Dataset, load
 from digitnet.errors import DigitnetError
 from digitnet.evaluate import Evaluation, evaluate, predict_logits
-from digitnet.inference import calibration
 from digitnet.models import count_parameters
 from digitnet.preprocess import input_tensor
-from digitnet.training import devices, negatives, runs
-from digitnet.training.augment import Augmentation
+from digitnet.training import devices, negatives, runs, schedules
+from digitnet.training.augment import Augmentation, for_run
+from digitnet.training.calibrate import fit_verdict, on_top
 from digitnet.training.config import NOT_A_DIGIT, TrainConfig
 from digitnet.training.epoch import make_optimizer
-from digitnet.training.run import augmentation
-from digitnet.vision import imaging
 
 
 @dataclass(frozen=True)
@@ -175,7 +172,7 @@ def confused_with(model: nn.Module, x: torch.Tensor, y: torch.Tensor, y_old: tor
     return counts[y_old]
 
 
-def train(model: nn.Module, config: TrainConfig, fc: FinetuneConfig, learn: Labelled,
+def tune(model: nn.Module, config: TrainConfig, fc: FinetuneConfig, learn: Labelled,
           x_old: torch.Tensor, y_old: torch.Tensor, generator: torch.Generator, precision: str) -> float:
     """``fc.steps`` steps on mixed batches (in bf16 autocast for ``precision`` "bf16", as the
     reader was trained); the seconds they took."""
@@ -187,13 +184,12 @@ def train(model: nn.Module, config: TrainConfig, fc: FinetuneConfig, learn: Labe
     cpu = torch.device("cpu")
     optimizer = make_optimizer(config.replace(optimizer="adamw", lr=fc.lr, weight_decay=fc.weight_decay),
                                model.parameters(), cpu)
-    new_aug, old_aug = Augmentation(), augmentation(config) or Augmentation()
+    new_aug, old_aug = Augmentation(), for_run(config) or Augmentation()
     freeze_batchnorm(model)
     started = time.perf_counter()
     for step in range(fc.steps):
-        lr = fc.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * step / fc.steps)))
         for group in optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = schedules.cosine(fc.lr, step, fc.steps)
         i = torch.randint(len(x_new), (k,), generator=generator)
         j = torch.cat([torch.randint(len(x_old), (fc.batch_size - k - protected,), generator=generator),
                        torch.multinomial(weights, protected, replacement=True, generator=generator)
@@ -215,24 +211,17 @@ def train(model: nn.Module, config: TrainConfig, fc: FinetuneConfig, learn: Labe
     return time.perf_counter() - started
 
 
-def recalibrate(model: nn.Module, previous: dict[str, Any] | None, x_val: torch.Tensor,
-                y_val: torch.Tensor) -> dict[str, Any] | None:
-    """Fit the temperature and thresholds again and fold the temperature in, for a run that
-    was calibrated; the record's temperature is the whole of it (the earlier one times the new).
-    Without a validation split to fit on, the record is kept as it was."""
+def calibrate_again(model: nn.Module, previous: dict[str, Any] | None, x_val: torch.Tensor,
+                    y_val: torch.Tensor) -> dict[str, Any] | None:
+    """``calibrate.fit_verdict`` again on the plain validation split, for a run that was
+    calibrated, with the temperature folded in on top of the earlier one. Without a validation
+    split to fit on, the record is kept as it was."""
     if not previous or not len(y_val):
         return previous
-    logits = predict_logits(model, nhwc(x_val))
-    verdict = calibration.choose_verdict(logits, y_val)
-    before = calibration.ece(torch.softmax(logits, 1), y_val)
-    after = calibration.ece(torch.softmax(logits / verdict.temperature, 1), y_val)
-    calibration.fold_temperature(model, verdict.temperature)
-    return {"temperature": float(previous["temperature"]) * verdict.temperature,
-            "reject": verdict.reject, "close": verdict.close,
-            "val_ece_before": before, "val_ece_after": after, "preprocess": imaging.PREPROCESS_VERSION}
+    return on_top(fit_verdict(model, predict_logits(model, nhwc(x_val)), y_val), previous)
 
 
-def measure(model: nn.Module, x_test: torch.Tensor, y_test: torch.Tensor, held: Labelled
+def test_scores(model: nn.Module, x_test: torch.Tensor, y_test: torch.Tensor, held: Labelled
             ) -> tuple[dict[str, float | None], Evaluation, torch.Tensor]:
     """Accuracy on the MNIST test set and the held-out corrections, in fp32 as every figure of
     a run is measured, and the answers on the test set ((N,) class indices)."""
@@ -271,13 +260,13 @@ def finetune(start: Path, data: Labelled, fc: FinetuneConfig, out: Path, *,
     x_old, y_old, x_val, y_val = old_data(ds, config, fc.negatives, data_dir,
                                           np.random.default_rng(fc.seed))
     x_test, y_test = nhwc(input_tensor(ds.x_test)), torch.from_numpy(ds.y_test).long()
-    before, test_before, answers_before = measure(model, x_test, y_test, held)
+    before, test_before, answers_before = test_scores(model, x_test, y_test, held)
     progress(f"fine-tuning: {fc.steps} steps on {len(learn)} corrections mixed with {len(x_old):,} "
              "old images")
-    train_seconds = train(model, config, fc, learn, x_old, y_old, generator, precision)
+    train_seconds = tune(model, config, fc, learn, x_old, y_old, generator, precision)
     previous = runs.read_metrics(start).get("calibration") if (start / runs.METRICS_FILE).exists() else None
-    cal = recalibrate(model, previous, x_val, y_val)
-    after, test, answers_after = measure(model, x_test, y_test, held)
+    cal = calibrate_again(model, previous, x_val, y_val)
+    after, test, answers_after = test_scores(model, x_test, y_test, held)
     moved = float((answers_after != answers_before).float().mean())
     outcome = Outcome(before, after, {"learnt": len(learn), "held_out": len(held), "skipped": skipped},
                       refused=guard(fc, test_before, test, moved, config.classes),

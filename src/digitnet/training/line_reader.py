@@ -1,5 +1,5 @@
 """Training the line reader (``digitnet train-lines``): a ``LineNet`` learns with CTC loss to
-read synthetic lines (``training.lines``) composed from MNIST training digits; the last
+read synthetic lines (``training.synthetic_lines``) composed from MNIST training digits; the last
 ``validation`` training digits are held out and composed into validation lines, on which the
 temperature and the verdict's ``close`` ratio are chosen and the figures in metrics.json are
 measured. MNIST test digits are used once everything is chosen and saved: the saved reader reads
@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,7 +33,7 @@ from digitnet.inference import calibration
 from digitnet.inference.lines import FORMAT, WEIGHTS_FILE, LineReader, decode
 from digitnet.inference.predictor import torch_threads
 from digitnet.models import LineNet, count_parameters
-from digitnet.training import devices, lines, number_figures, runs
+from digitnet.training import devices, number_figures, runs, schedules, synthetic_lines
 from digitnet.vision.numbers import FRAME
 
 Batch = tuple[np.ndarray, list[np.ndarray], list[int]]  # lines, their labels, their widths
@@ -113,7 +113,7 @@ def validation_logits(model: nn.Module, batches: list[Batch]) -> list[tuple[torc
     return out
 
 
-def measure(outputs: list[tuple[torch.Tensor, np.ndarray]], close: float) -> dict[str, float]:
+def line_figures(outputs: list[tuple[torch.Tensor, np.ndarray]], close: float) -> dict[str, float]:
     """Exact lines, per-digit accuracy (1 - edit distance / length), and how honest the whole
     number's probability is (expected calibration error of "the line is read exactly")."""
     exact, per_digit, confidence = [], [], []
@@ -128,9 +128,13 @@ def measure(outputs: list[tuple[torch.Tensor, np.ndarray]], close: float) -> dic
             "number_ece": calibration.binned_gap(torch.tensor(confidence), right)}
 
 
-def calibrate(model: LineNet, outputs: list[tuple[torch.Tensor, np.ndarray]]) -> tuple[float, float]:
+def calibrate_lines(model: LineNet, outputs: list[tuple[torch.Tensor, np.ndarray]]) -> tuple[float, float]:
     """Fit the temperature on the validation lines' CTC loss and fold it into ``model``; choose
-    ``close`` on the digits of lines read with the right number of digits. (T, close)."""
+    ``close`` on the digits of lines read with the right number of digits. (T, close).
+
+    Not ``calibrate.fit_verdict``, for real differences: a line's probability is its whole
+    CTC path's, so the temperature is fitted on whole lines, and a line has no "not a digit"
+    class, so there is no rejection threshold to choose."""
     frames = [len(logits) for logits, _ in outputs]
     padded = nn.utils.rnn.pad_sequence([logits for logits, _ in outputs], batch_first=True)  # (N, T, 11)
     labels = [y for _, y in outputs]
@@ -167,9 +171,9 @@ def validation_lines(ds, config: LineConfig) -> list[Batch]:
     redrawn as other writers write, no ratio makes 99.5% of the plain answers right."""
     split = len(ds.x_train) - config.validation
     val_rng = np.random.default_rng(config.seed + 1)
-    return list(lines.line_batches(ds.x_train[split:], ds.y_train[split:],
-                                   lines.epoch_lines(config.validation, val_rng), 256, val_rng,
-                                   style=lines.PLAIN))
+    groups = synthetic_lines.epoch_lines(config.validation, val_rng)
+    return list(synthetic_lines.line_batches(ds.x_train[split:], ds.y_train[split:], groups, 256,
+                                             val_rng, style=synthetic_lines.PLAIN))
 
 
 def refit(out: Path, data_dir: str | None = None) -> dict[str, Any]:
@@ -184,9 +188,9 @@ def refit(out: Path, data_dir: str | None = None) -> dict[str, Any]:
     model = reader.model
     ds = load("mnist", data_dir)
     held_out = validation_lines(ds, config)
-    temperature, close = calibrate(model, validation_logits(model, held_out))
+    temperature, close = calibrate_lines(model, validation_logits(model, held_out))
     temperature *= float(metadata["temperature"])
-    final = measure(validation_logits(model, held_out), close)
+    final = line_figures(validation_logits(model, held_out), close)
     save(out, model, config, close, temperature)
     figures = {"temperature": temperature, "close": close, **{f"val_{k}": v for k, v in final.items()}}
     if config.test_numbers:  # measured again, as training measures the reader it saves
@@ -203,7 +207,7 @@ def fit_lines(config: LineConfig, out: Path, *, data_dir: str | None = None,
     """Train, calibrate and save a line reader into ``out``, then measure the saved reader on
     numbers composed from MNIST test digits; writes and returns the metrics."""
     with torch_threads(config.threads or torch.get_num_threads()):
-        metrics = train(config, out, data_dir, report)
+        metrics = train_line_reader(config, out, data_dir, report)
         if config.test_numbers:
             ds = load("mnist", data_dir)
             metrics["test"] = number_figures.test_figures(LineReader.load(out), ds.x_test, ds.y_test,
@@ -212,60 +216,77 @@ def fit_lines(config: LineConfig, out: Path, *, data_dir: str | None = None,
     return metrics
 
 
-def train(config: LineConfig, out: Path, data_dir: str | None, report: Callable[[str], None]
-          ) -> dict[str, Any]:
-    """``fit_lines`` on the threads it set."""
+def train_line_reader(config: LineConfig, out: Path, data_dir: str | None,
+                      report: Callable[[str], None]) -> dict[str, Any]:
+    """``fit_lines`` on the threads it set: the epochs, then calibration, saving and figures."""
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     precision = devices.resolve_precision(config.precision, torch.device("cpu"))
     ds = load("mnist", data_dir)
-    split = len(ds.x_train) - config.validation
-    if split < 1000:
-        raise DigitnetError(f"--validation {config.validation} leaves too few training digits")
-    n = min(split, config.limit or split)
-    x, y = ds.x_train[:n], ds.y_train[:n]
+    x, y = training_digits(ds, config)
     held_out = validation_lines(ds, config)
     model = LineNet(config.width, config.hidden).to(memory_format=torch.channels_last)
     # the average of the last few hundred steps' weights: steadier than the last step's
     average = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema), use_buffers=True)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     # drawn first: the schedule needs the step count
-    epochs = [lines.epoch_lines(len(x), rng) for _ in range(config.epochs)]
+    epochs = [synthetic_lines.epoch_lines(len(x), rng) for _ in range(config.epochs)]
     steps = sum(-(-len(groups) // config.batch_size) for groups in epochs)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, config.lr, total_steps=steps,
-                                                   pct_start=config.warmup)
+    schedule = schedules.line_one_cycle(optimizer, config.lr, steps, config.warmup)
     out.mkdir(parents=True, exist_ok=True)
     history, started = [], time.perf_counter()
     for epoch, groups in enumerate(epochs):
-        model.train()
-        losses = []
-        for batch, labels, widths in lines.line_batches(x, y, groups, config.batch_size, rng):
-            with devices.autocast(precision, torch.device("cpu")):
-                logits = model(as_input(batch))  # (N, T, 11)
-            loss = ctc_loss(logits, labels, [w // FRAME for w in widths])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-            optimizer.step()
-            schedule.step()
-            average.update_parameters(model)
-            losses.append(loss.item())
-        record = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)),
-                  **{f"val_{k}": v for k, v in measure(validation_logits(average.module, held_out),
-                                                        1.0).items()},
-                  "seconds": round(time.perf_counter() - started, 1)}
-        history.append(record)
-        report(f"epoch {epoch + 1}/{config.epochs}  loss {record['train_loss']:.4f}  "
-               f"validation lines exact {record['val_exact']:.4f}  per digit {record['val_per_digit']:.4f}"
-               f"  {record['seconds']:.0f} s")
+        batches = synthetic_lines.line_batches(x, y, groups, config.batch_size, rng)
+        loss = train_line_epoch(model, average, optimizer, schedule, batches, precision)
+        history.append({"epoch": epoch + 1, "train_loss": loss,
+                        **{f"val_{k}": v for k, v in line_figures(
+                            validation_logits(average.module, held_out), 1.0).items()},
+                        "seconds": round(time.perf_counter() - started, 1)})
+        report(epoch_line(history[-1], config.epochs))
     train_seconds = time.perf_counter() - started
     model = average.module
-    temperature, close = calibrate(model, validation_logits(model, held_out))
-    final = measure(validation_logits(model, held_out), close)
+    temperature, close = calibrate_lines(model, validation_logits(model, held_out))
+    final = line_figures(validation_logits(model, held_out), close)
     save(out, model, config, close, temperature)
-    metrics = {"config": dataclasses.asdict(config), "parameters": count_parameters(model),
-               "validation_lines": sum(len(labels) for _, labels, _ in held_out),
-               "temperature": temperature, "close": close, **{f"val_{k}": v for k, v in final.items()},
-               "train_seconds": round(train_seconds, 1), "precision": precision,
-               "threads": torch.get_num_threads(), "history": history, "environment": runs.environment()}
-    return metrics
+    return {"config": dataclasses.asdict(config), "parameters": count_parameters(model),
+            "validation_lines": sum(len(labels) for _, labels, _ in held_out),
+            "temperature": temperature, "close": close, **{f"val_{k}": v for k, v in final.items()},
+            "train_seconds": round(train_seconds, 1), "precision": precision,
+            "threads": torch.get_num_threads(), "history": history, "environment": runs.environment()}
+
+
+def training_digits(ds, config: LineConfig) -> tuple[np.ndarray, np.ndarray]:
+    """The training digits lines are composed from: the first ``limit`` (or all) of those
+    before the validation digits; uint8 (N, 28, 28) and (N,) labels."""
+    split = len(ds.x_train) - config.validation
+    if split < 1000:
+        raise DigitnetError(f"--validation {config.validation} leaves too few training digits")
+    n = min(split, config.limit or split)
+    return ds.x_train[:n], ds.y_train[:n]
+
+
+def train_line_epoch(model: LineNet, average: AveragedModel, optimizer: torch.optim.Optimizer,
+                     schedule: torch.optim.lr_scheduler.LRScheduler, batches: Iterator[Batch],
+                     precision: str) -> float:
+    """One step per batch of lines (CTC loss, gradients clipped to norm 5, the schedule and the
+    weight average after each); the epoch's mean loss."""
+    model.train()
+    losses = []
+    for batch, labels, widths in batches:
+        with devices.autocast(precision, torch.device("cpu")):
+            logits = model(as_input(batch))  # (N, T, 11)
+        loss = ctc_loss(logits, labels, [w // FRAME for w in widths])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        optimizer.step()
+        schedule.step()
+        average.update_parameters(model)
+        losses.append(loss.item())
+    return float(np.mean(losses))
+
+
+def epoch_line(record: dict[str, Any], epochs: int) -> str:
+    return (f"epoch {record['epoch']}/{epochs}  loss {record['train_loss']:.4f}  "
+            f"validation lines exact {record['val_exact']:.4f}  per digit {record['val_per_digit']:.4f}"
+            f"  {record['seconds']:.0f} s")

@@ -1,11 +1,14 @@
-"""A whole training run in four parts: set up, start (or resume), the epochs, finish.
+"""A whole training run: set up, start (or resume), the epochs, finish.
 
-``fit`` returns the run's metrics and reports progress through a ``Reporter``, so it prints
-nothing itself. What happens after each step is a hook object (``digitnet.training.hooks``).
-On Ctrl-C or SIGTERM, at any point (a step, the end-of-epoch evaluation, the final test), the
-run saves a checkpoint within about a second and raises ``Interrupted``; ``fit(...,
-resume=True)`` continues from there with the same batches, dropout masks and optimizer state.
-With ``config.tensorboard`` a ``tensorboard.Board`` logs the run for TensorBoard as it goes.
+``fit`` builds a ``Trainer``, which holds what the run carries from step to step (its
+directory, config, machine set-up, model and optimizer, data split, position, reporter and
+stop request), and calls ``start``, ``train`` and ``finish`` on it. It returns the run's
+metrics and reports progress through a ``Reporter``, so it prints nothing itself. What happens
+after each step is a hook object (``digitnet.training.hooks``). On Ctrl-C or SIGTERM, at any
+point (a step, the end-of-epoch evaluation, the final test), the run saves a checkpoint within
+about a second and raises ``Interrupted``; ``fit(..., resume=True)`` continues from there with
+the same batches, dropout masks and optimizer state. With ``config.tensorboard`` a
+``tensorboard.Board`` logs the run for TensorBoard as it goes.
 """
 
 from __future__ import annotations
@@ -26,14 +29,13 @@ from digitnet.errors import DigitnetError
 from digitnet.evaluate import Evaluation, evaluate_sums, from_sums
 from digitnet.models import build_model, count_parameters
 from digitnet.preprocess import input_tensor
-from digitnet.training import checkpoints, devices, distributed, negatives, runs, seeding
-from digitnet.training.augment import Augmentation, WriterAugmentation
+from digitnet.training import checkpoints, devices, distributed, negatives, runs, schedules, seeding
+from digitnet.training.augment import for_run
 from digitnet.training.calibrate import calibrate
 from digitnet.training.config import NOT_A_DIGIT, TrainConfig
 from digitnet.training.epoch import (
     check_shards,
     epoch_order,
-    learning_rate,
     make_optimizer,
     steps_per_epoch,
     train_one_epoch,
@@ -223,203 +225,207 @@ def resume(run_dir: Path, config: TrainConfig, setup: Setup, learner: Learner,
                     EpochTally(ckpt.epoch_sums, ckpt.trace_from))
 
 
-def start(run_dir: Path, config: TrainConfig, setup: Setup, learner: Learner, ds: Dataset,
-          steps: int, *, resumed: bool) -> Position:
-    """A new run writes its config.json; a resumed one continues from its checkpoint."""
-    if resumed:
-        position = resume(run_dir, config, setup, learner, steps)
-    else:
-        position = Position()
-        if setup.ctx.is_main:
-            run_dir.mkdir(parents=True, exist_ok=True)
-            runs.write_config(run_dir, config, dataset_sha256=ds.sha256,
+@dataclass
+class Trainer:
+    """What a run carries from step to step, held once: where it writes, what it trains, on
+    what, where it stands, and whom it tells. ``start`` begins or resumes, the loop (``train``)
+    reads on one screen with its parts below it, and ``finish`` tests and saves. Every method
+    that talks to other processes (``save``, ``evaluate``, ``stop.requested``) is called at the
+    same points on all of them."""
+
+    run_dir: Path
+    config: TrainConfig
+    setup: Setup
+    learner: Learner
+    split: Split
+    reporter: Reporter
+    stop: StopRequest
+    position: Position = field(default_factory=Position)
+    board: Board | None = None
+
+    @property
+    def steps(self) -> int:
+        """Optimizer steps per epoch."""
+        return steps_per_epoch(len(self.split.x_train), self.config.batch_size)
+
+    def start(self, ds: Dataset, *, resumed: bool) -> None:
+        """A new run writes its config.json; a resumed one continues from its checkpoint."""
+        setup, learner = self.setup, self.learner
+        if resumed:
+            self.position = resume(self.run_dir, self.config, setup, learner, self.steps)
+            self.reporter.resume(self.position.epoch, self.position.step, self.steps)
+        elif setup.ctx.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            runs.write_config(self.run_dir, self.config, dataset_sha256=ds.sha256,
                               parameters=count_parameters(learner.model),
                               world_size=setup.ctx.world_size, precision=setup.precision,
                               device=setup.device.type, threads=setup.threads,
                               channels_last=setup.channels_last)
-    learner.train_model = learner.model
-    if setup.ctx.distributed:  # after loading: DDP broadcasts rank 0's weights when it starts
-        learner.train_model = nn.parallel.DistributedDataParallel(
-            learner.model, device_ids=[setup.device.index] if setup.device.type == "cuda" else None)
-    return position
+        learner.train_model = learner.model
+        if setup.ctx.distributed:  # after loading: DDP broadcasts rank 0's weights when it starts
+            learner.train_model = nn.parallel.DistributedDataParallel(
+                learner.model, device_ids=[setup.device.index] if setup.device.type == "cuda" else None)
 
+    def open_board(self, classes: tuple[str, ...]) -> None:
+        """The TensorBoard log when ``config.tensorboard`` asks for one, on process 0; a new run
+        starts it with the graph and sample images."""
+        if not (self.config.tensorboard and self.setup.ctx.is_main):
+            return
+        from digitnet.training.tensorboard import Board  # imports tensorboard: only when asked for
 
-def save_checkpoint(run_dir: Path, config: TrainConfig, setup: Setup, learner: Learner,
-                    position: Position, epoch: int, step: int) -> None:
-    """Collective: every process passes here at the same step; process 0 writes."""
-    sums = position.tally.total(setup.ctx, setup.device) if step else [0.0] * 3
-    states = distributed.all_gather_object(seeding.rng_state(setup.device), setup.ctx)
-    if not setup.ctx.is_main:
-        return
-    checkpoints.save_checkpoint(run_dir, checkpoints.Checkpoint(
-        epoch=epoch, step=step, model=learner.model.state_dict(),
-        optimizer=learner.optimizer.state_dict(),
-        ema=learner.ema.state_dict() if learner.ema else {},
-        rng={f"{k}.{rank}": v for rank, state in enumerate(states) for k, v in state.items()},
-        history=position.history, train_seconds=position.seconds,
-        world_size=setup.ctx.world_size, epoch_sums=sums,
-        trace_from=position.tally.trace_from if step else [0.0] * 3,
-    ), config)
+        at = self.position
+        fresh = at.epoch == 0 and at.step == 0
+        purge_step = None if fresh else at.epoch * self.steps + at.step
+        self.board = Board(self.run_dir, classes, purge_step=purge_step)
+        if fresh:
+            self.board.start(self.learner.model, self.split.x_train, self.split.y_train)
 
+    def train(self) -> None:
+        """Epochs until the planned end or the target accuracy; Interrupted on a stop request.
+        The run's position changes here only (and where ``start`` resumes it)."""
+        at, split = self.position, self.split
+        while at.epoch < self.config.epochs:
+            steps, seconds = self.train_steps()
+            at.step, at.seconds = at.step + steps, at.seconds + seconds
+            # A stop during the steps, or during evaluation: a checkpoint at the last step
+            # taken (a finished epoch resumes with its evaluation).
+            measured = None if self.stop.requested() else self.evaluate(split.x_eval, split.y_eval)
+            if measured is None:
+                self.save(at.epoch, at.step)
+                raise Interrupted(self.run_dir, at.epoch, at.step)
+            at.evaluation = measured  # the last epoch's: finish may reuse it
+            record = self.epoch_record(measured)
+            at.history["epochs"].append(record)
+            self.reporter.end_epoch(at.epoch, record)
+            if self.board is not None:
+                self.board.end_epoch((at.epoch + 1) * self.steps, record,
+                                     self.learner.optimizer.param_groups[0]["lr"],
+                                     self.learner.final, split.x_eval, split.y_eval, split.eval_name)
+            at.epoch, at.step, at.tally = at.epoch + 1, 0, EpochTally()
+            self.save(at.epoch, 0)
+            if (self.config.target_accuracy and split.eval_name == "val"
+                    and record["val_accuracy"] >= self.config.target_accuracy):
+                break
 
-def measure(model: nn.Module, x: torch.Tensor, y: torch.Tensor, config: TrainConfig,
-            setup: Setup, stop: StopRequest) -> Evaluation | None:
-    """Evaluate in fp32 on this process's share of (x, y), summed over all processes; None if a
-    stop was requested meanwhile. It is asked between chunks, so a stop waits a second at most."""
-    ctx = setup.ctx
-    share = -(-len(x) // ctx.world_size)  # the largest share: every process asks equally often
-    x, y = x[ctx.rank :: ctx.world_size], y[ctx.rank :: ctx.world_size]
-    chunk = 4 * config.eval_batch_size
-    sums = torch.zeros(1 + config.num_classes ** 2, dtype=torch.float64, device=x.device)
-    for i in range(0, max(share, 1), chunk):
-        if stop.requested():
-            return None
-        if i < len(x):
-            sums += evaluate_sums(model, x[i : i + chunk], y[i : i + chunk], config.eval_batch_size)
-    return from_sums(distributed.all_reduce_sum(sums, ctx))
+    def train_steps(self) -> tuple[int, float]:
+        """The rest of the epoch in progress, from ``position.step`` to its end (or a stop
+        request); the steps taken and the seconds they took."""
+        config, steps = self.config, self.steps
+        epoch, first = self.position.epoch, self.position.step
+        self.reporter.start_epoch(epoch, config.epochs, steps, first)
+        started = time.perf_counter()
+        result = train_one_epoch(
+            self.learner.train_model, self.learner.optimizer, self.split.x_train,
+            self.split.y_train, order=epoch_order(len(self.split.x_train), config.seed, epoch),
+            batch_size=config.batch_size, start_step=first,
+            lr_at=lambda s: schedules.learning_rate(config, epoch * steps + s, steps * config.epochs),
+            autocast=self.setup.autocast, label_smoothing=config.label_smoothing,
+            rank=self.setup.ctx.rank, world_size=self.setup.ctx.world_size,
+            after_step=self.step_hooks(), transform=for_run(config),
+        )
+        return result.steps, time.perf_counter() - started
 
+    def step_hooks(self) -> StepHooks:
+        """What runs after each step of the epoch in progress."""
+        learner, at, first = self.learner, self.position, self.position.epoch * self.steps
+        hooks = []
+        if learner.ema is not None:
+            hooks.append(EmaHook(learner.ema, learner.model))
+        hooks.append(TraceHook(at.history["steps"], at.tally, first, self.setup.ctx, self.setup.device))
+        if self.board is not None:  # after the trace: it logs the trace's points
+            hooks.append(TensorBoardHook(self.board, at.history["steps"], learner.optimizer,
+                                         first + at.step))
+        hooks.append(ProgressHook(self.reporter, at.tally.carried))
+        if self.config.checkpoint_every:
+            hooks.append(CheckpointHook(self.config.checkpoint_every, partial(self.save, at.epoch)))
+        return StepHooks(at.tally, hooks, self.stop)
 
-def augmentation(config: TrainConfig):
-    """What each batch goes through before the step: the reader's effects, MNIST's, or none."""
-    if config.writers:
-        return WriterAugmentation()
-    return Augmentation() if config.augment else None
+    def epoch_record(self, measured: Evaluation) -> dict[str, Any]:
+        """The epoch's line in the history: training loss and accuracy over all processes (a
+        collective), the evaluation, and the training time so far."""
+        loss_sum, correct, images = self.position.tally.total(self.setup.ctx, self.setup.device)
+        name = self.split.eval_name
+        return {
+            "epoch": self.position.epoch + 1,
+            "train_loss": loss_sum / images if images else None,
+            "train_accuracy": correct / images if images else None,
+            f"{name}_loss": measured.loss,
+            f"{name}_accuracy": measured.accuracy,
+            "seconds": self.position.seconds,
+        }
 
+    def evaluate(self, x: torch.Tensor, y: torch.Tensor) -> Evaluation | None:
+        """The final model in fp32 on this process's share of (x, y), summed over all processes;
+        None if a stop was requested meanwhile. It is asked between chunks, so a stop waits a
+        second at most."""
+        ctx, config, model = self.setup.ctx, self.config, self.learner.final
+        share = -(-len(x) // ctx.world_size)  # the largest share: every process asks equally often
+        x, y = x[ctx.rank :: ctx.world_size], y[ctx.rank :: ctx.world_size]
+        chunk = 4 * config.eval_batch_size
+        sums = torch.zeros(1 + config.num_classes ** 2, dtype=torch.float64, device=x.device)
+        for i in range(0, max(share, 1), chunk):
+            if self.stop.requested():
+                return None
+            if i < len(x):
+                sums += evaluate_sums(model, x[i : i + chunk], y[i : i + chunk], config.eval_batch_size)
+        return from_sums(distributed.all_reduce_sum(sums, ctx))
 
-def epoch_hooks(run_dir: Path, config: TrainConfig, setup: Setup, learner: Learner,
-                position: Position, reporter: Reporter, stop: StopRequest, steps: int,
-                board: Board | None = None) -> StepHooks:
-    epoch = position.epoch
-    hooks = []
-    if learner.ema is not None:
-        hooks.append(EmaHook(learner.ema, learner.model))
-    hooks.append(TraceHook(position.history["steps"], position.tally, epoch * steps,
-                           setup.ctx, setup.device))
-    if board is not None:  # after the trace: it logs the trace's points
-        hooks.append(TensorBoardHook(board, position.history["steps"], learner.optimizer,
-                                     epoch * steps + position.step))
-    hooks.append(ProgressHook(reporter, position.tally.carried))
-    if config.checkpoint_every:
-        hooks.append(CheckpointHook(config.checkpoint_every, partial(
-            save_checkpoint, run_dir, config, setup, learner, position, epoch)))
-    return StepHooks(position.tally, hooks, stop)
+    def save(self, epoch: int, step: int) -> None:
+        """A checkpoint at ``step`` of ``epoch``. Collective: every process passes here at the
+        same step; process 0 writes."""
+        setup, learner, at = self.setup, self.learner, self.position
+        sums = at.tally.total(setup.ctx, setup.device) if step else [0.0] * 3
+        states = distributed.all_gather_object(seeding.rng_state(setup.device), setup.ctx)
+        if not setup.ctx.is_main:
+            return
+        checkpoints.save_checkpoint(self.run_dir, checkpoints.Checkpoint(
+            epoch=epoch, step=step, model=learner.model.state_dict(),
+            optimizer=learner.optimizer.state_dict(),
+            ema=learner.ema.state_dict() if learner.ema else {},
+            rng={f"{k}.{rank}": v for rank, state in enumerate(states) for k, v in state.items()},
+            history=at.history, train_seconds=at.seconds,
+            world_size=setup.ctx.world_size, epoch_sums=sums,
+            trace_from=at.tally.trace_from if step else [0.0] * 3,
+        ), self.config)
 
+    def finish(self, classes: tuple[str, ...]) -> dict[str, Any]:
+        """Calibrate on the validation split (if any), test the final model (in fp32, as
+        ``digitnet evaluate`` does), save it and the metrics."""
+        split, final = self.split, self.learner.final
+        calibrated = calibrate(final, split, self.config) if split.eval_name == "val" else None
+        test = self.position.evaluation  # the last epoch was measured on the test set: the same
+        if split.eval_name == "val" or test is None:
+            test = self.evaluate(split.x_test, split.y_test)
+        if test is None:  # the checkpoint after the last epoch is already saved
+            raise Interrupted(self.run_dir, self.position.epoch, 0)
+        metrics = self.metrics(test, calibrated, classes)
+        if self.setup.ctx.is_main:
+            runs.save_model(self.run_dir, final, self.config)
+            runs.write_metrics(self.run_dir, metrics)
+        return metrics
 
-def train_steps(run_dir: Path, config: TrainConfig, setup: Setup, learner: Learner, split: Split,
-                position: Position, reporter: Reporter, stop: StopRequest,
-                board: Board | None = None) -> None:
-    """The rest of the epoch in progress, from ``position.step`` to its end."""
-    n, steps = len(split.x_train), steps_per_epoch(len(split.x_train), config.batch_size)
-    epoch, first = position.epoch, position.step
-    reporter.start_epoch(epoch, config.epochs, steps, first)
-    started = time.perf_counter()
-    result = train_one_epoch(
-        learner.train_model, learner.optimizer, split.x_train, split.y_train,
-        order=epoch_order(n, config.seed, epoch), batch_size=config.batch_size, start_step=first,
-        lr_at=lambda s: learning_rate(config, epoch * steps + s, steps * config.epochs),
-        autocast=setup.autocast, label_smoothing=config.label_smoothing,
-        rank=setup.ctx.rank, world_size=setup.ctx.world_size,
-        after_step=epoch_hooks(run_dir, config, setup, learner, position, reporter, stop, steps,
-                               board),
-        transform=augmentation(config),
-    )
-    position.seconds += time.perf_counter() - started
-    position.step = first + result.steps
-
-
-def end_epoch(config: TrainConfig, setup: Setup, learner: Learner, split: Split,
-              position: Position, stop: StopRequest) -> dict[str, Any] | None:
-    """The epoch's record: training loss and accuracy, and the evaluation (None if stopped)."""
-    if stop.requested():
-        return None
-    measured = measure(learner.final, split.x_eval, split.y_eval, config, setup, stop)
-    if measured is None:
-        return None
-    position.evaluation = measured
-    loss_sum, correct, images = position.tally.total(setup.ctx, setup.device)
-    return {
-        "epoch": position.epoch + 1,
-        "train_loss": loss_sum / images if images else None,
-        "train_accuracy": correct / images if images else None,
-        f"{split.eval_name}_loss": measured.loss,
-        f"{split.eval_name}_accuracy": measured.accuracy,
-        "seconds": position.seconds,
-    }
-
-
-def train_epochs(run_dir: Path, config: TrainConfig, setup: Setup, learner: Learner,
-                 split: Split, position: Position, reporter: Reporter, stop: StopRequest,
-                 board: Board | None = None) -> None:
-    """Epochs until the planned end or the target accuracy; Interrupted on a stop request."""
-    save = partial(save_checkpoint, run_dir, config, setup, learner, position)
-    steps = steps_per_epoch(len(split.x_train), config.batch_size)
-    while position.epoch < config.epochs:
-        train_steps(run_dir, config, setup, learner, split, position, reporter, stop, board)
-        # A stop during the steps, or during evaluation: a checkpoint at the last step taken
-        # (a finished epoch resumes with its evaluation).
-        record = end_epoch(config, setup, learner, split, position, stop)
-        if record is None:
-            save(position.epoch, position.step)
-            raise Interrupted(run_dir, position.epoch, position.step)
-        position.history["epochs"].append(record)
-        reporter.end_epoch(position.epoch, record)
-        if board is not None:
-            board.end_epoch((position.epoch + 1) * steps, record, learner.optimizer.param_groups[0]["lr"],
-                            learner.final, split.x_eval, split.y_eval, split.eval_name)
-        position.epoch, position.step, position.tally = position.epoch + 1, 0, EpochTally()
-        save(position.epoch, 0)
-        if (config.target_accuracy and split.eval_name == "val"
-                and record["val_accuracy"] >= config.target_accuracy):
-            break
-
-
-def finish(run_dir: Path, config: TrainConfig, setup: Setup, learner: Learner, split: Split,
-           position: Position, ds: Dataset, stop: StopRequest) -> dict[str, Any]:
-    """Calibrate on the validation split (if any), test the final model (in fp32, as
-    ``digitnet evaluate`` does), save it and the metrics."""
-    calibrated = calibrate(learner.final, split, config) if split.eval_name == "val" else None
-    test = position.evaluation  # the last epoch was measured on the test set: the same figure
-    if split.eval_name == "val" or test is None:
-        test = measure(learner.final, split.x_test, split.y_test, config, setup, stop)
-    if test is None:  # the checkpoint after the last epoch is already saved
-        raise Interrupted(run_dir, position.epoch, 0)
-    metrics = {
-        "run_dir": str(run_dir),
-        "test_accuracy": test.accuracy,
-        "test_loss": test.loss,
-        "train_seconds": position.seconds,
-        "epochs": config.epochs,
-        "epochs_run": len(position.history["epochs"]),
-        "batch_size": config.batch_size,
-        "train_images": len(split.x_train),
-        "precision": setup.precision,
-        "world_size": setup.ctx.world_size,
-        "device": setup.device.type,
-        "threads": setup.threads,
-        "per_class_accuracy": test.to_dict(config.class_names(ds.classes))["per_class_accuracy"],
-        "calibration": calibrated,
-        "confusion": test.confusion.tolist(),
-        "history": position.history,
-    }
-    if setup.ctx.is_main:
-        runs.save_model(run_dir, learner.final, config)
-        runs.write_metrics(run_dir, metrics)
-    return metrics
-
-
-def open_board(run_dir: Path, config: TrainConfig, setup: Setup, learner: Learner, split: Split,
-               position: Position, classes: tuple[str, ...], steps: int) -> Board | None:
-    """The TensorBoard log when ``config.tensorboard`` asks for one, on process 0; a new run
-    starts it with the graph and sample images."""
-    if not (config.tensorboard and setup.ctx.is_main):
-        return None
-    from digitnet.training.tensorboard import Board  # imports tensorboard: only when asked for
-
-    fresh = position.epoch == 0 and position.step == 0
-    board = Board(run_dir, classes, purge_step=None if fresh else position.epoch * steps + position.step)
-    if fresh:
-        board.start(learner.model, split.x_train, split.y_train)
-    return board
+    def metrics(self, test: Evaluation, calibrated: dict[str, Any] | None,
+                classes: tuple[str, ...]) -> dict[str, Any]:
+        """metrics.json's record of the run."""
+        config, setup, at = self.config, self.setup, self.position
+        return {
+            "run_dir": str(self.run_dir),
+            "test_accuracy": test.accuracy,
+            "test_loss": test.loss,
+            "train_seconds": at.seconds,
+            "epochs": config.epochs,
+            "epochs_run": len(at.history["epochs"]),
+            "batch_size": config.batch_size,
+            "train_images": len(self.split.x_train),
+            "precision": setup.precision,
+            "world_size": setup.ctx.world_size,
+            "device": setup.device.type,
+            "threads": setup.threads,
+            "per_class_accuracy": test.to_dict(config.class_names(classes))["per_class_accuracy"],
+            "calibration": calibrated,
+            "confusion": test.confusion.tolist(),
+            "history": at.history,
+        }
 
 
 def fit(config: TrainConfig, run_dir: Path | None = None, *,
@@ -442,19 +448,14 @@ def fit(config: TrainConfig, run_dir: Path | None = None, *,
     ds = dataset or load(config.dataset, data_dir)
     split = make_split(ds, config, setup.device, data_dir)
     check_shards(len(split.x_train), config.batch_size, setup.ctx.world_size)
-    steps = steps_per_epoch(len(split.x_train), config.batch_size)
-
-    learner = build_learner(config, setup)
-    position = start(run_dir, config, setup, learner, ds, steps, resumed=resume)
-    if resume:
-        reporter.resume(position.epoch, position.step, steps)
-    board = open_board(run_dir, config, setup, learner, split, position,
-                       config.class_names(ds.classes), steps)
-    stop = StopRequest(setup.ctx, setup.device)
+    trainer = Trainer(run_dir, config, setup, build_learner(config, setup), split, reporter,
+                      StopRequest(setup.ctx, setup.device))
+    trainer.start(ds, resumed=resume)
+    trainer.open_board(config.class_names(ds.classes))
     try:
-        with stop.listening():
-            train_epochs(run_dir, config, setup, learner, split, position, reporter, stop, board)
-            return finish(run_dir, config, setup, learner, split, position, ds, stop)
+        with trainer.stop.listening():
+            trainer.train()
+            return trainer.finish(ds.classes)
     finally:
-        if board is not None:
-            board.close()
+        if trainer.board is not None:
+            trainer.board.close()

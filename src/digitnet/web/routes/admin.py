@@ -7,7 +7,7 @@ from pathlib import Path
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
 
-from digitnet.corrections import export
+from digitnet.corrections import dataset_files
 from digitnet.corrections import store as corrections_store
 from digitnet.web import inputs, swap
 from digitnet.web.deps import Admin, SameSite, ServedDep, SettingsDep, Store, in_worker
@@ -22,7 +22,7 @@ router = APIRouter(dependencies=[Admin])
             response_class=Response, summary="The labelled corrections an admin accepted, as a zip (admin)")
 async def export_corrections(request: Request, db: Store, format: str = "idx",  # idx or png
                              status: str = "accepted") -> Response:  # or pending, rejected
-    archive = await in_worker(request, lambda: export.zipped(corrections_store.labelled(db, [status]),
+    archive = await in_worker(request, lambda: dataset_files.zipped(corrections_store.labelled(db, [status]),
                                                              format))
     return Response(archive, media_type="application/zip", headers={
         "Content-Disposition": f'attachment; filename="corrections-{format}.zip"'})

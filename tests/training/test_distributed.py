@@ -98,9 +98,17 @@ def launched(tmp_path_factory, small_mnist):
     """The 1-process reference run, and one 2-process torchrun launch with all its jobs."""
     root = tmp_path_factory.mktemp("ddp")
     config = TrainConfig(**DROPLESS)
-    fit(config, root / "one", dataset=small_mnist)
-    with pytest.raises(Interrupted) as stop:  # a 1-process run stopped mid-epoch, to resume on 2
-        fit(config, root / "cut", dataset=small_mnist, reporter=StopAt(5))
+    # The 1-process runs use torch's threads as this process has them, which a test run before
+    # in the same process may have changed, and the split of a sum over threads moves its last
+    # bits: pinned to the two a fresh process on the 2-core machines gets, whatever ran before.
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        fit(config, root / "one", dataset=small_mnist)
+        with pytest.raises(Interrupted) as stop:  # a 1-process run stopped mid-epoch, to resume on 2
+            fit(config, root / "cut", dataset=small_mnist, reporter=StopAt(5))
+    finally:
+        torch.set_num_threads(before)
     deterministic = config.replace(deterministic=True)
     # The tutorial's dropout and an EMA: per-process random streams and averaged weights to restore.
     with_dropout = TrainConfig(limit=1000, batch_size=64, precision="fp32", ema=0.9,

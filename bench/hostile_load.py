@@ -40,8 +40,8 @@ import numpy as np
 import server as server_process  # bench/server.py, beside this script
 from server import HOST
 
+from digitnet import runs
 from digitnet.benchmarks.runner import cpu_model
-from digitnet.training import runs
 
 HOW = "multipart/form-data; boundary=b"
 

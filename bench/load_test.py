@@ -37,8 +37,8 @@ import samples  # bench/samples.py, beside this script
 import server  # bench/server.py, beside this script
 from server import HOST
 
+from digitnet import runs
 from digitnet.benchmarks.runner import cpu_model
-from digitnet.training import runs
 
 MIME = {"drawing": ("png", "image/png"), "photo": ("jpg", "image/jpeg"), "phone": ("jpg", "image/jpeg")}
 

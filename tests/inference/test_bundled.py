@@ -11,14 +11,15 @@ import numpy as np
 import pytest
 import torch
 
+from digitnet import runs
 from digitnet.datasets import load
 from digitnet.errors import DigitnetError
 from digitnet.inference import bundled, calibration, onnx_runtime
 from digitnet.inference.predictor import Predictor
 from digitnet.preprocess import input_tensor
-from digitnet.training import negatives, runs
+from digitnet.runs.config import NOT_A_DIGIT
+from digitnet.training import negatives
 from digitnet.training.calibrate import calibrate
-from digitnet.training.config import NOT_A_DIGIT
 from digitnet.training.run import with_negatives
 from digitnet.vision import imaging, render
 

@@ -11,12 +11,12 @@ import pytest
 from onnx import numpy_helper
 from safetensors.torch import load_file, save_file
 
+from digitnet import runs
 from digitnet.errors import DigitnetError
 from digitnet.inference import export, onnx_runtime
 from digitnet.inference.export import PARITY_TOLERANCE, check_onnx, compare
 from digitnet.inference.predictor import Predictor
 from digitnet.preprocess import input_array
-from digitnet.training import runs
 
 
 @pytest.fixture

@@ -11,13 +11,13 @@ import pytest
 import torch
 from fastapi.testclient import TestClient
 
+from digitnet import runs
 from digitnet.corrections import store
 from digitnet.evaluate import Evaluation, predict_logits
 from digitnet.inference import calibration
 from digitnet.inference.predictor import Predictor
 from digitnet.models import build_model
-from digitnet.training import runs
-from digitnet.training.config import TrainConfig
+from digitnet.runs.config import TrainConfig
 from digitnet.training.finetune import FinetuneConfig, finetune, guard, old_data
 from digitnet.vision import imaging, styles
 from digitnet.web.app import Settings, create_app

@@ -6,13 +6,14 @@ import numpy as np
 import pytest
 import torch
 
+from digitnet import runs
 from digitnet.inference import calibration
 from digitnet.inference.predictor import Predictor
 from digitnet.preprocess import input_tensor
-from digitnet.training import negatives, recipes, runs
+from digitnet.runs.config import NOT_A_DIGIT
+from digitnet.training import negatives, recipes
 from digitnet.training.augment import WriterAugmentation, writers
 from digitnet.training.calibrate import recalibrate
-from digitnet.training.config import NOT_A_DIGIT
 from digitnet.training.run import fit
 
 

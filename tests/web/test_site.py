@@ -149,7 +149,7 @@ def test_an_export_made_before_first_layers_still_reads_and_a_site_gets_one(runt
     same (model.json says there is no first layer), and its static site gets one, checked."""
     import shutil
 
-    from digitnet.training import runs
+    from digitnet import runs
 
     run_dir = tmp_path / "run"
     shutil.copytree(exported_run[0], run_dir)

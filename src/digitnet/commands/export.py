@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from digitnet import runs
 from digitnet.commands.common import add_run_option, console
 from digitnet.datasets import load
 from digitnet.inference import bundled
 from digitnet.inference.export import FORMATS, export_onnx
-from digitnet.training import runs
 
 
 def register(sub) -> None:

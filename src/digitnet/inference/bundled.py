@@ -14,13 +14,12 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from digitnet import atomic
+from digitnet import atomic, runs
 from digitnet.datasets import load
 from digitnet.errors import DigitnetError
 from digitnet.inference import onnx_runtime
 from digitnet.inference.export import export_onnx
-from digitnet.training import runs
-from digitnet.training.config import NOT_A_DIGIT_NAME
+from digitnet.runs.config import NOT_A_DIGIT_NAME
 
 READER_DIR = Path(__file__).resolve().parent.parent / "bundled" / "reader"
 FILES = (runs.CONFIG_FILE, runs.MODEL_FILE, runs.METRICS_FILE)  # what predict and serve need

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from digitnet.training.config import NOT_A_DIGIT, NOT_A_DIGIT_NAME
+from digitnet.runs.config import NOT_A_DIGIT, NOT_A_DIGIT_NAME
 
 
 def search_temperature(nll: Callable[[float], float]) -> float:

@@ -36,7 +36,7 @@ from digitnet.inference import calibration
 from digitnet.inference.predictor import torch_threads
 from digitnet.models import probabilities as softmax
 from digitnet.preprocess import input_array, input_tensor
-from digitnet.training.config import NOT_A_DIGIT
+from digitnet.runs.config import NOT_A_DIGIT
 
 METHODS = ("occlusion", "integrated-gradients")
 WINDOW, STRIDE = 4, 2  # px: the blanked square and its step: 13 x 13 places, every pixel covered

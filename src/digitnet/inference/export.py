@@ -28,13 +28,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from digitnet import __version__, atomic
+from digitnet import __version__, atomic, runs
 from digitnet.errors import DigitnetError
 from digitnet.inference import explain, onnx_runtime
 from digitnet.inference.predictor import Predictor
 from digitnet.models import probabilities
 from digitnet.preprocess import input_tensor
-from digitnet.training import runs
 
 FORMATS = ("onnx",)
 PARITY_IMAGES = 1000

@@ -29,7 +29,7 @@ from digitnet.errors import DigitnetError
 from digitnet.inference.calibration import Verdict, decide
 from digitnet.inference.predictor import torch_threads
 from digitnet.models import LineNet
-from digitnet.training.runs import read_safetensors
+from digitnet.runs import read_safetensors
 
 WEIGHTS_FILE = "line-reader.safetensors"
 BUNDLED = Path(__file__).resolve().parent.parent / "bundled" / "lines" / WEIGHTS_FILE

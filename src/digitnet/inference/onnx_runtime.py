@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from digitnet import runs
 from digitnet.errors import DigitnetError
-from digitnet.training import runs
 
 ONNX_FILE = "model.onnx"
 INPUT_NAME = "input"

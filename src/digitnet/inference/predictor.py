@@ -21,12 +21,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from digitnet import runs
 from digitnet.errors import DigitnetError
 from digitnet.inference import calibration, onnx_runtime
 from digitnet.models import probabilities
 from digitnet.preprocess import input_array
-from digitnet.training import runs
-from digitnet.training.config import TrainConfig
+from digitnet.runs.config import TrainConfig
 
 RUNTIMES = ("torch", "onnx")  # what actually executes the network
 BACKENDS = ("auto", *RUNTIMES)  # what a user may ask for; "auto" picks one of RUNTIMES

@@ -17,13 +17,13 @@ from typing import Any
 import torch
 from torch import nn
 
+from digitnet import runs
 from digitnet.datasets import load
 from digitnet.errors import DigitnetError
 from digitnet.evaluate import predict_logits
 from digitnet.inference import calibration
-from digitnet.training import runs
+from digitnet.runs.config import NOT_A_DIGIT, TrainConfig
 from digitnet.training.augment import other_writers
-from digitnet.training.config import NOT_A_DIGIT, TrainConfig
 from digitnet.vision import imaging
 
 WRITERS_ACCEPTED = 0.995  # a reader's share of other writers' validation digits not refused

@@ -43,6 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from digitnet import runs
 from digitnet.corrections.store import HOLDOUT_EVERY, Labelled
 from digitnet.datasets import Dataset, load
 from digitnet.errors import DigitnetError
@@ -50,9 +51,9 @@ from digitnet.evaluate import Evaluation, evaluate, predict_logits
 from digitnet.inference import calibration
 from digitnet.models import count_parameters
 from digitnet.preprocess import input_tensor
-from digitnet.training import devices, negatives, runs
+from digitnet.runs.config import NOT_A_DIGIT, TrainConfig
+from digitnet.training import devices, negatives
 from digitnet.training.augment import Augmentation
-from digitnet.training.config import NOT_A_DIGIT, TrainConfig
 from digitnet.training.epoch import make_optimizer
 from digitnet.training.run import augmentation
 from digitnet.vision import imaging

@@ -26,14 +26,14 @@ import torch.nn.functional as F
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from digitnet import atomic
+from digitnet import atomic, runs
 from digitnet.datasets import load
 from digitnet.errors import DigitnetError
 from digitnet.inference import calibration
 from digitnet.inference.lines import FORMAT, WEIGHTS_FILE, LineReader, decode
 from digitnet.inference.predictor import torch_threads
 from digitnet.models import LineNet, count_parameters
-from digitnet.training import devices, lines, number_figures, runs
+from digitnet.training import devices, lines, number_figures
 from digitnet.vision.numbers import FRAME
 
 Batch = tuple[np.ndarray, list[np.ndarray], list[int]]  # lines, their labels, their widths

@@ -21,13 +21,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from digitnet import runs
 from digitnet.corrections import pictures, store
 from digitnet.errors import DigitnetError
 from digitnet.inference import explain
 from digitnet.inference.lines import LineReader
 from digitnet.inference.predictor import Predictor
-from digitnet.training import runs
-from digitnet.training.config import NOT_A_DIGIT, NOT_A_DIGIT_NAME
+from digitnet.runs.config import NOT_A_DIGIT, NOT_A_DIGIT_NAME
 from digitnet.vision import imaging
 from digitnet.vision.layout import count_digits
 from digitnet.vision.numbers import in_original, number_from_bytes

@@ -21,10 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from digitnet import atomic
+from digitnet import atomic, runs
 from digitnet.errors import DigitnetError
 from digitnet.inference import bundled, explain, export, onnx_runtime
-from digitnet.training import runs
 from digitnet.vision import imaging
 from digitnet.web import browser_runtime
 

@@ -25,7 +25,7 @@ from torch import nn
 from digitnet import __version__, atomic
 from digitnet.errors import DigitnetError
 from digitnet.models import build_model
-from digitnet.training.config import TrainConfig
+from digitnet.runs.config import TrainConfig
 
 CONFIG_FILE = "config.json"
 MODEL_FILE = "model.safetensors"

@@ -14,9 +14,10 @@ import torch
 from digitnet import runs
 from digitnet.datasets import load
 from digitnet.errors import DigitnetError
-from digitnet.inference import bundled, calibration, onnx_runtime
+from digitnet.inference import bundled, onnx_runtime
 from digitnet.inference.predictor import Predictor
 from digitnet.preprocess import input_tensor
+from digitnet.runs import calibration
 from digitnet.runs.config import NOT_A_DIGIT
 from digitnet.training import negatives
 from digitnet.training.calibrate import calibrate

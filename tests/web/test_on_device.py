@@ -29,8 +29,8 @@ from web_helpers import (
     settled,
 )
 
-from digitnet.inference import calibration
 from digitnet.inference.predictor import Predictor
+from digitnet.runs import calibration
 from digitnet.vision import render
 from digitnet.vision.imaging import ImageError
 from digitnet.web import browser_runtime, service

@@ -56,7 +56,7 @@ class UniformPredictor:
 
     def answers(self, probabilities: np.ndarray) -> list:
         """The verdict a model without calibration gives (as ``Predictor.answers``)."""
-        from digitnet.inference import calibration
+        from digitnet.runs import calibration
 
         return calibration.answers(probabilities, calibration.Verdict(), [str(d) for d in range(10)])
 

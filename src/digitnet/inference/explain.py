@@ -32,10 +32,10 @@ import torch
 from torch import nn
 
 from digitnet.errors import DigitnetError
-from digitnet.inference import calibration
 from digitnet.inference.predictor import torch_threads
 from digitnet.models import probabilities as softmax
 from digitnet.preprocess import input_array, input_tensor
+from digitnet.runs import calibration
 from digitnet.runs.config import NOT_A_DIGIT
 
 METHODS = ("occlusion", "integrated-gradients")

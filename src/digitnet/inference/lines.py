@@ -26,10 +26,10 @@ import torch
 import torch.nn.functional as F
 
 from digitnet.errors import DigitnetError
-from digitnet.inference.calibration import Verdict, decide
 from digitnet.inference.predictor import torch_threads
 from digitnet.models import LineNet
 from digitnet.runs import read_safetensors
+from digitnet.runs.calibration import Verdict, decide
 
 WEIGHTS_FILE = "line-reader.safetensors"
 BUNDLED = Path(__file__).resolve().parent.parent / "bundled" / "lines" / WEIGHTS_FILE

@@ -23,9 +23,10 @@ from torch import nn
 
 from digitnet import runs
 from digitnet.errors import DigitnetError
-from digitnet.inference import calibration, onnx_runtime
+from digitnet.inference import onnx_runtime
 from digitnet.models import probabilities
 from digitnet.preprocess import input_array
+from digitnet.runs import calibration
 from digitnet.runs.config import TrainConfig
 
 RUNTIMES = ("torch", "onnx")  # what actually executes the network

@@ -48,12 +48,12 @@ from digitnet.corrections.store import HOLDOUT_EVERY, Labelled
 from digitnet.datasets import Dataset, load
 from digitnet.errors import DigitnetError
 from digitnet.evaluate import Evaluation, evaluate, predict_logits
-from digitnet.inference import calibration
 from digitnet.models import count_parameters
 from digitnet.preprocess import input_tensor
 from digitnet.runs.config import NOT_A_DIGIT, TrainConfig
 from digitnet.training import devices, negatives
 from digitnet.training.augment import Augmentation
+from digitnet.training.calibrate import choose_verdict, ece, fold_temperature
 from digitnet.training.epoch import make_optimizer
 from digitnet.training.run import augmentation
 from digitnet.vision import imaging
@@ -224,10 +224,10 @@ def recalibrate(model: nn.Module, previous: dict[str, Any] | None, x_val: torch.
     if not previous or not len(y_val):
         return previous
     logits = predict_logits(model, nhwc(x_val))
-    verdict = calibration.choose_verdict(logits, y_val)
-    before = calibration.ece(torch.softmax(logits, 1), y_val)
-    after = calibration.ece(torch.softmax(logits / verdict.temperature, 1), y_val)
-    calibration.fold_temperature(model, verdict.temperature)
+    verdict = choose_verdict(logits, y_val)
+    before = ece(torch.softmax(logits, 1), y_val)
+    after = ece(torch.softmax(logits / verdict.temperature, 1), y_val)
+    fold_temperature(model, verdict.temperature)
     return {"temperature": float(previous["temperature"]) * verdict.temperature,
             "reject": verdict.reject, "close": verdict.close,
             "val_ece_before": before, "val_ece_after": after, "preprocess": imaging.PREPROCESS_VERSION}

@@ -349,7 +349,7 @@ async def serve_and_hammer(args: argparse.Namespace, run_dir: Path, port: int, s
 READ_ONE = """
 import sys, time
 from pathlib import Path
-from digitnet.inference.lines import LineReader
+from digitnet.runs.line_reading import LineReader
 from digitnet.vision import imaging
 from digitnet.vision.numbers import read_number
 from digitnet.web import service

@@ -53,9 +53,9 @@ from digitnet import atomic
 from digitnet.benchmarks.runner import cpu_model
 from digitnet.datasets import load
 from digitnet.inference import bundled
-from digitnet.inference.lines import BUNDLED as BUNDLED_LINES
-from digitnet.inference.lines import WEIGHTS_FILE, LineReader
 from digitnet.inference.predictor import Predictor
+from digitnet.runs.line_reading import BUNDLED as BUNDLED_LINES
+from digitnet.runs.line_reading import WEIGHTS_FILE, LineReader
 from digitnet.training import number_figures
 from digitnet.training.calibrate import ece
 from digitnet.vision import numbers, render

@@ -16,7 +16,7 @@ from web_helpers import number_on_paper, on_paper, png
 
 from digitnet import runs
 from digitnet.errors import DigitnetError
-from digitnet.inference.lines import BUNDLED, WEIGHTS_FILE
+from digitnet.runs.line_reading import BUNDLED, WEIGHTS_FILE
 from digitnet.web import service
 from digitnet.web.app import SETTINGS_VARIABLE, Settings, create_app, from_environment
 

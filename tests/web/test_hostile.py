@@ -21,7 +21,8 @@ from web_helpers import on_paper, png, uniform_app
 
 from digitnet.corrections import pictures, store
 from digitnet.errors import DigitnetError
-from digitnet.inference import lines, served
+from digitnet.inference import served
+from digitnet.runs import line_reading as lines
 from digitnet.vision import imaging, numbers
 from digitnet.web import browser_runtime, guard, site
 from digitnet.web.app import Settings, create_app

@@ -66,7 +66,7 @@ def uniform_app(**settings):
     is small and quick)."""
     from pathlib import Path
 
-    from digitnet.inference.lines import LineReader
+    from digitnet.runs.line_reading import LineReader
     from digitnet.web import service, site
     from digitnet.web.app import Settings, create_app
     from digitnet.web.schemas import ModelInfo

@@ -28,6 +28,7 @@ from digitnet.models import probabilities
 from digitnet.preprocess import input_array
 from digitnet.runs import calibration
 from digitnet.runs.config import TrainConfig
+from digitnet.threads import torch_threads
 
 RUNTIMES = ("torch", "onnx")  # what actually executes the network
 BACKENDS = ("auto", *RUNTIMES)  # what a user may ask for; "auto" picks one of RUNTIMES
@@ -36,20 +37,6 @@ PRECISIONS = ("fp32", "bf16")
 # Up to this many images, torch runs on one thread: splitting a single image over threads
 # costs more than it saves and, on a busy machine, makes latency jump (tens of ms).
 SMALL_BATCH = 16
-
-
-@contextlib.contextmanager
-def torch_threads(n: int):
-    """Run torch ops on ``n`` intra-op threads inside the block, then restore the count."""
-    before = torch.get_num_threads()
-    if n == before:
-        yield
-        return
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def recorded_verdict(run_dir: Path) -> calibration.Verdict:

@@ -29,10 +29,10 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from digitnet import atomic, runs
 from digitnet.datasets import load
 from digitnet.errors import DigitnetError
-from digitnet.inference.lines import FORMAT, WEIGHTS_FILE, LineReader, decode
-from digitnet.inference.predictor import torch_threads
 from digitnet.models import LineNet, count_parameters
 from digitnet.runs import calibration
+from digitnet.runs.line_reading import FORMAT, WEIGHTS_FILE, LineReader, decode
+from digitnet.threads import torch_threads
 from digitnet.training import devices, lines, number_figures
 from digitnet.training.calibrate import binned_gap, choose_close, fold_temperature, search_temperature
 from digitnet.vision.numbers import FRAME

@@ -25,9 +25,9 @@ from digitnet import runs
 from digitnet.corrections import pictures, store
 from digitnet.errors import DigitnetError
 from digitnet.inference import explain
-from digitnet.inference.lines import LineReader
 from digitnet.inference.predictor import Predictor
 from digitnet.runs.config import NOT_A_DIGIT, NOT_A_DIGIT_NAME
+from digitnet.runs.line_reading import LineReader
 from digitnet.vision import imaging
 from digitnet.vision.layout import count_digits
 from digitnet.vision.numbers import in_original, number_from_bytes

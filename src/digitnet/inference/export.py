@@ -34,6 +34,7 @@ from digitnet.inference import explain, onnx_runtime
 from digitnet.inference.predictor import Predictor
 from digitnet.models import probabilities
 from digitnet.preprocess import input_tensor
+from digitnet.runs.run import Run
 
 FORMATS = ("onnx",)
 PARITY_IMAGES = 1000
@@ -127,9 +128,9 @@ def _record(run_dir: Path, classes: tuple[str, ...], report: ParityReport,
             first_layer: dict | None) -> None:
     """Record in config.json the layout of the model.onnx now in place and its passed check,
     and ``first_layer``, the record of the first-layer.onnx beside it (None: there is none)."""
-    path = run_dir / onnx_runtime.ONNX_FILE
+    path = run_dir / runs.ONNX_FILE
     runs.update_config(run_dir, export={
-        "format": "onnx", "file": onnx_runtime.ONNX_FILE, "opset": OPSET,
+        "format": "onnx", "file": runs.ONNX_FILE, "opset": OPSET,
         "input": {"name": onnx_runtime.INPUT_NAME, **onnx_runtime.LAYOUT},
         "output": {"name": onnx_runtime.OUTPUT_NAME, "dtype": "float32", "shape": ["batch", len(classes)],
                    "meaning": "softmax probabilities"},
@@ -147,9 +148,9 @@ def export_onnx(run_dir: str | Path, images: np.ndarray, labels: np.ndarray,
     interrupted check leaves the previous model.onnx (or none) and no temporary file.
     """
     run_dir = runs.check_run_dir(run_dir)
-    path = run_dir / onnx_runtime.ONNX_FILE
+    path = run_dir / runs.ONNX_FILE
     report = write_checked(run_dir, path, images, labels, limit)
-    first_layer = write_first_layer(run_dir, run_dir / onnx_runtime.FIRST_LAYER_FILE, images)
+    first_layer = write_first_layer(run_dir, run_dir / runs.FIRST_LAYER_FILE, images)
     _record(run_dir, runs.read_config(run_dir)[0].classes, report, first_layer)
     return path, report
 
@@ -209,8 +210,8 @@ def write_first_layer(run_dir: Path, path: Path, images: np.ndarray,
 def discard(run_dir: Path) -> None:
     """Remove a model.onnx that failed its check, the first layer exported with it, and their
     record in config.json."""
-    (run_dir / onnx_runtime.ONNX_FILE).unlink(missing_ok=True)
-    (run_dir / onnx_runtime.FIRST_LAYER_FILE).unlink(missing_ok=True)
+    (run_dir / runs.ONNX_FILE).unlink(missing_ok=True)
+    (run_dir / runs.FIRST_LAYER_FILE).unlink(missing_ok=True)
     runs.update_config(run_dir, export=None)
 
 
@@ -249,7 +250,7 @@ def check_onnx(run_dir: str | Path, images: np.ndarray, labels: np.ndarray,
     recorded as checked in config.json, as ``export_onnx`` does.
     """
     run_dir = runs.check_run_dir(run_dir)
-    path = run_dir / onnx_runtime.ONNX_FILE
+    path = run_dir / runs.ONNX_FILE
     images, labels = _parity_set(images, labels, limit)
     try:
         report = _parity(run_dir, path, images, labels)
@@ -259,6 +260,7 @@ def check_onnx(run_dir: str | Path, images: np.ndarray, labels: np.ndarray,
     if not report.passed():
         discard(run_dir)
         raise _mismatch(path, run_dir, report)
-    first_layer = onnx_runtime.current_first_layer(run_dir)  # checked already: kept as it is
-    _record(run_dir, runs.read_config(run_dir)[0].classes, report, first_layer and first_layer[1])
+    run = Run.open(run_dir)
+    first_layer = run.checked_first_layer()  # checked already: kept as it is
+    _record(run_dir, run.config.classes, report, first_layer and first_layer[1])
     return report

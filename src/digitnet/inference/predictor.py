@@ -21,13 +21,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from digitnet import runs
 from digitnet.errors import DigitnetError
 from digitnet.inference import onnx_runtime
 from digitnet.models import probabilities
 from digitnet.preprocess import input_array
 from digitnet.runs import calibration
 from digitnet.runs.config import TrainConfig
+from digitnet.runs.run import Run
 from digitnet.threads import torch_threads
 
 RUNTIMES = ("torch", "onnx")  # what actually executes the network
@@ -37,12 +37,6 @@ PRECISIONS = ("fp32", "bf16")
 # Up to this many images, torch runs on one thread: splitting a single image over threads
 # costs more than it saves and, on a busy machine, makes latency jump (tens of ms).
 SMALL_BATCH = 16
-
-
-def recorded_verdict(run_dir: Path) -> calibration.Verdict:
-    """The verdict thresholds chosen when the run was calibrated (defaults for other runs)."""
-    has_metrics = (run_dir / runs.METRICS_FILE).exists()  # a model copied without its metrics serves
-    return calibration.from_record(runs.read_metrics(run_dir).get("calibration") if has_metrics else None)
 
 
 class Predictor:
@@ -73,24 +67,24 @@ class Predictor:
         self.verdict = verdict or calibration.Verdict()  # the thresholds the run was calibrated with
 
     @classmethod
-    def from_run(cls, run_dir: str | Path, backend: str = DEFAULT_BACKEND, *, precision: str = "fp32",
+    def from_run(cls, run: Run | str | Path, backend: str = DEFAULT_BACKEND, *, precision: str = "fp32",
                  threads: int = 2) -> Predictor:
-        """The run's model on ``backend``; ``threads`` bounds onnxruntime's intra-op threads."""
+        """The run's model on ``backend`` (``run``: an opened ``Run``, or its directory);
+        ``threads`` bounds onnxruntime's intra-op threads."""
         if backend not in BACKENDS:
             raise DigitnetError(f"unknown backend {backend!r}; choose one of: {', '.join(BACKENDS)}")
-        run_dir = runs.check_run_dir(run_dir)
-        model, config = runs.load_model(run_dir)
+        run = run if isinstance(run, Run) else Run.open(run)
         session, note = None, ""
         if backend == "onnx" or (backend == "auto" and precision == "fp32"):
             try:
-                session = onnx_runtime.open_session(run_dir, threads)
+                session = onnx_runtime.open_session(run, threads)
             except DigitnetError as e:
                 if backend == "onnx":
                     raise
                 note = f"using the torch backend: {e}"
         resolved = "onnx" if session is not None else "torch"
-        return cls(model, config, run_dir, resolved, session=session, precision=precision, note=note,
-                   verdict=recorded_verdict(run_dir))
+        return cls(run.model(), run.config, run.path, resolved, session=session, precision=precision,
+                   note=note, verdict=run.verdict)
 
     @property
     def classes(self) -> tuple[str, ...]:

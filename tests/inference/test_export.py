@@ -79,7 +79,7 @@ def test_onnx_file_metadata_and_config(exported_run):
     assert json.loads(meta["classes"]) == [str(d) for d in range(10)]
     assert meta["run"] == run_dir.name
     assert meta["digitnet_version"]
-    assert meta["weights_sha256"] == onnx_runtime.weights_sha256(run_dir)
+    assert meta["weights_sha256"] == Run.open(run_dir).weights_sha256
     batch_dim = model.graph.input[0].type.tensor_type.shape.dim[0]
     assert batch_dim.dim_param and not batch_dim.dim_value  # symbolic, not fixed
 

@@ -161,7 +161,7 @@ def test_an_export_made_before_first_layers_still_reads_and_a_site_gets_one(runt
     assert found.info["explain"]["first_layer"] is None and "first-layer.onnx" not in found.files
     assert "model.onnx" in found.files
 
-    written = site.export_site(run_dir, tmp_path / "site", mnist.x_test[:50], mnist.y_test[:50])
+    written = site.export_site(Run.open(run_dir), tmp_path / "site", mnist.x_test[:50], mnist.y_test[:50])
     info = json.loads((written.path / "model.json").read_text())
     assert info["explain"]["first_layer"]["layer"] == "conv1"
     assert (written.path / "first-layer.onnx").is_file() and not (run_dir / "first-layer.onnx").exists()

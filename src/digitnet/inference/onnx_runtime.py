@@ -33,17 +33,9 @@ def file_sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def weights_sha256(run_dir: Path) -> str:
-    """SHA-256 of the run's model.safetensors: what a model.onnx must have been exported from."""
-    path = run_dir / runs.MODEL_FILE
-    if not path.is_file():
-        raise DigitnetError(f"{path}: missing weights; train the run (again) to write it")
-    return file_sha256(path)
-
-
-def metadata(run_dir: Path, classes: tuple[str, ...], architecture: str, dataset: str,
-             version: str) -> dict[str, str]:
+def metadata(run: Run, version: str) -> dict[str, str]:
     """The key/value strings stored in the ONNX file's metadata_props (all strings, per ONNX)."""
+    classes = run.config.classes
     return {
         "format": "digitnet",
         "layout": LAYOUT["layout"],
@@ -51,11 +43,11 @@ def metadata(run_dir: Path, classes: tuple[str, ...], architecture: str, dataset
         "output": f"{OUTPUT_NAME}: float32 (batch, {len(classes)}), softmax over the classes",
         "scale": LAYOUT["scale"],
         "classes": json.dumps(list(classes)),
-        "architecture": architecture,
-        "dataset": dataset,
+        "architecture": run.config.model,
+        "dataset": run.config.dataset,
         "digitnet_version": version,
-        "run": run_dir.name,
-        "weights_sha256": weights_sha256(run_dir),
+        "run": run.path.name,
+        "weights_sha256": run.weights_sha256,
     }
 
 
@@ -87,11 +79,11 @@ def open_session(run: Run, threads: int = 2):
     return session
 
 
-def load_session(path: Path, run_dir: Path, threads: int = 2):
-    """An onnxruntime session for the ONNX file at ``path`` exported from ``run_dir``'s weights,
+def load_session(path: Path, run: Run, threads: int = 2):
+    """An onnxruntime session for the ONNX file at ``path`` exported from the run's weights,
     checked or not: only the parity check itself should call this directly."""
-    session = new_session(path, run_dir, threads)
-    check_session(session, path, run_dir, weights_sha256(run_dir))
+    session = new_session(path, run.path, threads)
+    check_session(session, path, run.path, run.weights_sha256)
     return session
 
 

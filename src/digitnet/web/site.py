@@ -128,7 +128,7 @@ def _first_layer(run: Run, dest: Path, images: np.ndarray) -> dict[str, Any]:
     current, else exported and checked here. Returns its record."""
     found = run.checked_first_layer()
     if found is None:
-        return export.write_first_layer(run.path, dest, images)
+        return export.write_first_layer(run, dest, images)
     shutil.copyfile(found[0], dest)
     return found[1]
 
@@ -139,15 +139,14 @@ def _model(run: Run, dest: Path, images: np.ndarray, labels: np.ndarray) -> tupl
     try:
         path, record = run.checked_export()
     except DigitnetError:
-        return export.write_checked(run.path, dest, images, labels).to_dict(), False
+        return export.write_checked(run, dest, images, labels).to_dict(), False
     shutil.copyfile(path, dest)
     return record["check"], True
 
 
-def export_site(run_dir: Path, dest: Path, images: np.ndarray, labels: np.ndarray) -> Site:
-    """Write the static site into ``dest``: built in a temporary folder beside it, then renamed
-    into place (replacing an earlier site there, never any other folder)."""
-    run = Run.open(run_dir)
+def export_site(run: Run, dest: Path, images: np.ndarray, labels: np.ndarray) -> Site:
+    """Write the static site of ``run``'s model into ``dest``: built in a temporary folder beside
+    it, then renamed into place (replacing an earlier site there, never any other folder)."""
     dest = Path(dest)
     if dest.exists() and not (dest.is_dir() and (_is_site(dest) or not any(dest.iterdir()))):
         raise DigitnetError(f"{dest}: exists and is not a site written by digitnet; choose a new "

@@ -29,8 +29,8 @@ def worker(steps: int, batch: int, threads: int, out: Path) -> None:
     import dataclasses
 
     from digitnet.datasets import load
+    from digitnet.runs.config import TrainConfig
     from digitnet.training import distributed
-    from digitnet.training.config import TrainConfig
     from digitnet.training.run import fit
 
     ds = load("mnist")

@@ -25,10 +25,10 @@ import numpy as np
 import torch
 from fastapi.testclient import TestClient
 
+from digitnet import runs
 from digitnet.cli import main as digitnet
 from digitnet.inference import bundled
 from digitnet.inference.predictor import Predictor
-from digitnet.training import runs
 from digitnet.vision import imaging, styles
 from digitnet.web.app import Settings, create_app
 

@@ -40,8 +40,8 @@ import numpy as np
 import server as server_process  # bench/server.py, beside this script
 from server import HOST
 
+from digitnet import runs
 from digitnet.benchmarks.runner import cpu_model
-from digitnet.training import runs
 
 HOW = "multipart/form-data; boundary=b"
 
@@ -349,7 +349,7 @@ async def serve_and_hammer(args: argparse.Namespace, run_dir: Path, port: int, s
 READ_ONE = """
 import sys, time
 from pathlib import Path
-from digitnet.inference.lines import LineReader
+from digitnet.runs.line_reading import LineReader
 from digitnet.vision import imaging
 from digitnet.vision.numbers import read_number
 from digitnet.web import service

@@ -41,8 +41,8 @@ import samples  # bench/samples.py, beside this script
 import server  # bench/server.py, beside this script
 from server import HOST
 
+from digitnet import runs
 from digitnet.benchmarks.runner import cpu_model
-from digitnet.training import runs
 
 MIME = {"drawing": ("png", "image/png"), "photo": ("jpg", "image/jpeg"), "phone": ("jpg", "image/jpeg")}
 
@@ -167,8 +167,8 @@ def in_process_cpu_ms(run_dir: Path, endpoint: str, data: list[bytes], threads: 
     """CPU ms per image of the same work without HTTP: the function the route hands to its
     worker thread (decode, preprocess, network, answer), called directly. The server's CPU per
     request less this is what HTTP parsing, multipart, JSON and thread hand-offs cost."""
-    from digitnet.inference.lines import LineReader
     from digitnet.inference.predictor import Predictor
+    from digitnet.runs.line_reading import LineReader
     from digitnet.web import service
 
     predictor = Predictor.from_run(run_dir, threads=threads)

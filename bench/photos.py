@@ -33,7 +33,7 @@ import numpy as np
 from digitnet.datasets import load
 from digitnet.inference.files import predict_files
 from digitnet.inference.predictor import Predictor
-from digitnet.training.config import TrainConfig
+from digitnet.runs.config import TrainConfig
 from digitnet.training.run import fit
 from digitnet.vision import imaging, render
 

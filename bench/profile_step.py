@@ -36,7 +36,7 @@ from torch.profiler import ProfilerActivity, profile
 from digitnet.benchmarks.runner import cpu_model
 from digitnet.datasets import load
 from digitnet.models import Dropout, build_model, count_parameters
-from digitnet.training.config import TrainConfig
+from digitnet.runs.config import TrainConfig
 from digitnet.training.epoch import epoch_order, make_optimizer, train_step
 from digitnet.training.run import build_learner, make_split, set_up
 

@@ -40,8 +40,8 @@ from digitnet import atomic
 from digitnet.benchmarks.runner import cpu_model
 from digitnet.datasets import load
 from digitnet.errors import DigitnetError
-from digitnet.inference.lines import LineReader
 from digitnet.inference.predictor import Predictor
+from digitnet.runs.line_reading import LineReader
 from digitnet.training import number_figures
 from digitnet.training.line_reader import edit_distance
 from digitnet.vision import imaging, numbers, render

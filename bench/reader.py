@@ -53,11 +53,12 @@ import torch
 from digitnet import atomic
 from digitnet.benchmarks.runner import cpu_model
 from digitnet.datasets import load
-from digitnet.inference import bundled, calibration
-from digitnet.inference.lines import BUNDLED as BUNDLED_LINES
-from digitnet.inference.lines import WEIGHTS_FILE, LineReader
+from digitnet.inference import bundled
 from digitnet.inference.predictor import RUNTIMES, Predictor
+from digitnet.runs.line_reading import BUNDLED as BUNDLED_LINES
+from digitnet.runs.line_reading import WEIGHTS_FILE, LineReader
 from digitnet.training import number_figures
+from digitnet.training.calibrate import ece
 from digitnet.vision import numbers, render
 
 READER_FILES = ("config.json", "model.safetensors", "metrics.json")
@@ -103,7 +104,7 @@ def digit_figures(predictor: Predictor, images: np.ndarray, labels: np.ndarray,
     return {"n": len(labels), "top_digit": float(right.mean()), "not_a_digit": float(rejected.mean()),
             "unsure": float(unsure.mean()), "refused": float((rejected | unsure).mean()),
             "answered_right": float((right & ~rejected & ~unsure).mean()),
-            "ece": calibration.ece(torch.from_numpy(probs[~blank]),  # blank: nothing was stated
+            "ece": ece(torch.from_numpy(probs[~blank]),  # blank: nothing was stated
                                    torch.from_numpy(labels[~blank].astype(np.int64)))}
 
 
@@ -119,7 +120,7 @@ def pooled_ece(predictor: Predictor, sets: list[tuple]) -> float:
     for images, y, blank in sets:
         probs.append(predictor.probabilities(images[~blank]))
         labels.append(y[~blank])
-    return calibration.ece(torch.from_numpy(np.concatenate(probs)),
+    return ece(torch.from_numpy(np.concatenate(probs)),
                            torch.from_numpy(np.concatenate(labels).astype(np.int64)))
 
 

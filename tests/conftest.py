@@ -20,7 +20,7 @@ os.environ["NPM_CONFIG_OFFLINE"] = "true"  # npm reads its config case-insensiti
 from digitnet.datasets import Dataset, load
 from digitnet.datasets.sources import find_files
 from digitnet.errors import DigitnetError
-from digitnet.training.config import TrainConfig
+from digitnet.runs.config import TrainConfig
 from digitnet.training.run import fit
 from digitnet.web import browser_runtime
 

@@ -20,7 +20,8 @@ PACKAGE = ROOT / "src" / "digitnet"
 FENCE = re.compile(r"^```[a-z]*\n(.*?)^```", re.DOTALL | re.MULTILINE)
 INLINE = re.compile(r"(?<!`)`([^`\n]+)`(?!`)")
 # Where a command line starts: digitnet itself, or a launcher running it as a module.
-START = re.compile(r"(?:^|\s|/)(?:digitnet|-m digitnet)\s+(?=[-\w\[<])")
+# (Python's "from digitnet import runs" is not one.)
+START = re.compile(r"(?:^|(?<!from)\s|/)(?:digitnet|-m digitnet)\s+(?=[-\w\[<])")
 COMMENT = re.compile(r"(?:^|\s)#(?:\s|$)")
 SHELL_END = re.compile(r"\s(?:#|\||&&|;|>|2>|&$)")  # a comment, a pipe, the next command...
 PLACEHOLDER = re.compile(r"^[A-Z][A-Z0-9_-]*(?:\.\.\.)?$|^<.*>$|^\.\.\.$")
@@ -143,7 +144,8 @@ def test_the_check_finds_what_it_should(line, wrong):
 def test_command_lines_are_found_in_code_and_prose():
     text = ("Run `digitnet train --epochs 3` or\n```sh\n$ digitnet predict a.png \\\n  --json  # one\n"
             "torchrun --standalone -m digitnet train --epochs 1 | tee log\n```\n"
-            "`digitnet.datasets.mnist.load_data()` is Python.\n")
+            "`digitnet.datasets.mnist.load_data()` is Python.\n"
+            "```\nfrom digitnet import runs\n```\n")
     assert sorted(command_lines(text)) == ["predict a.png    --json", "train --epochs 1",
                                            "train --epochs 3"]
 

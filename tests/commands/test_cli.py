@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from digitnet.training import runs
+from digitnet import runs
 
 
 def test_train_and_evaluate_end_to_end(cli, tmp_path):

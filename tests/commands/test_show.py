@@ -7,7 +7,7 @@ import shutil
 import cv2
 import pytest
 
-from digitnet.training import runs
+from digitnet import runs
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from digitnet.cli import main
+from digitnet.runs.config import TrainConfig
 from digitnet.training import recipes
-from digitnet.training.config import TrainConfig
 
 
 def test_dry_run_prints_the_resolved_config(cli):

@@ -11,14 +11,17 @@ import numpy as np
 import pytest
 import torch
 
+from digitnet import runs
 from digitnet.datasets import load
 from digitnet.errors import DigitnetError
-from digitnet.inference import bundled, calibration, onnx_runtime
+from digitnet.inference import bundled
 from digitnet.inference.predictor import Predictor
 from digitnet.preprocess import input_tensor
-from digitnet.training import negatives, runs
+from digitnet.runs import calibration
+from digitnet.runs.config import NOT_A_DIGIT
+from digitnet.runs.run import Run
+from digitnet.training import negatives
 from digitnet.training.calibrate import calibrate
-from digitnet.training.config import NOT_A_DIGIT
 from digitnet.training.run import with_negatives
 from digitnet.vision import imaging, render
 
@@ -41,8 +44,8 @@ def test_bundled_reader_is_small(reader):
 
 def test_the_bundled_reader_ships_its_model_and_first_layer_checked():
     """What the page needs to read and explain on the device: both files checked, current."""
-    assert onnx_runtime.current_export(bundled.READER_DIR)[1]["check"]["passed"]
-    found = onnx_runtime.current_first_layer(bundled.READER_DIR)
+    assert Run.open(bundled.READER_DIR).checked_export()[1]["check"]["passed"]
+    found = Run.open(bundled.READER_DIR).checked_first_layer()
     assert found is not None
     assert found[1]["kinds"] == ["Conv2d", "BatchNorm2d", "ReLU"] and found[1]["channels"] == 24
 
@@ -158,9 +161,8 @@ def test_only_a_calibrated_reader_is_bundled(trained_run, tmp_path):
 
 
 def test_bundled_reader_ships_a_checked_onnx_that_answers_as_pytorch(reader, mnist):
-    from digitnet.inference import onnx_runtime
 
-    path, export = onnx_runtime.current_export(bundled.READER_DIR)  # made from these weights
+    path, export = Run.open(bundled.READER_DIR).checked_export()  # made from these weights
     assert export["check"]["passed"] and export["check"]["images"] >= 1000
     size = sum((bundled.READER_DIR / name).stat().st_size for name in bundled.SHIPPED)
     assert size <= bundled.MAX_BYTES

@@ -13,13 +13,13 @@ import torch
 from torch import nn
 
 from digitnet.errors import DigitnetError
-from digitnet.inference import calibration
 from digitnet.inference import explain as explaining
 from digitnet.inference.explain import explain, log_odds
 from digitnet.models import ReaderNet, TutorialCNN
 from digitnet.plots import figures
 from digitnet.preprocess import input_tensor
-from digitnet.training.config import NOT_A_DIGIT
+from digitnet.runs import calibration
+from digitnet.runs.config import NOT_A_DIGIT
 
 DIGITS = tuple(str(d) for d in range(10))
 READER_CLASSES = (*DIGITS, "not a digit")

@@ -12,12 +12,13 @@ import pytest
 from onnx import numpy_helper
 from safetensors.torch import load_file, save_file
 
+from digitnet import runs
 from digitnet.errors import DigitnetError
 from digitnet.inference import export, onnx_runtime
 from digitnet.inference.export import PARITY_TOLERANCE, check_onnx, compare
 from digitnet.inference.predictor import Predictor
 from digitnet.preprocess import input_array
-from digitnet.training import runs
+from digitnet.runs.run import Run
 
 
 @pytest.fixture
@@ -54,7 +55,7 @@ def test_the_first_layer_gives_the_feature_maps_pytorch_computes(exported_run, m
     from digitnet.inference.explain import first_layer
 
     run_dir = exported_run[0]
-    found = onnx_runtime.current_first_layer(run_dir)
+    found = Run.open(run_dir).checked_first_layer()
     assert found is not None
     path, record = found
     assert (record["layer"], record["kinds"], record["channels"]) == ("conv1", ["Conv2d"], 32)
@@ -68,10 +69,10 @@ def test_the_first_layer_gives_the_feature_maps_pytorch_computes(exported_run, m
 
 
 def test_a_first_layer_changed_after_its_check_is_not_offered(run_copy):
-    assert onnx_runtime.current_first_layer(run_copy) is not None
+    assert Run.open(run_copy).checked_first_layer() is not None
     path = run_copy / "first-layer.onnx"
     path.write_bytes(path.read_bytes() + b"\0")
-    assert onnx_runtime.current_first_layer(run_copy) is None
+    assert Run.open(run_copy).checked_first_layer() is None
 
 
 def test_onnx_file_metadata_and_config(exported_run):
@@ -83,7 +84,7 @@ def test_onnx_file_metadata_and_config(exported_run):
     assert json.loads(meta["classes"]) == [str(d) for d in range(10)]
     assert meta["run"] == run_dir.name
     assert meta["digitnet_version"]
-    assert meta["weights_sha256"] == onnx_runtime.weights_sha256(run_dir)
+    assert meta["weights_sha256"] == Run.open(run_dir).weights_sha256
     batch_dim = model.graph.input[0].type.tensor_type.shape.dim[0]
     assert batch_dim.dim_param and not batch_dim.dim_value  # symbolic, not fixed
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from digitnet.errors import DigitnetError
-from digitnet.inference.lines import BUNDLED, WEIGHTS_FILE, LineReader, decode, string_probability
 from digitnet.models import LineNet
+from digitnet.runs.line_reading import BUNDLED, WEIGHTS_FILE, LineReader, decode, string_probability
 
 BLANK = LineNet.BLANK
 

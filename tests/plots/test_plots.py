@@ -9,11 +9,11 @@ import cv2
 import numpy as np
 import pytest
 
+from digitnet import runs
 from digitnet.inference.predictor import Predictor
 from digitnet.models import build_model
 from digitnet.plots import figures, inspection
 from digitnet.preprocess import input_tensor
-from digitnet.training import runs
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -38,7 +38,7 @@ class StopAt:
 def run(job: dict) -> int:
     from digitnet.cli import main
     from digitnet.datasets import load
-    from digitnet.training.config import TrainConfig
+    from digitnet.runs.config import TrainConfig
     from digitnet.training.run import Interrupted, fit
 
     os.chdir(job["cwd"])

@@ -18,9 +18,10 @@ import pytest
 import torch
 
 import digitnet
+from digitnet import runs
 from digitnet.errors import DigitnetError
-from digitnet.training import distributed, runs, seeding
-from digitnet.training.config import TrainConfig
+from digitnet.runs.config import TrainConfig
+from digitnet.training import distributed, seeding
 from digitnet.training.epoch import check_shards
 from digitnet.training.hooks import SilentReporter
 from digitnet.training.run import Interrupted, fit

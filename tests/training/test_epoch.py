@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from digitnet.models import TutorialCNN
+from digitnet.runs.config import TrainConfig
 from digitnet.training import devices
-from digitnet.training.config import TrainConfig
 from digitnet.training.epoch import epoch_order, make_optimizer, train_one_epoch
 
 

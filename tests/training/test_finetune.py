@@ -11,13 +11,13 @@ import pytest
 import torch
 from fastapi.testclient import TestClient
 
+from digitnet import runs
 from digitnet.corrections import store
 from digitnet.evaluate import Evaluation, predict_logits
-from digitnet.inference import calibration
 from digitnet.inference.predictor import Predictor
 from digitnet.models import build_model
-from digitnet.training import runs
-from digitnet.training.config import TrainConfig
+from digitnet.runs.config import TrainConfig
+from digitnet.training.calibrate import ece
 from digitnet.training.finetune import FinetuneConfig, finetune, guard, old_data
 from digitnet.vision import imaging, styles
 from digitnet.web.app import Settings, create_app
@@ -143,7 +143,7 @@ def test_a_calibrated_reader_is_calibrated_again(small_mnist, tmp_path):
     assert {k: record[k] for k in previous} != previous  # fitted again, not copied
     _, _, x_val, y_val = old_data(small_mnist, config, fc.negatives, None, np.random.default_rng(fc.seed))
     tuned, _ = runs.load_model(tmp_path / "out")
-    saved_ece = calibration.ece(torch.softmax(predict_logits(tuned, x_val), 1), y_val)
+    saved_ece = ece(torch.softmax(predict_logits(tuned, x_val), 1), y_val)
     assert saved_ece == pytest.approx(record["val_ece_after"], abs=1e-4)
     assert record["val_ece_after"] <= record["val_ece_before"] + 1e-6
 

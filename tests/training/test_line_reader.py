@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from digitnet.errors import DigitnetError
-from digitnet.inference.lines import WEIGHTS_FILE, LineReader
+from digitnet.runs.line_reading import WEIGHTS_FILE, LineReader
 from digitnet.training.line_reader import LineConfig, ctc_loss, edit_distance, fit_lines, refit
 from digitnet.training.number_figures import summarise
 

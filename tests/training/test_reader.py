@@ -6,13 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from digitnet.inference import calibration
+from digitnet import runs
 from digitnet.inference.predictor import Predictor
 from digitnet.preprocess import input_tensor
-from digitnet.training import negatives, recipes, runs
+from digitnet.runs import calibration
+from digitnet.runs.config import NOT_A_DIGIT
+from digitnet.training import negatives, recipes
 from digitnet.training.augment import WriterAugmentation, writers
-from digitnet.training.calibrate import recalibrate
-from digitnet.training.config import NOT_A_DIGIT
+from digitnet.training.calibrate import choose_close, choose_verdict, ece, fit_temperature, recalibrate
 from digitnet.training.run import fit
 
 
@@ -40,9 +41,9 @@ def test_temperature_fit_lowers_calibration_error():
     logits = torch.randn(4000, 10)
     logits[torch.arange(4000), labels] += 2.0
     overconfident = logits * 4  # right 80% of the time but claims ~100%
-    t = calibration.fit_temperature(overconfident, labels)
-    before = calibration.ece(torch.softmax(overconfident, 1), labels)
-    after = calibration.ece(torch.softmax(overconfident / t, 1), labels)
+    t = fit_temperature(overconfident, labels)
+    before = ece(torch.softmax(overconfident, 1), labels)
+    after = ece(torch.softmax(overconfident / t, 1), labels)
     assert t > 2 and after < before / 3 and after < 0.03
 
 
@@ -77,12 +78,12 @@ def test_acceptance_is_set_on_other_writers_and_the_ratio_on_plain_digits():
     logits[torch.arange(n, 2 * n), labels[n:]] += 2.0  # other writers: often wrong
     logits[n:, NOT_A_DIGIT] += 1.5  # and often "not a digit"-ish
     writers = torch.arange(2 * n) >= n
-    v = calibration.choose_verdict(logits, labels, accept=0.995, writers=writers)
+    v = choose_verdict(logits, labels, accept=0.995, writers=writers)
     probs = torch.softmax(logits / v.temperature, 1)
     kept = (probs[writers, NOT_A_DIGIT] < v.reject).float().mean()
     assert 0.994 <= kept <= 0.997  # 99.5% of the other writers' digits pass the threshold
     assert v.close > 0.05  # not the floor: chosen where 99.8% is reachable
-    on_all = calibration.choose_close(probs[labels != NOT_A_DIGIT], labels, v)
+    on_all = choose_close(probs[labels != NOT_A_DIGIT], labels, v)
     assert on_all < v.close  # on everything: far more "a or b?"
 
 

@@ -8,11 +8,12 @@ import json
 import pytest
 import torch
 
+from digitnet import runs
 from digitnet.errors import DigitnetError
 from digitnet.evaluate import evaluate
 from digitnet.preprocess import input_tensor
-from digitnet.training import recipes, runs
-from digitnet.training.config import TrainConfig
+from digitnet.runs.config import TrainConfig
+from digitnet.training import recipes
 from digitnet.training.ensemble import average_probabilities, fit_ensemble, member_dir
 from digitnet.training.run import fit
 

@@ -20,8 +20,9 @@ import pytest
 import torch
 
 import digitnet
-from digitnet.training import checkpoints, runs, seeding
-from digitnet.training.config import TrainConfig
+from digitnet import runs
+from digitnet.runs.config import TrainConfig
+from digitnet.training import checkpoints, seeding
 from digitnet.training.run import fit
 
 RUN_JOBS = Path(__file__).with_name("run_jobs.py")

@@ -9,9 +9,10 @@ import signal
 import pytest
 import torch
 
+from digitnet import runs
 from digitnet.errors import DigitnetError
-from digitnet.training import checkpoints, runs
-from digitnet.training.config import TrainConfig
+from digitnet.runs.config import TrainConfig
+from digitnet.training import checkpoints
 from digitnet.training.hooks import SilentReporter
 from digitnet.training.run import Interrupted, fit
 

@@ -4,8 +4,8 @@ the line reader's torch one-cycle."""
 import pytest
 import torch
 
+from digitnet.runs.config import TrainConfig
 from digitnet.training import schedules
-from digitnet.training.config import TrainConfig
 
 
 def test_constant_and_one_cycle():

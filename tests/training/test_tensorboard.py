@@ -11,7 +11,7 @@ import sys
 import pytest
 import torch
 
-from digitnet.training import runs
+from digitnet import runs
 from digitnet.training.run import fit
 
 pytest.importorskip("tensorboard", reason="the optional extra digitnet[tensorboard] is not installed")
@@ -21,7 +21,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 @pytest.fixture(scope="module")
 def logged_runs(tmp_path_factory, mnist_short_test):
     """The same tiny run (2 epochs of 100 steps) with and without --tensorboard."""
-    from digitnet.training.config import TrainConfig
+    from digitnet.runs.config import TrainConfig
 
     config = TrainConfig(limit=1000, epochs=2, batch_size=10, precision="fp32", threads=1)
     root = tmp_path_factory.mktemp("tensorboard")

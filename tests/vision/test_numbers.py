@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from digitnet.inference.lines import LineReader
+from digitnet.runs.line_reading import LineReader
 from digitnet.vision import imaging, numbers, render
 
 

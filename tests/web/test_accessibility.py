@@ -16,6 +16,7 @@ import pytest
 from web_helpers import draw, live_server, number_on_paper, on_paper, png, settled
 
 from digitnet.inference import bundled
+from digitnet.runs.run import Run
 from digitnet.web import browser_runtime
 from digitnet.web.app import Settings, create_app
 from digitnet.web.site import export_site
@@ -72,7 +73,7 @@ def sites(readers, mnist, tmp_path_factory, missing_component):
     if browser_runtime.cached() is None:
         missing_component(browser_runtime.missing())
     root = tmp_path_factory.mktemp("sites")
-    export_site(readers[0], root / "sure", mnist.x_test[:500], mnist.y_test[:500])
+    export_site(Run.open(readers[0]), root / "sure", mnist.x_test[:500], mnist.y_test[:500])
     shutil.copytree(root / "sure", root / "unsure")
     info = json.loads((root / "unsure" / "model.json").read_text())
     info["calibration"]["close"] = 0.0

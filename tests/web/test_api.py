@@ -14,9 +14,9 @@ import pytest
 from fastapi.testclient import TestClient
 from web_helpers import number_on_paper, on_paper, png
 
+from digitnet import runs
 from digitnet.errors import DigitnetError
-from digitnet.inference.lines import BUNDLED, WEIGHTS_FILE
-from digitnet.training import runs
+from digitnet.runs.line_reading import BUNDLED, WEIGHTS_FILE
 from digitnet.web import service
 from digitnet.web.app import SETTINGS_VARIABLE, Settings, create_app, from_environment
 

@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 from web_helpers import draw, live_server, open_page, settled
 
-from digitnet.inference import bundled, calibration
+from digitnet.inference import bundled
 from digitnet.inference.explain import explain
+from digitnet.runs import calibration
 from digitnet.vision import imaging
 from digitnet.web import browser_runtime, service
 from digitnet.web.app import Settings, create_app

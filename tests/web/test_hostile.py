@@ -21,7 +21,9 @@ from web_helpers import on_paper, png, uniform_app
 
 from digitnet.corrections import pictures, store
 from digitnet.errors import DigitnetError
-from digitnet.inference import lines, served
+from digitnet.inference import served
+from digitnet.runs import line_reading as lines
+from digitnet.runs.run import Run
 from digitnet.vision import imaging, numbers
 from digitnet.web import browser_runtime, guard, site
 from digitnet.web.app import Settings, create_app
@@ -288,7 +290,7 @@ def test_a_cached_runtime_of_the_right_size_but_other_content_is_not_used(tmp_pa
         (tmp_path / name).write_bytes(b"x" * size)
     monkeypatch.setenv(browser_runtime.ENV, str(tmp_path))
     assert browser_runtime.cached() is None
-    assert site.on_device(site.bundled.READER_DIR).info is None
+    assert site.on_device(Run.open(site.bundled.READER_DIR)).info is None
 
 
 # --- row 8: an empty admin token -------------------------------------------------------------
@@ -327,7 +329,7 @@ def test_no_server_path_reaches_a_client(trained_run, tmp_path, monkeypatch):
 def test_the_bundled_reader_offers_reading_on_the_device_when_its_onnx_checks_out(monkeypatch):
     """The package's reader: on the device when a checked model.onnx ships beside it, else one
     plain sentence saying it cannot."""
-    found = site.on_device(site.bundled.READER_DIR)
+    found = site.on_device(Run.open(site.bundled.READER_DIR))
     onnx = site.bundled.READER_DIR / "model.onnx"
     if onnx.is_file() and browser_runtime.cached() is not None:
         assert found.info is not None and found.files["model.onnx"] == onnx

@@ -14,7 +14,7 @@ from PIL import Image, ImageDraw
 from web_helpers import UniformPredictor
 
 from digitnet.errors import DigitnetError
-from digitnet.inference.lines import LineReader
+from digitnet.runs.line_reading import LineReader
 from digitnet.web import service
 
 MODES = ("L", "RGB", "RGBA", "P", "I;16", "1", "LA")

@@ -29,8 +29,9 @@ from web_helpers import (
     settled,
 )
 
-from digitnet.inference import calibration
 from digitnet.inference.predictor import Predictor
+from digitnet.runs import calibration
+from digitnet.runs.run import Run
 from digitnet.vision import render
 from digitnet.vision.imaging import ImageError
 from digitnet.web import browser_runtime, service
@@ -199,7 +200,7 @@ def test_the_switch_reads_on_this_device_and_says_how_long(device_page):
 def site(runtime, exported_run, mnist, tmp_path_factory):
     """The static site of the exported run, served by Python's static file server."""
     dest = tmp_path_factory.mktemp("web") / "site"
-    written = export_site(exported_run[0], dest, mnist.x_test, mnist.y_test)
+    written = export_site(Run.open(exported_run[0]), dest, mnist.x_test, mnist.y_test)
 
     class Quiet(http.server.SimpleHTTPRequestHandler):
         def log_message(self, *args):

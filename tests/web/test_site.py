@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 
 from digitnet import npm
 from digitnet.errors import DigitnetError
+from digitnet.runs.run import Run
 from digitnet.web import browser_runtime, site
 from digitnet.web.app import Settings, create_app
 
@@ -135,12 +136,12 @@ def test_without_a_checked_model_or_the_runtime_on_device_says_why(trained_run, 
         with TestClient(create_app(Settings(run_dir=trained_run))) as client:
             r = client.get("/ondevice/model.json")
         assert r.status_code == 404 and r.json()["detail"] == site.NO_EXPORT
-        assert "digitnet export --run" in site.on_device(trained_run).detail
+        assert "digitnet export --run" in site.on_device(Run.open(trained_run)).detail
     monkeypatch.setenv(browser_runtime.ENV, str(tmp_path))
     with TestClient(create_app(Settings(run_dir=trained_run))) as client:
         r = client.get("/ondevice/model.onnx")
     assert r.status_code == 404 and r.json()["detail"] == site.NO_RUNTIME
-    assert "python -m digitnet.web.browser_runtime" in site.on_device(trained_run).detail
+    assert "python -m digitnet.web.browser_runtime" in site.on_device(Run.open(trained_run)).detail
 
 
 def test_an_export_made_before_first_layers_still_reads_and_a_site_gets_one(runtime, exported_run, mnist,
@@ -149,18 +150,18 @@ def test_an_export_made_before_first_layers_still_reads_and_a_site_gets_one(runt
     same (model.json says there is no first layer), and its static site gets one, checked."""
     import shutil
 
-    from digitnet.training import runs
+    from digitnet import runs
 
     run_dir = tmp_path / "run"
     shutil.copytree(exported_run[0], run_dir)
     (run_dir / "first-layer.onnx").unlink()
     _, config = runs.read_config(run_dir)
     runs.update_config(run_dir, export={**config["export"], "first_layer": None})
-    found = site.on_device(run_dir)
+    found = site.on_device(Run.open(run_dir))
     assert found.info["explain"]["first_layer"] is None and "first-layer.onnx" not in found.files
     assert "model.onnx" in found.files
 
-    written = site.export_site(run_dir, tmp_path / "site", mnist.x_test[:50], mnist.y_test[:50])
+    written = site.export_site(Run.open(run_dir), tmp_path / "site", mnist.x_test[:50], mnist.y_test[:50])
     info = json.loads((written.path / "model.json").read_text())
     assert info["explain"]["first_layer"]["layer"] == "conv1"
     assert (written.path / "first-layer.onnx").is_file() and not (run_dir / "first-layer.onnx").exists()

@@ -56,7 +56,7 @@ class UniformPredictor:
 
     def answers(self, probabilities: np.ndarray) -> list:
         """The verdict a model without calibration gives (as ``Predictor.answers``)."""
-        from digitnet.inference import calibration
+        from digitnet.runs import calibration
 
         return calibration.answers(probabilities, calibration.Verdict(), [str(d) for d in range(10)])
 
@@ -66,7 +66,7 @@ def uniform_app(**settings):
     is small and quick)."""
     from pathlib import Path
 
-    from digitnet.inference.lines import LineReader
+    from digitnet.runs.line_reading import LineReader
     from digitnet.web import service, site
     from digitnet.web.app import Settings, create_app
     from digitnet.web.schemas import ModelInfo

@@ -24,11 +24,12 @@ from typing import Any
 
 import numpy as np
 
+from digitnet import runs
 from digitnet.benchmarks import timing
 from digitnet.errors import DigitnetError
 from digitnet.inference.export import export_onnx
 from digitnet.inference.predictor import PRECISIONS, RUNTIMES, Predictor
-from digitnet.training import devices, runs
+from digitnet.training import devices
 from digitnet.training.recipes import GOALS, RECIPES
 
 REFERENCE_ENV = "DIGITNET_REFERENCE"

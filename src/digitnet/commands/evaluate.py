@@ -5,12 +5,11 @@ from __future__ import annotations
 import torch
 from rich.table import Table
 
-from digitnet import atomic
+from digitnet import atomic, runs
 from digitnet.commands.common import add_run_option, console
 from digitnet.datasets import SPECS, load
 from digitnet.evaluate import evaluate
 from digitnet.preprocess import input_tensor
-from digitnet.training import runs
 
 
 def register(sub) -> None:

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from digitnet import runs
 from digitnet.commands.common import add_run_option, console
 from digitnet.datasets import load
 from digitnet.inference import bundled
 from digitnet.inference.export import FORMATS, export_onnx
-from digitnet.training import runs
+from digitnet.runs.run import Run
 
 
 def register(sub) -> None:
@@ -60,14 +61,13 @@ def run_web(args) -> int:
     from digitnet.web import browser_runtime
     from digitnet.web.site import export_site
 
-    run_dir = bundled.model_dir(args.run_dir)
-    config, _ = runs.read_config(run_dir)
-    ds = load(config.dataset, args.data_dir)  # before exporting: no export without its check
-    site = export_site(run_dir, args.web, ds.x_test, ds.y_test)
+    run = Run.open(bundled.model_dir(args.run_dir))
+    ds = load(run.config.dataset, args.data_dir)  # before exporting: no export without its check
+    site = export_site(run, args.web, ds.x_test, ds.y_test)
     check = site.check
     how = "model.onnx (the run's own)" if site.reused else "model.onnx"
     out = console()
-    out.print(f"wrote {site.path}: a static site reading digits with {run_dir.name} in the browser "
+    out.print(f"wrote {site.path}: a static site reading digits with {run.path.name} in the browser "
               f"({site.files} files, {site.bytes / 1e6:.1f} MB, {browser_runtime.NAME})", soft_wrap=True)
     out.print(f"{how} checked against PyTorch on {check['images']:,} {ds.name} test images: same class "
               f"for {check['agreement']:.1%}, max probability difference {check['max_abs_diff']:.1e}",

@@ -6,11 +6,11 @@ import dataclasses
 import sys
 from pathlib import Path
 
+from digitnet import runs
 from digitnet.commands.common import console
 from digitnet.corrections import store
 from digitnet.errors import DigitnetError
 from digitnet.inference import bundled, served
-from digitnet.training import runs
 from digitnet.training.finetune import FinetuneConfig, Outcome, finetune
 
 DEFAULTS = FinetuneConfig()

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from digitnet.inference.files import with_path
-from digitnet.inference.lines import LineReader
+from digitnet.runs.line_reading import LineReader
 from digitnet.vision import imaging
 from digitnet.vision.numbers import NumberReading, in_original, number_from_bytes
 

@@ -6,14 +6,13 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from digitnet import atomic
+from digitnet import atomic, runs
 from digitnet.commands.common import add_run_option, console
 from digitnet.datasets import SPECS, Dataset, load
 from digitnet.errors import DigitnetError
 from digitnet.inference import bundled, explain, files
 from digitnet.inference.predictor import Predictor
 from digitnet.plots import figures, inspection
-from digitnet.training import runs
 
 KINDS = ("samples", "predictions", "errors", "confusion", "history", "filters", "explain")
 DEFAULT_N = {"samples": 40, "predictions": 40, "errors": 30, "filters": 16}

@@ -14,8 +14,8 @@ from digitnet.commands.common import console
 from digitnet.commands.progress import ConsoleReporter
 from digitnet.errors import DigitnetError
 from digitnet.plots import figures
+from digitnet.runs.config import TrainConfig
 from digitnet.training import checkpoints, distributed, recipes
-from digitnet.training.config import TrainConfig
 from digitnet.training.ensemble import fit_ensemble
 from digitnet.training.run import Interrupted, fit
 

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from digitnet.commands.common import console
-from digitnet.training.config import PRECISIONS
+from digitnet.runs.config import PRECISIONS
 from digitnet.training.line_reader import LineConfig, fit_lines
 
 TUNABLE = ("epochs", "batch_size", "lr", "ema", "limit", "validation", "seed", "threads", "precision",

@@ -20,7 +20,7 @@ from digitnet.corrections.store import HOLDOUT_EVERY, Labelled
 from digitnet.datasets import idx
 from digitnet.datasets.registry import FILES
 from digitnet.errors import DigitnetError
-from digitnet.training.config import NOT_A_DIGIT
+from digitnet.runs.config import NOT_A_DIGIT
 
 FORMATS = ("idx", "png")
 

@@ -15,19 +15,18 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from digitnet import atomic
+from digitnet import atomic, runs
 from digitnet.datasets import load
 from digitnet.errors import DigitnetError
-from digitnet.inference import onnx_runtime
 from digitnet.inference.export import export_onnx
-from digitnet.training import runs
-from digitnet.training.config import NOT_A_DIGIT_NAME
+from digitnet.runs.config import NOT_A_DIGIT_NAME
+from digitnet.runs.run import Run
 
 READER_DIR = Path(__file__).resolve().parent.parent / "bundled" / "reader"
 FILES = (runs.CONFIG_FILE, runs.MODEL_FILE, runs.METRICS_FILE)  # what predict and serve need
 # and what reading on the device needs besides: the model, and its first layer for the page's
 # "What the network sees"; and the int8 copy for --backend onnx-int8
-SHIPPED = (*FILES, onnx_runtime.ONNX_FILE, onnx_runtime.FIRST_LAYER_FILE, onnx_runtime.INT8_FILE)
+SHIPPED = (*FILES, runs.ONNX_FILE, runs.FIRST_LAYER_FILE, runs.INT8_FILE)
 MAX_BYTES = 5 * 1024 * 1024  # the package stays small: the reader is about 1.5 MB with its ONNX
 LATEST = "latest"  # ``--run latest``: the newest finished run under runs/
 
@@ -50,18 +49,16 @@ def model_dir(run_dir: str | Path | None) -> Path:
     return runs.check_run_dir(run_dir)
 
 
-def check_reader(run_dir: Path, files: tuple[str, ...] = FILES) -> None:
+def check_reader(run: Run, files: tuple[str, ...] = FILES) -> None:
     """Refuse a run that is not a finished, calibrated reader whose ``files`` are small enough
     to ship."""
-    runs.load_model(run_dir)  # weights readable and matching the config
-    config, _ = runs.read_config(run_dir)
-    metrics = runs.read_metrics(run_dir)
-    if NOT_A_DIGIT_NAME not in config.classes or not metrics.get("calibration"):
-        raise DigitnetError(f"{run_dir}: not a calibrated reader (no 'not a digit' class or no "
+    run.model()  # weights readable and matching the config
+    if NOT_A_DIGIT_NAME not in run.config.classes or not run.metrics.get("calibration"):
+        raise DigitnetError(f"{run.path}: not a calibrated reader (no 'not a digit' class or no "
                             "calibration); train it with 'digitnet train --recipe reader'")
-    size = sum((run_dir / name).stat().st_size for name in files)
+    size = sum((run.path / name).stat().st_size for name in files)
     if size > MAX_BYTES:
-        raise DigitnetError(f"{run_dir}: {size / 1e6:.1f} MB is over the bundled reader's limit of "
+        raise DigitnetError(f"{run.path}: {size / 1e6:.1f} MB is over the bundled reader's limit of "
                             f"{MAX_BYTES / 1e6:.1f} MB; choose a smaller architecture")
 
 
@@ -69,16 +66,16 @@ def bundle(run_dir: str | Path, dest: Path = READER_DIR, data_dir: str | Path | 
     """Check the reader run, export it to ONNX in the run (checked against PyTorch on the
     dataset's test images, from ``data_dir``), then copy its files into ``dest``, each written
     atomically: the ONNX export's record in config.json names the weights it was made from."""
-    run_dir = runs.check_run_dir(run_dir)
-    check_reader(run_dir)
-    config, _ = runs.read_config(run_dir)
-    ds = load(config.dataset, data_dir)
-    export_onnx(run_dir, ds.x_test, ds.y_test, calibration=ds.x_train)
-    check_reader(run_dir, SHIPPED)
+    run = Run.open(run_dir)
+    check_reader(run)
+    ds = load(run.config.dataset, data_dir)
+    export_onnx(run.path, ds.x_test, ds.y_test, calibration=ds.x_train)
+    exported = Run.open(run.path)  # config.json now records the export
+    check_reader(exported, SHIPPED)
     # The package records what the reader measured, not where it was trained.
-    metrics = {k: v for k, v in runs.read_metrics(run_dir).items() if k != "run_dir"}
+    metrics = {k: v for k, v in exported.metrics.items() if k != "run_dir"}
     for name in (runs.MODEL_FILE, *SHIPPED[len(FILES):], runs.CONFIG_FILE):
-        atomic.write_bytes(dest / name, (run_dir / name).read_bytes())
+        atomic.write_bytes(dest / name, (run.path / name).read_bytes())
     runs.write_metrics(dest, metrics)
     return dest
 

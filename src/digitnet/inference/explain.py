@@ -32,11 +32,11 @@ import torch
 from torch import nn
 
 from digitnet.errors import DigitnetError
-from digitnet.inference import calibration
-from digitnet.inference.predictor import torch_threads
 from digitnet.models import probabilities as softmax
 from digitnet.preprocess import input_array, input_tensor
-from digitnet.training.config import NOT_A_DIGIT
+from digitnet.runs import calibration
+from digitnet.runs.config import NOT_A_DIGIT
+from digitnet.threads import torch_threads
 
 METHODS = ("occlusion", "integrated-gradients")
 WINDOW, STRIDE = 4, 2  # px: the blanked square and its step: 13 x 13 places, every pixel covered

@@ -31,13 +31,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from digitnet import __version__, atomic
+from digitnet import __version__, atomic, runs
 from digitnet.errors import DigitnetError
 from digitnet.inference import explain, onnx_runtime, quantize
 from digitnet.inference.predictor import Predictor
 from digitnet.models import probabilities
 from digitnet.preprocess import input_tensor
-from digitnet.training import runs
+from digitnet.runs.run import Run
 
 FORMATS = ("onnx",)
 PARITY_IMAGES = 1000
@@ -115,11 +115,11 @@ def _parity_set(images: np.ndarray, labels: np.ndarray, limit: int) -> tuple[np.
     return images, labels
 
 
-def _parity(run_dir: Path, onnx_path: Path, images: np.ndarray, labels: np.ndarray) -> ParityReport:
+def _parity(run: Run, onnx_path: Path, images: np.ndarray, labels: np.ndarray) -> ParityReport:
     """The ONNX file at ``onnx_path`` (checked or not) against the run's PyTorch model."""
-    torch_predictor = Predictor.from_run(run_dir, "torch")
-    session = onnx_runtime.load_session(onnx_path, run_dir)
-    onnx_predictor = Predictor(torch_predictor.model, torch_predictor.config, run_dir, "onnx",
+    torch_predictor = Predictor.from_run(run, "torch")
+    session = onnx_runtime.load_session(onnx_path, run)
+    onnx_predictor = Predictor(torch_predictor.model, torch_predictor.config, run.path, "onnx",
                                session=session)
     return compare(onnx_predictor.probabilities(images), torch_predictor.probabilities(images), labels)
 
@@ -132,18 +132,17 @@ def _mismatch(path: Path, run_dir: Path, report: ParityReport) -> DigitnetError:
     )
 
 
-def _record(run_dir: Path, classes: tuple[str, ...], report: ParityReport,
-            first_layer: dict | None, int8: dict | None = None) -> None:
+def _record(run: Run, report: ParityReport, first_layer: dict | None, int8: dict | None = None) -> None:
     """Record in config.json the layout of the model.onnx now in place and its passed check,
     ``first_layer``, the record of the first-layer.onnx beside it, and ``int8``, that of its
     int8 copy (None: there is none)."""
-    path = run_dir / onnx_runtime.ONNX_FILE
-    runs.update_config(run_dir, export={
-        "format": "onnx", "file": onnx_runtime.ONNX_FILE, "opset": OPSET,
+    path, classes = run.path / runs.ONNX_FILE, run.config.classes
+    runs.update_config(run.path, export={
+        "format": "onnx", "file": runs.ONNX_FILE, "opset": OPSET,
         "input": {"name": onnx_runtime.INPUT_NAME, **onnx_runtime.LAYOUT},
         "output": {"name": onnx_runtime.OUTPUT_NAME, "dtype": "float32", "shape": ["batch", len(classes)],
                    "meaning": "softmax probabilities"},
-        "classes": list(classes), "weights_sha256": onnx_runtime.weights_sha256(run_dir),
+        "classes": list(classes), "weights_sha256": run.weights_sha256,
         "onnx_sha256": onnx_runtime.file_sha256(path), "checked": True, "check": report.to_dict(),
         "first_layer": first_layer, "int8": int8, "digitnet_version": __version__,
     })
@@ -159,36 +158,34 @@ def export_onnx(run_dir: str | Path, images: np.ndarray, labels: np.ndarray,
     A file only takes its name once it has passed its check; a failed or interrupted check
     leaves the previous file (or none) and no temporary file.
     """
-    run_dir = runs.check_run_dir(run_dir)
-    path = run_dir / onnx_runtime.ONNX_FILE
-    (run_dir / onnx_runtime.INT8_FILE).unlink(missing_ok=True)  # made from the model.onnx replaced
-    report = write_checked(run_dir, path, images, labels, limit)
-    first_layer = write_first_layer(run_dir, run_dir / onnx_runtime.FIRST_LAYER_FILE, images)
-    classes = runs.read_config(run_dir)[0].classes
-    _record(run_dir, classes, report, first_layer)
-    if calibration is not None:
-        int8 = quantize.write_int8(run_dir, calibration, _parity_set(images, labels, limit)[0])
-        _record(run_dir, classes, report, first_layer, int8)
+    run = Run.open(run_dir)
+    path = run.path / runs.ONNX_FILE
+    (run.path / runs.INT8_FILE).unlink(missing_ok=True)  # made from the model.onnx replaced
+    report = write_checked(run, path, images, labels, limit)
+    first_layer = write_first_layer(run, run.path / runs.FIRST_LAYER_FILE, images)
+    _record(run, report, first_layer)
+    if calibration is not None:  # from the run as recorded now, its new model.onnx checked
+        int8 = quantize.write_int8(Run.open(run.path), calibration, _parity_set(images, labels, limit)[0])
+        _record(run, report, first_layer, int8)
     return path, report
 
 
-def write_checked(run_dir: Path, path: Path, images: np.ndarray, labels: np.ndarray,
+def write_checked(run: Run, path: Path, images: np.ndarray, labels: np.ndarray,
                   limit: int = PARITY_IMAGES) -> ParityReport:
     """Write the run's model as ONNX to ``path`` (anywhere: the run directory or a static site),
     renamed into place only once it has passed the check on the first ``limit`` images."""
     images, labels = _parity_set(images, labels, limit)
-    net, config = runs.load_model(run_dir)
-    meta = onnx_runtime.metadata(run_dir, config.classes, config.model, config.dataset, __version__)
+    meta = onnx_runtime.metadata(run, __version__)
     with atomic.atomic_open(path, "wb") as f:
-        f.write(onnx_bytes(net, meta))
+        f.write(onnx_bytes(run.model(), meta))
         f.flush()
-        report = _parity(run_dir, Path(f.name), images, labels)
+        report = _parity(run, Path(f.name), images, labels)
         if not report.passed():
-            raise _mismatch(path, run_dir, report)
+            raise _mismatch(path, run.path, report)
     return report
 
 
-def write_first_layer(run_dir: Path, path: Path, images: np.ndarray,
+def write_first_layer(run: Run, path: Path, images: np.ndarray,
                       limit: int = FIRST_LAYER_IMAGES) -> dict[str, Any]:
     """Write the run's first layer as ONNX to ``path``, renamed into place only once its maps
     match, on the first ``limit`` images, the ones PyTorch computes inside the whole network;
@@ -196,22 +193,21 @@ def write_first_layer(run_dir: Path, path: Path, images: np.ndarray,
     images = np.asarray(images)[:limit]
     if len(images) == 0:
         raise DigitnetError("no images to check the first layer's ONNX model on; check the dataset")
-    net, config = runs.load_model(run_dir)
     x = input_tensor(images)  # (N, 1, 28, 28)
-    modules, expected = explain.first_layer_modules(net.eval(), x)  # (N, C, 28, 28)
+    modules, expected = explain.first_layer_modules(run.model(), x)  # (N, C, 28, 28)
     layer, kinds = explain.describe(modules)
-    meta = {**onnx_runtime.metadata(run_dir, config.classes, config.model, config.dataset, __version__),
+    meta = {**onnx_runtime.metadata(run, __version__),
             "output": f"{onnx_runtime.FEATURES_NAME}: float32 (batch, {expected.shape[1]}, "
                       f"{expected.shape[2]}, {expected.shape[3]}), the feature maps of {layer}"}
     with atomic.atomic_open(path, "wb") as f:
         f.write(to_onnx(nn.Sequential(*(m for _, m in modules)), onnx_runtime.FEATURES_NAME, meta,
                         f"the first layer's feature maps (batch, {', '.join(map(str, expected.shape[1:]))})"))
         f.flush()
-        session = onnx_runtime.new_session(Path(f.name), run_dir)
+        session = onnx_runtime.new_session(Path(f.name), run.path)
         got = session.run([onnx_runtime.FEATURES_NAME], {onnx_runtime.INPUT_NAME: x.numpy()})[0]
         if got.shape != tuple(expected.shape):
             raise DigitnetError(f"{path}: gives maps of shape {got.shape}, not {tuple(expected.shape)}; "
-                                f"run 'digitnet export --run {run_dir}' again")
+                                f"run 'digitnet export --run {run.path}' again")
         diff = float(np.abs(got - expected.numpy()).max())
         if diff > FIRST_LAYER_TOLERANCE:
             raise DigitnetError(f"{path}: its feature maps differ from PyTorch's by up to {diff:.1e} "
@@ -227,9 +223,9 @@ def write_first_layer(run_dir: Path, path: Path, images: np.ndarray,
 def discard(run_dir: Path) -> None:
     """Remove a model.onnx that failed its check, the first layer exported with it, and their
     record in config.json."""
-    (run_dir / onnx_runtime.ONNX_FILE).unlink(missing_ok=True)
-    (run_dir / onnx_runtime.FIRST_LAYER_FILE).unlink(missing_ok=True)
-    (run_dir / onnx_runtime.INT8_FILE).unlink(missing_ok=True)
+    (run_dir / runs.ONNX_FILE).unlink(missing_ok=True)
+    (run_dir / runs.FIRST_LAYER_FILE).unlink(missing_ok=True)
+    (run_dir / runs.INT8_FILE).unlink(missing_ok=True)
     runs.update_config(run_dir, export=None)
 
 
@@ -260,12 +256,12 @@ def compare(p_onnx: np.ndarray, p_torch: np.ndarray, labels: np.ndarray) -> Pari
     )
 
 
-def _current_int8_record(run_dir: Path) -> dict | None:
+def _current_int8_record(run: Run) -> dict | None:
     try:
-        onnx_runtime.current_int8(run_dir)
+        run.checked_int8()
     except DigitnetError:
         return None
-    return runs.read_config(run_dir)[1]["export"]["int8"]
+    return run.config_file["export"]["int8"]
 
 
 def check_onnx(run_dir: str | Path, images: np.ndarray, labels: np.ndarray,
@@ -276,17 +272,17 @@ def check_onnx(run_dir: str | Path, images: np.ndarray, labels: np.ndarray,
     recorded as checked in config.json, as ``export_onnx`` does.
     """
     run_dir = runs.check_run_dir(run_dir)
-    path = run_dir / onnx_runtime.ONNX_FILE
+    path = run_dir / runs.ONNX_FILE
     images, labels = _parity_set(images, labels, limit)
     try:
-        report = _parity(run_dir, path, images, labels)
+        run = Run.open(run_dir)
+        report = _parity(run, path, images, labels)
     except DigitnetError as e:
         discard(run_dir)
         raise DigitnetError(f"{e} (removed it)") from e
     if not report.passed():
         discard(run_dir)
         raise _mismatch(path, run_dir, report)
-    first_layer = onnx_runtime.current_first_layer(run_dir)  # checked already: kept as they are
-    int8 = _current_int8_record(run_dir)
-    _record(run_dir, runs.read_config(run_dir)[0].classes, report, first_layer and first_layer[1], int8)
+    first_layer = run.checked_first_layer()  # checked already: kept as they are
+    _record(run, report, first_layer and first_layer[1], _current_int8_record(run))
     return report

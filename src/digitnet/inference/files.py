@@ -14,7 +14,7 @@ import numpy as np
 
 from digitnet import atomic
 from digitnet.errors import DigitnetError
-from digitnet.inference.calibration import Answer
+from digitnet.runs.calibration import Answer
 from digitnet.vision import imaging
 from digitnet.vision.layout import count_digits
 

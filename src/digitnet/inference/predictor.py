@@ -24,41 +24,24 @@ import numpy as np
 import torch
 from torch import nn
 
+from digitnet import runs
 from digitnet.errors import DigitnetError
-from digitnet.inference import calibration, onnx_runtime
+from digitnet.inference import onnx_runtime
 from digitnet.models import probabilities
 from digitnet.preprocess import input_array
-from digitnet.training import runs
-from digitnet.training.config import TrainConfig
+from digitnet.runs import calibration
+from digitnet.runs.config import TrainConfig
+from digitnet.runs.run import Run
+from digitnet.threads import torch_threads
 
 RUNTIMES = ("torch", "onnx", "onnx-int8")  # what actually executes the network
-ONNX_FILES = {"onnx": onnx_runtime.ONNX_FILE, "onnx-int8": onnx_runtime.INT8_FILE}
+ONNX_FILES = {"onnx": runs.ONNX_FILE, "onnx-int8": runs.INT8_FILE}
 BACKENDS = ("auto", *RUNTIMES)  # what a user may ask for; "auto" picks one of RUNTIMES
 DEFAULT_BACKEND = "auto"
 PRECISIONS = ("fp32", "bf16")
 # Up to this many images, torch runs on one thread: splitting a single image over threads
 # costs more than it saves and, on a busy machine, makes latency jump (tens of ms).
 SMALL_BATCH = 16
-
-
-@contextlib.contextmanager
-def torch_threads(n: int):
-    """Run torch ops on ``n`` intra-op threads inside the block, then restore the count."""
-    before = torch.get_num_threads()
-    if n == before:
-        yield
-        return
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-def recorded_verdict(run_dir: Path) -> calibration.Verdict:
-    """The verdict thresholds chosen when the run was calibrated (defaults for other runs)."""
-    has_metrics = (run_dir / runs.METRICS_FILE).exists()  # a model copied without its metrics serves
-    return calibration.from_record(runs.read_metrics(run_dir).get("calibration") if has_metrics else None)
 
 
 class Predictor:
@@ -90,26 +73,26 @@ class Predictor:
         self.verdict = verdict or calibration.Verdict()  # the thresholds the run was calibrated with
 
     @classmethod
-    def from_run(cls, run_dir: str | Path, backend: str = DEFAULT_BACKEND, *, precision: str = "fp32",
+    def from_run(cls, run: Run | str | Path, backend: str = DEFAULT_BACKEND, *, precision: str = "fp32",
                  threads: int = 2) -> Predictor:
-        """The run's model on ``backend``; ``threads`` bounds onnxruntime's intra-op threads."""
+        """The run's model on ``backend`` (``run``: an opened ``Run``, or its directory);
+        ``threads`` bounds onnxruntime's intra-op threads."""
         if backend not in BACKENDS:
             raise DigitnetError(f"unknown backend {backend!r}; choose one of: {', '.join(BACKENDS)}")
-        run_dir = runs.check_run_dir(run_dir)
-        model, config = runs.load_model(run_dir)
+        run = run if isinstance(run, Run) else Run.open(run)
         session, note = None, ""
         if backend == "onnx-int8":
-            session = onnx_runtime.open_int8_session(run_dir, threads)
+            session = onnx_runtime.open_int8_session(run, threads)
         elif backend == "onnx" or (backend == "auto" and precision == "fp32"):
             try:
-                session = onnx_runtime.open_session(run_dir, threads)
+                session = onnx_runtime.open_session(run, threads)
             except DigitnetError as e:
                 if backend == "onnx":
                     raise
                 note = f"using the torch backend: {e}"
         resolved = backend if backend == "onnx-int8" else "onnx" if session is not None else "torch"
-        return cls(model, config, run_dir, resolved, session=session, precision=precision, note=note,
-                   verdict=recorded_verdict(run_dir))
+        return cls(run.model(), run.config, run.path, resolved, session=session, precision=precision,
+                   note=note, verdict=run.verdict)
 
     @property
     def classes(self) -> tuple[str, ...]:

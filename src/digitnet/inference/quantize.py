@@ -24,10 +24,11 @@ from typing import Any
 
 import numpy as np
 
-from digitnet import atomic
+from digitnet import atomic, runs
 from digitnet.errors import DigitnetError
 from digitnet.inference import onnx_runtime
 from digitnet.preprocess import input_array
+from digitnet.runs.run import Run
 
 AGREEMENT = 0.999  # the share of check images on which int8 and float must give the same class
 CALIBRATION_IMAGES = 1000  # enough for stable activation ranges; quantizing takes ~2 s
@@ -72,7 +73,7 @@ def quantized_bytes(source: Path, calibration: np.ndarray) -> bytes:
     if len(calibration) == 0:
         raise DigitnetError("no images to calibrate the int8 model on; check the dataset")
     with tempfile.TemporaryDirectory() as tmp, quiet_quantizer():
-        out = Path(tmp) / onnx_runtime.INT8_FILE
+        out = Path(tmp) / runs.INT8_FILE
         quantize_static(source, out, _calibration_reader(calibration), quant_format=QuantFormat.QDQ,
                         per_channel=True, activation_type=QuantType.QUInt8,
                         weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax)
@@ -92,16 +93,16 @@ class _Disagrees(Exception):
     """The int8 copy failed its check: it is not renamed into place."""
 
 
-def write_int8(run_dir: Path, calibration: np.ndarray, check: np.ndarray) -> dict[str, Any]:
-    """Write ``run_dir``'s ``model-int8.onnx`` from its checked model.onnx, renamed into place
+def write_int8(run: Run, calibration: np.ndarray, check: np.ndarray) -> dict[str, Any]:
+    """Write the run's ``model-int8.onnx`` from its checked model.onnx, renamed into place
     only once it agrees with it on ``check`` (uint8 (N, 28, 28)); returns its record, whose
     check says whether it passed (a model whose answers hang on a hair, such as one trained for
     a few steps, may not: it then has no int8 copy, and the float model.onnx serves)."""
-    source, _ = onnx_runtime.current_export(run_dir)
+    source, _ = run.checked_export()
     x = input_array(np.asarray(check))
     if len(x) == 0:
         raise DigitnetError("no images to check the int8 model on; check the dataset")
-    path = run_dir / onnx_runtime.INT8_FILE
+    path = run.path / runs.INT8_FILE
     record = {"file": path.name, "format": "QDQ: int8 weights per channel, uint8 activations",
               "calibration_images": min(len(calibration), CALIBRATION_IMAGES),
               "from_onnx_sha256": onnx_runtime.file_sha256(source)}
@@ -109,10 +110,10 @@ def write_int8(run_dir: Path, calibration: np.ndarray, check: np.ndarray) -> dic
         with atomic.atomic_open(path, "wb") as f:
             f.write(quantized_bytes(source, calibration))
             f.flush()
-            session = onnx_runtime.new_session(Path(f.name), run_dir)
-            onnx_runtime.check_session(session, path, run_dir)
-            report = compare(onnx_runtime.run_session(session, x),
-                             onnx_runtime.run_session(onnx_runtime.new_session(source, run_dir), x))
+            session = onnx_runtime.new_session(Path(f.name), run.path)
+            onnx_runtime.check_session(session, path, run.path, run.weights_sha256)
+            float_session = onnx_runtime.new_session(source, run.path, data=run.read(runs.ONNX_FILE))
+            report = compare(onnx_runtime.run_session(session, x), onnx_runtime.run_session(float_session, x))
             if not report["passed"]:
                 raise _Disagrees
     except _Disagrees:

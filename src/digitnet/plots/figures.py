@@ -1,6 +1,8 @@
 """Pictures of data, training and results, drawn with matplotlib and rendered to PNG bytes.
 
 Every function takes plain arrays or metrics and returns a ``Figure``; ``to_png`` renders one.
+Drawing needs nothing of training or inference (they hand their results over), so training's
+TensorBoard log draws with the same functions as ``digitnet show``.
 Figures are made directly (``Figure`` + the Agg canvas), never through pyplot, so importing
 this module changes no global matplotlib state and needs no screen.
 """
@@ -19,9 +21,7 @@ from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 from matplotlib.ticker import PercentFormatter
 
-from digitnet.inference.explain import WINDOW, Explanation
 from digitnet.plots.inspection import LayerOutput, Predictions
-from digitnet.training.epoch import steps_per_epoch
 
 RIGHT, WRONG = "#1a7f37", "#cf222e"  # green and red that stay readable on white
 TRAIN, EVAL = "#0969da", "#bc4c00"
@@ -256,14 +256,18 @@ def _probability_bars(ax, probs: np.ndarray, classes: Sequence[str], marked: Seq
     ax.spines[["top", "right"]].set_visible(False)
 
 
-# How each method measured a pixel's push, under its map.
-METHOD_NOTE = {"occlusion": f"occlusion: {WINDOW}×{WINDOW} squares blanked",
-               "integrated-gradients": "integrated gradients"}
+def method_note(method: dict[str, Any]) -> str:
+    """How a method measured a pixel's push, under its map (``method``: the method and its
+    settings, as ``Explanation.method_dict`` gives them)."""
+    if method["name"] == "occlusion":
+        return f"occlusion: {method['window']}×{method['window']} squares blanked"
+    return "integrated gradients"
 
 
-def explanation(expl: Explanation, title: str, maps: int = 32) -> Figure:
-    """What the network sees in one digit: the image, which pixels pushed it towards its answer
-    (and the runner-up), the probabilities, and the first layer's feature maps (up to ``maps``)."""
+def explanation(expl: Any, title: str, maps: int = 32) -> Figure:
+    """What the network sees in one digit (``expl``: an ``inference.explain.Explanation``): the
+    image, which pixels pushed it towards its answer (and the runner-up), the probabilities, and
+    the first layer's feature maps (up to ``maps``)."""
     shown = expl.feature_maps.values[:maps]  # (C, H, W)
     cols = 8
     map_rows = math.ceil(len(shown) / cols)
@@ -279,7 +283,7 @@ def explanation(expl: Explanation, title: str, maps: int = 32) -> Figure:
         ax.contour(expl.image, levels=[100], colors="#57606a", linewidths=0.6)
         ax.set_title(f"pixels for {s.name} ({s.probability:.0%})\nred towards, blue away",
                      fontsize=10, color=color)
-        ax.text(0.5, -0.04, METHOD_NOTE[expl.method], transform=ax.transAxes, ha="center", va="top",
+        ax.text(0.5, -0.04, method_note(expl.method_dict()), transform=ax.transAxes, ha="center", va="top",
                 fontsize=8, color="#57606a")
     for ax in panels[:-1]:
         ax.set_axis_off()
@@ -303,7 +307,8 @@ def explanation(expl: Explanation, title: str, maps: int = 32) -> Figure:
 
 def run_history(metrics: dict[str, Any], name: str) -> Figure:
     """The training curves of a run from its metrics.json."""
-    per_epoch = steps_per_epoch(metrics["train_images"], metrics["batch_size"])
+    # the steps of an epoch, its last batch partial, as training counts them (epoch.steps_per_epoch)
+    per_epoch = math.ceil(metrics["train_images"] / metrics["batch_size"])
     return history(metrics["history"], per_epoch, f"Training of {name}")
 
 

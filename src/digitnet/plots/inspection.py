@@ -5,13 +5,13 @@ output of every layer. These functions gather numbers; ``digitnet.plots.figures`
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import torch
 from torch import nn
 
 from digitnet.errors import DigitnetError
-from digitnet.inference.predictor import Predictor
 from digitnet.preprocess import input_tensor
 
 
@@ -45,7 +45,13 @@ class Predictions:
         return np.bincount(self.labels * k + self.predicted, minlength=k * k).reshape(k, k)
 
 
-def predict(predictor: Predictor, images: np.ndarray, labels: np.ndarray) -> Predictions:
+class Reader(Protocol):
+    """What ``predict`` needs of a model (``inference.predictor.Predictor`` is one)."""
+
+    def probabilities(self, images: np.ndarray) -> np.ndarray: ...
+
+
+def predict(predictor: Reader, images: np.ndarray, labels: np.ndarray) -> Predictions:
     """Run ``predictor`` on uint8 images (N, 28, 28) with their true labels (N,)."""
     return Predictions(images, np.asarray(labels, dtype=np.int64), predictor.probabilities(images))
 

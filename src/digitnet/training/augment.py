@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from digitnet.training.config import TrainConfig
+from digitnet.runs.config import TrainConfig
 from digitnet.training.strokes import Restyle, fit_box, restyle
 
 

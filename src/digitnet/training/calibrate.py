@@ -1,5 +1,9 @@
 """Fitting a trained model's honest confidence on its validation split: the temperature and the
-verdict's thresholds (the rule itself is ``inference.calibration``, which every runtime uses).
+verdict's thresholds, and the calibration error before and after (the rule itself is
+``runs.calibration``, which every runtime uses).
+
+The temperature is folded into the model's last layer (``fold_temperature``), so every runtime
+(PyTorch, ONNX, a browser) gives the calibrated probabilities without knowing about it.
 
 ``fit_verdict`` is the one fitting step of every digit model: ``calibrate`` runs it at the end
 of training, ``recalibrate`` on a finished run, fine-tuning on the model it tuned. Where they
@@ -24,22 +28,99 @@ its record's temperature is the product of both (``on_top``).
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
+from digitnet import runs
 from digitnet.datasets import load
 from digitnet.errors import DigitnetError
 from digitnet.evaluate import predict_logits
-from digitnet.inference import calibration
-from digitnet.training import runs
+from digitnet.runs.calibration import Verdict, decide
+from digitnet.runs.config import NOT_A_DIGIT, TrainConfig
 from digitnet.training.augment import other_writers
-from digitnet.training.config import NOT_A_DIGIT, TrainConfig
 from digitnet.vision import imaging
 
 WRITERS_ACCEPTED = 0.995  # a reader's share of other writers' validation digits not refused
+
+
+def search_temperature(nll: Callable[[float], float]) -> float:
+    """The T > 0 minimising ``nll(T)``: a grid over log T, then a finer grid around the best
+    point (one parameter, so a search is simpler and as good as LBFGS)."""
+    grid = torch.logspace(-1, 1, 81, base=10.0).tolist()  # 0.1 .. 10
+    best = min(grid, key=nll)
+    return min((best * f for f in torch.logspace(-0.03, 0.03, 61, base=10.0).tolist()), key=nll)
+
+
+def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    """The T > 0 minimising the NLL of softmax(logits / T) for (N, classes) logits."""
+    return search_temperature(lambda t: float(F.cross_entropy(logits / t, labels)))
+
+
+def ece(probs: torch.Tensor, labels: torch.Tensor, bins: int = 15) -> float:
+    """Expected calibration error of the top class of (N, classes) probabilities."""
+    conf, pred = probs.max(dim=1)
+    return binned_gap(conf, (pred == labels).float(), bins)
+
+
+def binned_gap(confidence: torch.Tensor, correct: torch.Tensor, bins: int = 15) -> float:
+    """The mean |accuracy - confidence| over equal-width confidence bins, weighted by how many
+    answers fall in each: (N,) confidences and (N,) 1.0 / 0.0 for right and wrong."""
+    which = torch.clamp((confidence * bins).long(), max=bins - 1)
+    gap = torch.zeros(bins).index_add_(0, which, correct - confidence)
+    return float(gap.abs().sum() / len(confidence))
+
+
+def choose_verdict(logits: torch.Tensor, labels: torch.Tensor, accept: float = 0.999,
+                   sure_accuracy: float = 0.998, writers: torch.Tensor | None = None) -> Verdict:
+    """Fit the temperature, then the thresholds on validation logits (N, 11) and labels (N,):
+
+    - reject: the lowest threshold that still accepts ``accept`` of the real digits written
+      as other writers write (``writers``, bool (N,): the validation digits redrawn with other
+      pens, shapes and scans; all digits when None), so that as many negatives as possible are
+      refused at that acceptance. Refusing a person's digit costs more than letting a rare
+      scribble through, and a threshold set on MNIST's own clean digits refuses other writers'
+      (10% of low-resolution scans, where it was set on clean digits);
+    - close: the highest ratio (fewest "a or b?") at which the digits answered without doubt
+      are right ``sure_accuracy`` of the time, on the digits as they are (not ``writers``: on
+      digits that much harder no ratio reaches it, and nearly every answer would be "a or b?").
+    """
+    t = fit_temperature(logits, labels)
+    probs = torch.softmax(logits.float() / t, dim=1)
+    is_digit = labels != NOT_A_DIGIT
+    plain = is_digit if writers is None else is_digit & ~writers
+    sample = is_digit if writers is None else writers & is_digit
+    reject = 1.0
+    if probs.shape[1] > NOT_A_DIGIT:
+        p_not = probs[sample, NOT_A_DIGIT].sort().values
+        reject = float(p_not[min(len(p_not) - 1, int(accept * len(p_not)))]) + 1e-6
+        reject = min(max(reject, 0.05), 0.95)
+    close = choose_close(probs[plain], labels[plain], Verdict(t, reject), sure_accuracy)
+    return Verdict(t, reject, close)
+
+
+def choose_close(probs: torch.Tensor, labels: torch.Tensor, verdict: Verdict,
+                 sure_accuracy: float = 0.995) -> float:
+    """The highest runner-up ratio (fewest "a or b?") at which the answers given without doubt
+    are right ``sure_accuracy`` of the time, for (N, 11) probabilities of real digits."""
+    for ratio in torch.linspace(1.0, 0.05, 96).tolist():  # from fewest to most "unsure"
+        answer, _, unsure = decide(probs, Verdict(verdict.temperature, verdict.reject, ratio))
+        sure = ~unsure & (answer != NOT_A_DIGIT)
+        if (answer[sure] == labels[sure]).float().mean() >= sure_accuracy:
+            return ratio
+    return 0.05
+
+
+@torch.no_grad()
+def fold_temperature(model: nn.Module, temperature: float) -> None:
+    """Divide the last linear layer by ``temperature``: its logits become logits / T."""
+    head = [m for m in model.modules() if isinstance(m, nn.Linear)][-1]
+    head.weight.div_(temperature)
+    head.bias.div_(temperature)
 
 
 def fit_verdict(model: nn.Module, logits: torch.Tensor, y: torch.Tensor,
@@ -52,20 +133,20 @@ def fit_verdict(model: nn.Module, logits: torch.Tensor, y: torch.Tensor,
     ``writers`` (N,) bool marks the rows that are digits as other writers write them: then
     ``WRITERS_ACCEPTED`` of those must not be refused, and the record says how many were and
     how many were read right."""
-    verdict = (calibration.choose_verdict(logits, y) if writers is None else
-               calibration.choose_verdict(logits, y, accept=WRITERS_ACCEPTED, writers=writers))
+    verdict = (choose_verdict(logits, y) if writers is None else
+               choose_verdict(logits, y, accept=WRITERS_ACCEPTED, writers=writers))
     probs = torch.softmax(logits / verdict.temperature, 1)
     record = {"temperature": verdict.temperature, "reject": verdict.reject, "close": verdict.close,
-              "val_ece_before": calibration.ece(torch.softmax(logits, 1), y),
-              "val_ece_after": calibration.ece(probs, y),
+              "val_ece_before": ece(torch.softmax(logits, 1), y),
+              "val_ece_after": ece(probs, y),
               # the preprocessing whose 28x28 pictures (negatives, other writers) it was fitted on
               "preprocess": imaging.PREPROCESS_VERSION}
     if writers is not None:
-        said, _, _ = calibration.decide(probs[writers], verdict)
+        said, _, _ = decide(probs[writers], verdict)
         record["val_writers_accepted"] = float((said != NOT_A_DIGIT).float().mean())
         record["val_writers_accuracy"] = float((probs[writers, :NOT_A_DIGIT].argmax(1)
                                                 == y[writers]).float().mean())
-    calibration.fold_temperature(model, verdict.temperature)
+    fold_temperature(model, verdict.temperature)
     return record
 
 

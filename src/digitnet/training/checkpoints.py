@@ -16,8 +16,8 @@ import torch
 
 from digitnet import atomic
 from digitnet.errors import DigitnetError
-from digitnet.training.config import TrainConfig
-from digitnet.training.runs import check_run_dir, read_safetensors, safetensors_bytes
+from digitnet.runs import check_run_dir, read_safetensors, safetensors_bytes
+from digitnet.runs.config import TrainConfig
 
 CHECKPOINT_FILE = "checkpoint.safetensors"
 

@@ -11,13 +11,13 @@ from typing import Any
 
 import torch
 
+from digitnet import runs
 from digitnet.datasets import Dataset, load
 from digitnet.errors import DigitnetError
 from digitnet.evaluate import confusion_matrix, predict_logits
 from digitnet.models import probabilities
 from digitnet.preprocess import input_tensor
-from digitnet.training import runs
-from digitnet.training.config import TrainConfig
+from digitnet.runs.config import TrainConfig
 from digitnet.training.hooks import Reporter
 from digitnet.training.run import fit
 

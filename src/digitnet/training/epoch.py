@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from digitnet.errors import DigitnetError
-from digitnet.training.config import TrainConfig
+from digitnet.runs.config import TrainConfig
 
 
 @dataclass

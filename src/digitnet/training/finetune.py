@@ -42,16 +42,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from digitnet import runs
 from digitnet.corrections.store import HOLDOUT_EVERY, Labelled
 from digitnet.datasets import Dataset, load
 from digitnet.errors import DigitnetError
 from digitnet.evaluate import Evaluation, evaluate, predict_logits
 from digitnet.models import count_parameters
 from digitnet.preprocess import input_tensor
-from digitnet.training import devices, negatives, runs, schedules
+from digitnet.runs.config import NOT_A_DIGIT, TrainConfig
+from digitnet.training import devices, negatives, schedules
 from digitnet.training.augment import Augmentation, for_run
 from digitnet.training.calibrate import fit_verdict, on_top
-from digitnet.training.config import NOT_A_DIGIT, TrainConfig
 from digitnet.training.epoch import make_optimizer
 
 

@@ -26,14 +26,15 @@ import torch.nn.functional as F
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from digitnet import atomic
+from digitnet import atomic, runs
 from digitnet.datasets import load
 from digitnet.errors import DigitnetError
-from digitnet.inference import calibration
-from digitnet.inference.lines import FORMAT, WEIGHTS_FILE, LineReader, decode
-from digitnet.inference.predictor import torch_threads
 from digitnet.models import LineNet, count_parameters
-from digitnet.training import devices, number_figures, runs, schedules, synthetic_lines
+from digitnet.runs import calibration
+from digitnet.runs.line_reading import FORMAT, WEIGHTS_FILE, LineReader, decode
+from digitnet.threads import torch_threads
+from digitnet.training import devices, number_figures, schedules, synthetic_lines
+from digitnet.training.calibrate import binned_gap, choose_close, fold_temperature, search_temperature
 from digitnet.vision.numbers import FRAME
 
 Batch = tuple[np.ndarray, list[np.ndarray], list[int]]  # lines, their labels, their widths
@@ -125,7 +126,7 @@ def line_figures(outputs: list[tuple[torch.Tensor, np.ndarray]], close: float) -
         confidence.append(probability)
     right = torch.tensor(exact, dtype=torch.float)
     return {"exact": float(right.mean()), "per_digit": float(np.mean(per_digit)),
-            "number_ece": calibration.binned_gap(torch.tensor(confidence), right)}
+            "number_ece": binned_gap(torch.tensor(confidence), right)}
 
 
 def calibrate_lines(model: LineNet, outputs: list[tuple[torch.Tensor, np.ndarray]]) -> tuple[float, float]:
@@ -142,8 +143,8 @@ def calibrate_lines(model: LineNet, outputs: list[tuple[torch.Tensor, np.ndarray
     def nll(t: float) -> float:
         return float(ctc_loss(padded / t, labels, frames))
 
-    temperature = calibration.search_temperature(nll)
-    calibration.fold_temperature(model, temperature)
+    temperature = search_temperature(nll)
+    fold_temperature(model, temperature)
     at_peaks, truth = [], []
     for logits, y in outputs:
         probs = torch.softmax(logits / temperature, -1)
@@ -153,7 +154,7 @@ def calibrate_lines(model: LineNet, outputs: list[tuple[torch.Tensor, np.ndarray
             truth.extend(int(v) for v in y)
     if not at_peaks:  # nothing read right yet (a tiny run): the digit reader's default
         return temperature, calibration.Verdict().close
-    close = calibration.choose_close(torch.stack(at_peaks), torch.tensor(truth),
+    close = choose_close(torch.stack(at_peaks), torch.tensor(truth),
                                      calibration.Verdict(temperature, reject=1.0))
     return temperature, close
 

@@ -16,11 +16,11 @@ import numpy as np
 import torch
 
 from digitnet.errors import DigitnetError
-from digitnet.inference import calibration
 
 # a module import: line_reader imports this module while it loads, and edit_distance is used
 # only once both have loaded
 from digitnet.training import line_reader
+from digitnet.training.calibrate import binned_gap
 from digitnet.vision import numbers, render
 
 LENGTHS = (2, 7)  # digits per number, inclusive
@@ -75,7 +75,7 @@ def summarise(readings: list[tuple[str, str, str, float, list[float]]]) -> dict[
     figures = {k: {"numbers": len(rows[k]), "exact": float(np.mean([e for e, _ in rows[k]])),
                    "per_digit": float(np.mean([d for _, d in rows[k]]))}
                for k in [*render.SPACINGS, "all"] if rows[k]}
-    gap = calibration.binned_gap
+    gap = binned_gap
     return {"by_spacing": figures, "exact": figures["all"]["exact"], "per_digit": figures["all"]["per_digit"],
             "number_ece": gap(torch.tensor(confidence), torch.tensor(exact)),
             "digit_ece": gap(torch.tensor(digit_p), torch.tensor(digit_right)) if digit_p else None}

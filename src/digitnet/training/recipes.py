@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from digitnet.errors import DigitnetError
-from digitnet.training.config import TrainConfig
+from digitnet.runs.config import TrainConfig
 
 DESCRIPTIONS: dict[str, str] = {
     "tutorial": "the Keras tutorial's exact settings",

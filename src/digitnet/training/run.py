@@ -24,15 +24,16 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+from digitnet import runs
 from digitnet.datasets import Dataset, load
 from digitnet.errors import DigitnetError
 from digitnet.evaluate import Evaluation, evaluate_sums, from_sums
 from digitnet.models import build_model, count_parameters
 from digitnet.preprocess import input_tensor
-from digitnet.training import checkpoints, devices, distributed, negatives, runs, schedules, seeding
+from digitnet.runs.config import NOT_A_DIGIT, TrainConfig
+from digitnet.training import checkpoints, devices, distributed, negatives, schedules, seeding
 from digitnet.training.augment import for_run
 from digitnet.training.calibrate import calibrate
-from digitnet.training.config import NOT_A_DIGIT, TrainConfig
 from digitnet.training.epoch import (
     check_shards,
     epoch_order,

@@ -20,7 +20,7 @@ import math
 
 import torch
 
-from digitnet.training.config import TrainConfig
+from digitnet.runs.config import TrainConfig
 
 FLOOR = 0.02  # where the cosine ends, as a share of the peak
 WARM_START = 0.1  # where the one-cycle warm-up starts, as a share of the peak

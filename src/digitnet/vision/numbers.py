@@ -1,7 +1,7 @@
 """Read a number written on one line, touching and overlapping digits included.
 
 Nothing is cut before the model has looked: the line of ink goes whole to a line reader
-(``digitnet.inference.lines``, a convolutional-recurrent network trained with CTC loss), which
+(``digitnet.runs.line_reading``, a convolutional-recurrent network trained with CTC loss), which
 gives, for every 4-pixel column, the probability of each digit and of "no digit here". Cutting
 first cannot work where people do not leave gaps: a narrow 1 touching its neighbour becomes
 one piece, two overlapping 0s look like an 8.
@@ -18,15 +18,12 @@ with no digit at all reads as no number rather than an invented one.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import cv2
 import numpy as np
 
 from digitnet.vision import imaging
-
-if TYPE_CHECKING:
-    from digitnet.inference.lines import LineDigit
 
 LINE_HEIGHT = 32  # rows of the line reader's input
 # The ink's height in it: MNIST keeps 20 of 28 rows for the digit; a line keeps a little more
@@ -51,8 +48,19 @@ MAX_LINE_ASPECT = 45
 READ_SIDE = imaging.NUMBER_SIDE  # the same bound find_ink keeps, so the copy is not shrunk twice
 
 
+@dataclass(frozen=True)
+class LineDigit:
+    """One digit read on the line: ``frame`` is the output column where it was surest."""
+
+    digit: int
+    probability: float
+    runner_up: int
+    unsure: bool
+    frame: int
+
+
 class LineModel(Protocol):
-    """What ``read_number`` needs of a line reader (``inference.lines.LineReader``)."""
+    """What ``read_number`` needs of a line reader (``runs.line_reading.LineReader``)."""
 
     def read(self, line: np.ndarray) -> tuple[list[LineDigit], float]: ...
 

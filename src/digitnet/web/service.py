@@ -13,7 +13,6 @@ the picture kept is the ink re-encoded (``corrections.pictures``), never the fil
 from __future__ import annotations
 
 import base64
-import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,10 +23,10 @@ import numpy as np
 from digitnet.corrections import pictures, store
 from digitnet.errors import DigitnetError
 from digitnet.inference import explain
-from digitnet.inference.lines import LineReader
 from digitnet.inference.predictor import Predictor
-from digitnet.training import runs
-from digitnet.training.config import NOT_A_DIGIT, NOT_A_DIGIT_NAME
+from digitnet.runs.config import NOT_A_DIGIT, NOT_A_DIGIT_NAME
+from digitnet.runs.line_reading import LineReader
+from digitnet.runs.run import Run
 from digitnet.vision import imaging
 from digitnet.vision.layout import count_digits
 from digitnet.vision.numbers import in_original, number_from_bytes
@@ -48,29 +47,19 @@ class LoadedModel:
 
 
 def load_model(run_dir: Path, backend: str, line_reader: Path | None = None) -> LoadedModel:
-    """Load a run (and a line reader: ``line_reader``, else the package's) for serving; any
-    problem is a DigitnetError, so a bad run stops the start."""
-    predictor = Predictor.from_run(run_dir, backend=backend)
+    """Load a run, each of its files read once (and a line reader: ``line_reader``, else the
+    package's) for serving; any problem is a DigitnetError, so a bad run stops the start."""
+    run = Run.open(run_dir)
+    predictor = Predictor.from_run(run, backend=backend)
     reader = LineReader.load(line_reader)
-    _, config_file = runs.read_config(run_dir)
-    try:
-        metrics = runs.read_metrics(run_dir)
-    except DigitnetError:
-        metrics = {}  # a model without metrics (e.g. copied by hand) still serves
-    config = predictor.config
     info = ModelInfo(
-        run=Path(run_dir).resolve().name,
-        dataset=config.dataset,
-        classes=list(predictor.classes),
-        architecture=config.model,
-        parameters=config_file.get("model", {}).get("parameters"),
-        test_accuracy=metrics.get("test_accuracy"),
-        precision=metrics.get("precision"),
+        **run.describe(),
+        precision=run.metrics.get("precision"),
         backend=predictor.backend,  # the runtime "auto" resolved to
         line_reader="the package's" if line_reader is None else Path(line_reader).name,
-        weights_sha256=hashlib.sha256((Path(run_dir) / runs.MODEL_FILE).read_bytes()).hexdigest(),
+        weights_sha256=run.weights_sha256,
     )
-    loaded = LoadedModel(predictor, info, reader, site.on_device(run_dir), Path(run_dir).resolve())
+    loaded = LoadedModel(predictor, info, reader, site.on_device(run), run.path.resolve())
     warm(loaded)
     return loaded
 

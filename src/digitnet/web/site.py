@@ -21,10 +21,10 @@ from typing import Any
 
 import numpy as np
 
-from digitnet import atomic
+from digitnet import atomic, runs
 from digitnet.errors import DigitnetError
 from digitnet.inference import bundled, explain, export, onnx_runtime
-from digitnet.training import runs
+from digitnet.runs.run import Run
 from digitnet.vision import imaging
 from digitnet.web import browser_runtime
 
@@ -49,25 +49,18 @@ def explain_info(first_layer: dict[str, Any] | None) -> dict[str, Any]:
     return {**explain.method_dict("occlusion"), "maps": explain.MAPS, "first_layer": layer}
 
 
-def reader_info(run_dir: Path, first_layer: dict[str, Any] | None = None) -> dict[str, Any]:
+def reader_info(run: Run, first_layer: dict[str, Any] | None = None) -> dict[str, Any]:
     """model.json: what the page needs to read with the run's model, as the server does, and to
     show what it sees (``first_layer``: the record of the first layer's export)."""
-    config, config_file = runs.read_config(run_dir)
-    metrics = runs.read_metrics(run_dir) if (run_dir / runs.METRICS_FILE).exists() else {}
     return {
         "format": FORMAT,
-        "run": run_dir.resolve().name,
-        "architecture": config.model,
-        "parameters": config_file.get("model", {}).get("parameters"),
-        "dataset": config.dataset,
-        "test_accuracy": metrics.get("test_accuracy"),
-        "classes": list(config.classes),
+        **run.describe(),  # what /api/model says of the model too
         # the algorithm from pixels to 28x28 the server uses: reader/imaging.js refuses another
         # (the calibration record names the one the verdict was fitted on)
         "preprocess": imaging.PREPROCESS_VERSION,
         # the thresholds of the verdict (calibration.from_record reads the same record)
-        "calibration": metrics.get("calibration"),
-        "model": onnx_runtime.ONNX_FILE,
+        "calibration": run.metrics.get("calibration"),
+        "model": runs.ONNX_FILE,
         "input": onnx_runtime.INPUT_NAME,
         "output": onnx_runtime.OUTPUT_NAME,
         "runtime": {"name": browser_runtime.PACKAGE, "version": browser_runtime.VERSION,
@@ -92,25 +85,25 @@ NO_RUNTIME = "This server cannot offer reading on this device: it has no copy of
 NO_EXPORT = "This server cannot offer reading on this device: its model has no checked ONNX export."
 
 
-def on_device(run_dir: Path) -> OnDevice:
+def on_device(run: Run) -> OnDevice:
     """The run's checked, current model.onnx (the bundled reader's too, when the package ships
     one that checks out) and the cached runtime, checked by SHA-256, when both are there."""
     runtime = browser_runtime.cached()
     if runtime is None:
         return OnDevice({}, None, NO_RUNTIME, browser_runtime.missing())
     try:
-        model, _ = onnx_runtime.current_export(run_dir)
-        first = onnx_runtime.current_first_layer(run_dir)  # None for an export made before it
-        info = reader_info(run_dir, first and first[1])
+        model, _ = run.checked_export()
+        first = run.checked_first_layer()  # None for an export made before it
+        info = reader_info(run, first and first[1])
     except DigitnetError as e:
-        if Path(run_dir).resolve() == bundled.READER_DIR:  # the package's files stay as shipped
+        if run.path.resolve() == bundled.READER_DIR:  # the package's files stay as shipped
             return OnDevice({}, None, NO_EXPORT, f"the bundled reader has no checked model.onnx ({e}); "
                                                  "serve a run exported with 'digitnet export --run DIR'")
         return OnDevice({}, None, NO_EXPORT, f"no checked ONNX export: {e}")
     files = {name: runtime / name for name in browser_runtime.FILES}
     if first is not None:
-        files[onnx_runtime.FIRST_LAYER_FILE] = first[0]
-    return OnDevice({**files, onnx_runtime.ONNX_FILE: model}, info)
+        files[runs.FIRST_LAYER_FILE] = first[0]
+    return OnDevice({**files, runs.ONNX_FILE: model}, info)
 
 
 @dataclass
@@ -130,30 +123,30 @@ def _is_site(path: Path) -> bool:
     return False
 
 
-def _first_layer(run_dir: Path, dest: Path, images: np.ndarray) -> dict[str, Any]:
+def _first_layer(run: Run, dest: Path, images: np.ndarray) -> dict[str, Any]:
     """The run's first layer as ONNX in ``dest``: its own first-layer.onnx when it is checked and
     current, else exported and checked here. Returns its record."""
-    found = onnx_runtime.current_first_layer(run_dir)
+    found = run.checked_first_layer()
     if found is None:
-        return export.write_first_layer(run_dir, dest, images)
+        return export.write_first_layer(run, dest, images)
     shutil.copyfile(found[0], dest)
     return found[1]
 
 
-def _model(run_dir: Path, dest: Path, images: np.ndarray, labels: np.ndarray) -> tuple[dict, bool]:
+def _model(run: Run, dest: Path, images: np.ndarray, labels: np.ndarray) -> tuple[dict, bool]:
     """The run's model as ONNX in ``dest``: its own model.onnx when that passed the check and is
     current, else exported and checked here. Returns the check and whether the file was copied."""
     try:
-        path, record = onnx_runtime.current_export(run_dir)
+        path, record = run.checked_export()
     except DigitnetError:
-        return export.write_checked(run_dir, dest, images, labels).to_dict(), False
+        return export.write_checked(run, dest, images, labels).to_dict(), False
     shutil.copyfile(path, dest)
     return record["check"], True
 
 
-def export_site(run_dir: Path, dest: Path, images: np.ndarray, labels: np.ndarray) -> Site:
-    """Write the static site into ``dest``: built in a temporary folder beside it, then renamed
-    into place (replacing an earlier site there, never any other folder)."""
+def export_site(run: Run, dest: Path, images: np.ndarray, labels: np.ndarray) -> Site:
+    """Write the static site of ``run``'s model into ``dest``: built in a temporary folder beside
+    it, then renamed into place (replacing an earlier site there, never any other folder)."""
     dest = Path(dest)
     if dest.exists() and not (dest.is_dir() and (_is_site(dest) or not any(dest.iterdir()))):
         raise DigitnetError(f"{dest}: exists and is not a site written by digitnet; choose a new "
@@ -164,9 +157,9 @@ def export_site(run_dir: Path, dest: Path, images: np.ndarray, labels: np.ndarra
     umask = os.umask(0)
     os.umask(umask)
     try:
-        check, reused = _model(run_dir, tmp / onnx_runtime.ONNX_FILE, images, labels)
-        first_layer = _first_layer(run_dir, tmp / onnx_runtime.FIRST_LAYER_FILE, images)
-        atomic.write_json(tmp / MODEL_INFO, reader_info(run_dir, first_layer))
+        check, reused = _model(run, tmp / runs.ONNX_FILE, images, labels)
+        first_layer = _first_layer(run, tmp / runs.FIRST_LAYER_FILE, images)
+        atomic.write_json(tmp / MODEL_INFO, reader_info(run, first_layer))
         for source, name in PAGE.items():
             (tmp / name).parent.mkdir(exist_ok=True)
             shutil.copyfile(STATIC / source, tmp / name)

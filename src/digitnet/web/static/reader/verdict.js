@@ -1,4 +1,4 @@
-// The verdict on a reader's calibrated probabilities, as digitnet.inference.calibration gives
+// The verdict on a reader's calibrated probabilities, as digitnet.runs.calibration gives
 // it ("7", "4 or 9?", "not a digit"), and how the pages put it in words.
 
 export const NOT_A_DIGIT = 10; // the class of everything that is not a digit, when a model has it

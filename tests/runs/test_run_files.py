@@ -8,11 +8,11 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from digitnet import atomic
+from digitnet import atomic, runs
 from digitnet.errors import DigitnetError
 from digitnet.models import TutorialCNN
-from digitnet.training import checkpoints, runs
-from digitnet.training.config import TrainConfig
+from digitnet.runs.config import TrainConfig
+from digitnet.training import checkpoints
 
 
 def test_atomic_write_replaces_whole_or_not_at_all(tmp_path):

@@ -12,13 +12,14 @@ lines is folded into the network, as for the digit reader.
 A line reader is one safetensors file whose metadata holds its architecture and the verdict's
 ``close`` ratio. The package ships one (``bundled/lines/line-reader.safetensors``, made
 by ``make line-reader``: ``digitnet train-lines`` with its defaults, then copied in);
-``digitnet train-lines --out DIR`` writes ``DIR/line-reader.safetensors``.
+``digitnet train-lines --out DIR`` writes ``DIR/line-reader.safetensors``. The saved reader
+and its decoding sit here, beneath training and inference, because both use them: training
+measures the reader it saved, inference reads numbers with it.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,25 +27,15 @@ import torch
 import torch.nn.functional as F
 
 from digitnet.errors import DigitnetError
-from digitnet.inference.calibration import Verdict, decide
-from digitnet.inference.predictor import torch_threads
 from digitnet.models import LineNet
-from digitnet.training.runs import read_safetensors
+from digitnet.runs import read_safetensors
+from digitnet.runs.calibration import Verdict, decide
+from digitnet.threads import torch_threads
+from digitnet.vision.numbers import LineDigit
 
 WEIGHTS_FILE = "line-reader.safetensors"
 BUNDLED = Path(__file__).resolve().parent.parent / "bundled" / "lines" / WEIGHTS_FILE
 FORMAT = "digitnet-line-reader"
-
-
-@dataclass(frozen=True)
-class LineDigit:
-    """One digit read on the line: ``frame`` is the output column where it was surest."""
-
-    digit: int
-    probability: float
-    runner_up: int
-    unsure: bool
-    frame: int
 
 
 def decode(probs: np.ndarray, close: float) -> tuple[list[LineDigit], float]:

@@ -5,7 +5,9 @@ A run directory holds:
   model.safetensors       the trained weights (the config is in its metadata too)
   metrics.json            test loss/accuracy, timing, history
   checkpoint.safetensors  where training stands (see ``digitnet.training.checkpoints``)
-Nothing here unpickles: tensors go through safetensors, everything else through JSON.
+  model.onnx, first-layer.onnx  the ONNX export, checked against the weights (``digitnet export``)
+A ``run.Run`` is one opened once, for whatever uses its model. Nothing here unpickles: tensors
+go through safetensors, everything else through JSON.
 """
 
 from __future__ import annotations
@@ -25,11 +27,15 @@ from torch import nn
 from digitnet import __version__, atomic
 from digitnet.errors import DigitnetError
 from digitnet.models import build_model
-from digitnet.training.config import TrainConfig
+from digitnet.runs.config import TrainConfig
 
 CONFIG_FILE = "config.json"
 MODEL_FILE = "model.safetensors"
 METRICS_FILE = "metrics.json"
+# written by ``digitnet export`` (``inference.export``): the model, and its first layer alone
+ONNX_FILE = "model.onnx"
+FIRST_LAYER_FILE = "first-layer.onnx"
+INT8_FILE = "model-int8.onnx"  # model.onnx in int8 (inference.quantize), when asked for
 DEFAULT_ROOT = Path("runs")
 
 
@@ -150,9 +156,18 @@ def save_model(run_dir: Path, model: nn.Module, config: TrainConfig) -> None:
 
 def read_safetensors(path: Path, what: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """Tensors and metadata of a safetensors file, or one clear error if it is not sound."""
+    return parse_safetensors(read_bytes(path, what), path, what)
+
+
+def read_bytes(path: Path, what: str) -> bytes:
+    """The bytes of a run's file that training writes, or one line saying it is missing."""
     if not path.is_file():
         raise DigitnetError(f"{path}: missing {what}; train the run (again) to write it")
-    raw = path.read_bytes()
+    return path.read_bytes()
+
+
+def parse_safetensors(raw: bytes, path: Path, what: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Tensors and metadata of the safetensors file ``raw`` read from ``path``."""
     try:
         tensors = st_load(raw)
         header_len = int.from_bytes(raw[:8], "little")
@@ -165,8 +180,12 @@ def read_safetensors(path: Path, what: str) -> tuple[dict[str, torch.Tensor], di
 def load_model(run_dir: str | Path, device: str = "cpu") -> tuple[nn.Module, TrainConfig]:
     """Rebuild the run's model from config.json and load its weights (eval mode)."""
     config, _ = read_config(Path(run_dir))
-    path = Path(run_dir) / MODEL_FILE
-    tensors, _ = read_safetensors(path, "weights")
+    tensors, _ = read_safetensors(Path(run_dir) / MODEL_FILE, "weights")
+    return build_trained(config, tensors, Path(run_dir)).to(device).eval(), config
+
+
+def build_trained(config: TrainConfig, tensors: dict[str, torch.Tensor], run_dir: Path) -> nn.Module:
+    """The architecture ``config`` names with the weights ``tensors`` (of ``run_dir``) loaded."""
     try:
         model = build_model(config.model, **config.model_kwargs())
     except TypeError as e:
@@ -177,10 +196,10 @@ def load_model(run_dir: str | Path, device: str = "cpu") -> tuple[nn.Module, Tra
     except RuntimeError as e:
         first = str(e).splitlines()[1].strip() if "\n" in str(e) else str(e)
         raise DigitnetError(
-            f"{path}: weights do not match the {config.model} in config.json ({first}); "
+            f"{run_dir / MODEL_FILE}: weights do not match the {config.model} in config.json ({first}); "
             "the files come from different runs"
         ) from e
-    return model.to(device).eval(), config
+    return model
 
 
 def write_metrics(run_dir: Path, metrics: dict[str, Any]) -> None:

@@ -1,0 +1,91 @@
+"""A run opened once: what ``serve`` reads of a run directory, and the one description of its model."""
+
+from __future__ import annotations
+
+import collections
+import io
+import shutil
+from pathlib import Path
+
+import numpy as np
+import onnxruntime
+import pytest
+
+from digitnet import runs
+from digitnet.errors import DigitnetError
+from digitnet.inference import bundled
+from digitnet.inference.predictor import Predictor
+from digitnet.runs.run import Run
+from digitnet.web import service, site
+
+
+@pytest.fixture
+def reader_copy(tmp_path) -> Path:
+    """The bundled reader as a run directory of its own: config, weights, metrics, and its ONNX
+    export with the first layer, as ``make reader`` left them."""
+    shutil.copytree(bundled.reader_dir(), tmp_path / "reader")
+    return tmp_path / "reader"
+
+
+def count_reads(monkeypatch, run_dir: Path) -> collections.Counter:
+    """How often each file of ``run_dir`` is opened for reading from here on, by Python or by
+    onnxruntime (which opens a model file given by name itself)."""
+    counts: collections.Counter = collections.Counter()
+    real_open, real_session = io.open, onnxruntime.InferenceSession
+
+    def counting_open(file, mode="r", *args, **kwargs):
+        if isinstance(file, str | Path) and Path(file).parent == run_dir and "r" in mode:
+            counts[Path(file).name] += 1
+        return real_open(file, mode, *args, **kwargs)
+
+    def counting_session(model, *args, **kwargs):
+        if isinstance(model, str) and Path(model).parent == run_dir:
+            counts[Path(model).name] += 1
+        return real_session(model, *args, **kwargs)
+
+    monkeypatch.setattr(io, "open", counting_open)  # pathlib's read_bytes and read_text use it
+    monkeypatch.setattr(onnxruntime, "InferenceSession", counting_session)
+    return counts
+
+
+def test_serving_a_run_reads_each_of_its_files_once(reader_copy, tmp_path, monkeypatch):
+    monkeypatch.setattr(site.browser_runtime, "cached", lambda: tmp_path)  # its files are not read
+    counts = count_reads(monkeypatch, reader_copy)
+    loaded = service.load_model(reader_copy, "auto")
+    assert loaded.predictor.backend == "onnx" and loaded.on_device.info is not None
+    assert dict(counts) == {name: 1 for name in (runs.CONFIG_FILE, runs.MODEL_FILE, runs.METRICS_FILE,
+                                                 runs.ONNX_FILE, runs.FIRST_LAYER_FILE)}
+
+
+def test_the_api_and_the_reader_folder_describe_the_model_alike(reader_copy, tmp_path, monkeypatch):
+    monkeypatch.setattr(site.browser_runtime, "cached", lambda: tmp_path)
+    loaded = service.load_model(reader_copy, "torch")
+    run = Run.open(reader_copy)
+    described = run.describe()
+    assert described["run"] == "reader" and described["parameters"] > 0
+    assert {k: v for k, v in loaded.info.model_dump().items() if k in described} == described
+    assert {k: v for k, v in loaded.on_device.info.items() if k in described} == described
+    assert loaded.info.weights_sha256 == run.weights_sha256
+
+
+def test_a_run_answers_as_its_files_did_before_it_was_opened_once(reader_copy):
+    """The bundled reader, a run written before ``Run`` existed, gives the same probabilities
+    and verdict through it as through the model rebuilt from its files."""
+    run = Run.open(reader_copy)
+    model, config = runs.load_model(reader_copy)
+    images = np.random.default_rng(0).integers(0, 256, (8, 28, 28), dtype=np.uint8)
+    predictor = Predictor.from_run(run, "torch")
+    expected = Predictor(model, config, reader_copy, "torch").probabilities(images)
+    np.testing.assert_array_equal(predictor.probabilities(images), expected)
+    record = runs.read_metrics(reader_copy)["calibration"]
+    assert (run.verdict.reject, run.verdict.close) == (record["reject"], record["close"])
+
+
+def test_an_export_changed_after_its_check_is_refused(reader_copy):
+    onnx = reader_copy / runs.ONNX_FILE
+    onnx.write_bytes(onnx.read_bytes() + b"\0")
+    run = Run.open(reader_copy)
+    with pytest.raises(DigitnetError, match="not checked against the PyTorch model"):
+        run.checked_export()
+    assert run.checked_first_layer() is None
+    assert Predictor.from_run(run).backend == "torch"  # auto falls back, saying why

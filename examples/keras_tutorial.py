@@ -5,7 +5,7 @@ from digitnet (checked files, no download needed). The model is the tutorial's, 
 pooling, dropout and Flatten layers its final listing forgot. Keras 3 runs it on its torch
 backend: ``pip install 'digitnet[keras]'`` then
 
-    python examples/keras_tutorial.py [--limit N] [--epochs 1]
+    python examples/keras_tutorial.py [--limit N] [--test-limit N] [--epochs 1]
 """
 
 import argparse
@@ -21,12 +21,14 @@ from digitnet.preprocess import to_categorical  # noqa: E402  (instead of keras.
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--limit", type=int, default=60000, help="train on the first N images")
+parser.add_argument("--test-limit", type=int, default=10000, help="test on the first N test images")
 parser.add_argument("--epochs", type=int, default=1)
 args = parser.parse_args()
 
 # Step 1: load the data.
 (X_train, y_train), (X_test, y_test) = mnist.load_data()
 X_train, y_train = X_train[: args.limit], y_train[: args.limit]
+X_test, y_test = X_test[: args.test_limit], y_test[: args.test_limit]
 
 # Step 3: add the channel axis (channels-last, Keras's default).
 X_train = X_train.reshape(len(X_train), 28, 28, 1)

@@ -15,7 +15,7 @@ def test_keras_tutorial_runs_on_a_subset(mnist, monkeypatch):
     monkeypatch.setenv("KERAS_BACKEND", "torch")  # Keras reads it once, at import
     pytest.importorskip("keras", reason="the optional extra digitnet[keras] is not installed")
     env = dict(os.environ, KERAS_BACKEND="torch")
-    result = subprocess.run([sys.executable, str(EXAMPLE), "--limit", "2000"],
+    result = subprocess.run([sys.executable, str(EXAMPLE), "--limit", "3000", "--test-limit", "1000"],
                             capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "600,810" in result.stdout.replace("600810", "600,810")  # the summary's total

@@ -225,6 +225,7 @@ def train(config: LineConfig, out: Path, data_dir: str | None, report: Callable[
     n = min(split, config.limit or split)
     x, y = ds.x_train[:n], ds.y_train[:n]
     held_out = validation_lines(ds, config)
+    thinned = lines.skeletons(x)  # each digit's skeleton, for redrawing it every epoch
     model = LineNet(config.width, config.hidden).to(memory_format=torch.channels_last)
     # the average of the last few hundred steps' weights: steadier than the last step's
     average = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema), use_buffers=True)
@@ -239,7 +240,8 @@ def train(config: LineConfig, out: Path, data_dir: str | None, report: Callable[
     for epoch, groups in enumerate(epochs):
         model.train()
         losses = []
-        for batch, labels, widths in lines.line_batches(x, y, groups, config.batch_size, rng):
+        for batch, labels, widths in lines.line_batches(x, y, groups, config.batch_size, rng,
+                                                        thinned=thinned):
             with devices.autocast(precision, torch.device("cpu")):
                 logits = model(as_input(batch))  # (N, T, 11)
             loss = ctc_loss(logits, labels, [w // FRAME for w in widths])

@@ -2,7 +2,7 @@
 training digits, which ``digitnet train-lines`` holds out), one writing condition at a time.
 
     python bench/line_conditions.py [--lines A] [--compare B] [--numbers 150] [--seed 7]
-                                    [--json FILE]
+                                    [--conditions C ...] [--json FILE]
 
 A and B are line readers: a folder, "bundled" (the package's) or "git:REF" (the package's as
 committed at REF). Each condition writes ``--numbers`` numbers of 2-7 digits (8-12 for "long")
@@ -107,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compare", default=None, help="line reader B, measured on the same numbers")
     parser.add_argument("--numbers", type=int, default=150, help="numbers per condition and spacing")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--conditions", nargs="+", choices=list(STYLES), default=list(STYLES),
+                        help="measure only these (default: all)")
     parser.add_argument("--json", type=Path, help="also write the result to this file")
     args = parser.parse_args(argv)
     ds = load("mnist")
@@ -116,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         readers = {m: LineReader.load(resolve(name, "lines", Path(tmp) / m)) for m, name in names.items()}
     results: dict[str, dict] = {m: {} for m in readers}
     load_before = os.getloadavg()[0]
-    for condition in STYLES:
+    for condition in args.conditions:
         cases = numbers(condition, x, y, args.numbers, args.seed)
         for m, reader in readers.items():
             readings = number_figures.read_all(reader, cases)
@@ -126,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"validation digits (last {VALIDATION} of MNIST training); {names}; {cpu_model()}, "
           f"load average {load_before:.2f} -> {os.getloadavg()[0]:.2f}")
     print(header)
-    for condition in STYLES:
+    for condition in args.conditions:
         print(f"{condition:<11}" + "".join(f"{results[m][condition][k]['exact']:>13.3f}"
                                            for k in columns for m in readers))
     out = {"readers": names, "numbers": args.numbers, "seed": args.seed, "cpu": cpu_model(),

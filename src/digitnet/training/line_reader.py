@@ -41,10 +41,9 @@ Batch = tuple[np.ndarray, list[np.ndarray], list[int]]  # lines, their labels, t
 
 @dataclass(frozen=True)
 class LineConfig:
-    """How the line reader is trained. The reader shipped in the package was made by these
-    defaults from the lines of an earlier ``training.lines`` (half of the digits redrawn, no
-    writer's own width): 2156 s on two threads of a 2-core AMD EPYC that other jobs kept busy;
-    93.4% of its validation lines read exactly, 98.96% of their digits (its metrics.json)."""
+    """How the line reader is trained; the defaults made the reader shipped in the package
+    (2156 s on two threads of a 2-core AMD EPYC that other jobs kept busy; 93.4% of the
+    validation lines read exactly, 98.96% of their digits: its metrics.json)."""
 
     epochs: int = 30  # an epoch writes every training digit once, in lines of 1-12 digits
     batch_size: int = 64  # lines per step

@@ -3,7 +3,7 @@ are not digits, measured in the same run.
 
     python bench/reader.py [--reader A] [--compare B] [--lines LA] [--compare-lines LB]
                            [--backend torch] [--compare-backend torch] [--scale 1.0]
-                           [--sets all|report] [--seed 20261126] [--json FILE]
+                           [--sets all|report|numbers] [--seed 20261126] [--json FILE]
 
 A and B are digit reader runs, "bundled" (the package's reader) or "git:REF" (the package's
 reader as committed at REF, e.g. git:main, to measure a new reader against the one it
@@ -29,7 +29,9 @@ independent checks (``independent.py``: data never trained, tuned or evaluated o
 
 For digits: top digit (the most likely digit is right), not a digit, unsure, refused (either),
 answered right (right and answered as a plain digit) and ECE (expected calibration error of the
-stated probability over all classes, 15 bins). Prints a table, then one JSON line.
+stated probability over all classes, 15 bins). ``--sets numbers`` makes the same sets as
+``all`` but measures only the rows of numbers and the speed, to compare line readers quickly.
+Prints a table, then one JSON line.
 """
 
 from __future__ import annotations
@@ -185,8 +187,11 @@ def independent_sets(sizes: dict[str, int], seed: int) -> tuple[dict[str, tuple]
     return digits, font_numbers, missing
 
 
-def measure(predictor: Predictor, lines: LineReader, sets: dict) -> dict[str, dict]:
-    """Every figure of one digit reader and line reader on the shared sets."""
+def measure(predictor: Predictor, lines: LineReader, sets: dict, digits: bool = True) -> dict[str, dict]:
+    """Every figure of one digit reader and line reader on the shared sets (``digits``: False
+    for the line reader's rows alone)."""
+    if not digits:
+        return number_rows(lines, sets)
     out: dict[str, dict] = {name: digit_figures(predictor, *s) for name, s in sets["digits"].items()}
     hold_outs = [s for name, s in sets["digits"].items() if name != "MNIST test"]
     out["calibration"] = {"ece_all_hold_out_digits": pooled_ece(predictor, hold_outs),
@@ -202,10 +207,15 @@ def measure(predictor: Predictor, lines: LineReader, sets: dict) -> dict[str, di
                       "all": float(np.average([r for r, _ in kinds.values()],
                                               weights=[n for _, n in kinds.values()])),
                       "n": sum(n for _, n in kinds.values())}
-    out["numbers (MNIST test)"] = number_figures.summarise(number_figures.read_all(lines, sets["numbers"]))
     if sets.get("independent digits"):
         for name, s in sets["independent digits"].items():
             out[name] = digit_figures(predictor, *s)
+    return {**out, **number_rows(lines, sets)}
+
+
+def number_rows(lines: LineReader, sets: dict) -> dict[str, dict]:
+    """The line reader's figures: numbers composed from MNIST test digits, and typeface numbers."""
+    out = {"numbers (MNIST test)": number_figures.summarise(number_figures.read_all(lines, sets["numbers"]))}
     if sets.get("independent numbers"):
         out["typeface numbers (independent)"] = number_figures.summarise(
             number_figures.read_all(lines, sets["independent numbers"]))
@@ -246,15 +256,19 @@ def table(results: dict[str, dict], models: dict[str, str]) -> str:
         lines.append(f"{label:46s} {m:3s}" + "".join(f"{v:15.4f}" if isinstance(v, float) else f"{'':15s}"
                                                      for v in values))
 
-    header("digits", DIGIT_KEYS)
+    if any("top_digit" in figures for figures in first.values()):
+        header("digits", DIGIT_KEYS)
     for name, figures in first.items():
         if "top_digit" in figures and "independent" not in name:
             for m in names:
                 row(f"{name} (n={figures['n']})", m, [results[m][name][k] for k in DIGIT_KEYS])
-    header("\ncalibration (ECE, 11 classes)", ("all hold-outs", "scans+photos", "+independent"))
-    for m in names:
-        row("hold-out digits (all but MNIST test)", m, list(results[m]["calibration"].values()))
+    if "calibration" in first:
+        header("\ncalibration (ECE, 11 classes)", ("all hold-outs", "scans+photos", "+independent"))
+        for m in names:
+            row("hold-out digits (all but MNIST test)", m, list(results[m]["calibration"].values()))
     for group in ("held-out generators", "training's generators, other seed"):
+        if group not in first:
+            continue
         header(f"\nnon-digits refused: {group}", ("refused",))
         for kind in first[group]:
             if kind != "n":
@@ -290,7 +304,7 @@ def make_sets(which: str, sizes: dict[str, int], seed: int) -> tuple[dict, dict[
     """The sets of ``--sets``, and why any independent check is missing."""
     sets: dict = report_sets(sizes, seed)
     missing: dict[str, str] = {}
-    if which == "all":
+    if which in ("all", "numbers"):
         sets["independent digits"], sets["independent numbers"], missing = independent_sets(sizes, seed)
     return sets, missing
 
@@ -305,8 +319,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--backend", choices=RUNTIMES, default="torch", help="runtime of reader A")
     parser.add_argument("--compare-backend", choices=RUNTIMES, default="torch", help="runtime of reader B")
     parser.add_argument("--scale", type=float, default=1.0, help=f"set sizes times this ({SIZES})")
-    parser.add_argument("--sets", choices=("all", "report"), default="all",
-                        help="every row, or the report's rows without the independent checks")
+    parser.add_argument("--sets", choices=("all", "report", "numbers"), default="all",
+                        help="every row, the report's rows without the independent checks, or "
+                             "the rows of numbers alone (the same sets as all)")
     parser.add_argument("--seed", type=int, default=20261126, help="never used in training")
     parser.add_argument("--json", type=Path, help="also write the result to this file")
     return parser.parse_args(argv)
@@ -326,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
         print("making the sets ...", file=sys.stderr)
         sets, missing = make_sets(args.sets, sizes, args.seed)
         print(f"measuring {', '.join(models)} ...", file=sys.stderr)
-        results = {m: measure(p, lr, sets) for m, (p, lr) in models.items()}
+        results = {m: measure(p, lr, sets, digits=args.sets != "numbers") for m, (p, lr) in models.items()}
         for m, figures in speed(models, sets, sizes["timing"]).items():
             results[m]["speed"] = figures
     described = {m: f"reader {r} ({b}), line reader {lr}" for m, (r, lr, b) in names.items()}

@@ -23,3 +23,14 @@ def test_the_reader_bench_measures_every_row_for_both_readers(mnist, capsys):
     assert "scribbles" in a["training's generators, other seed"]
     assert set(a["numbers (MNIST test)"]["by_spacing"]) == {"clear", "tight", "touching", "all"}  # 3
     assert a["speed"]["ms_per_digit"] > 0 and a["speed"]["ms_per_6_digit_number"] > 0
+
+
+@pytest.mark.slow
+def test_the_numbers_sets_measure_only_the_line_readers_rows(mnist, capsys):
+    assert reader.main(["--compare", "bundled", "--scale", "0.006", "--sets", "numbers"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    a, b = result["results"]["A"], result["results"]["B"]
+    assert {"numbers (MNIST test)", "speed"} <= set(a) <= {"numbers (MNIST test)", "speed",
+                                                            "typeface numbers (independent)"}
+    assert a["numbers (MNIST test)"] == b["numbers (MNIST test)"]  # the same line reader
+    assert a["numbers (MNIST test)"]["by_spacing"]["all"]["numbers"] == 3

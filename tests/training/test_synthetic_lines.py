@@ -35,3 +35,14 @@ def test_a_line_is_as_long_as_its_digits_and_gaps():
     one = synthetic_lines.compose([np.pad(np.full((20, 4), 255, np.uint8), 4)] * 1, rng)
     many = synthetic_lines.compose([np.pad(np.full((20, 4), 255, np.uint8), 4)] * 8, rng)
     assert many.shape[1] > one.shape[1] and one.max() > 0
+
+
+def test_skeletons_thinned_once_give_the_same_lines(mnist):
+    x, y = mnist.x_train[:40], mnist.y_train[:40]
+    groups = lines.epoch_lines(40, np.random.default_rng(3))
+    made = [list(lines.line_batches(x, y, groups, 8, np.random.default_rng(4), thinned=thinned))
+            for thinned in (None, lines.skeletons(x, chunk=16))]
+    assert len(made[0]) == len(made[1])
+    for (a, la, wa), (b, lb, wb) in zip(*made, strict=True):
+        assert np.array_equal(a, b) and wa == wb
+        assert all(np.array_equal(p, q) for p, q in zip(la, lb, strict=True))

@@ -271,9 +271,11 @@ def stretch(x: torch.Tensor) -> torch.Tensor:
 
 
 def restyle(x: torch.Tensor, y: torch.Tensor | None, cfg: Restyle,
-            g: torch.Generator | None = None) -> torch.Tensor:
+            g: torch.Generator | None = None, skeletons: torch.Tensor | None = None) -> torch.Tensor:
     """A batch (n, 1, 28, 28) of MNIST-style digits (labels ``y``, (n,), or None: then no style
-    changes that depend on the digit) with a random share redrawn as other writers write."""
+    changes that depend on the digit) with a random share redrawn as other writers write.
+    ``skeletons``: ``skeleton(x)`` when it is known (bool (n, 28, 28)): thinning is half the
+    work, and a digit seen every epoch has the same skeleton each time."""
     if not cfg.p_redraw:  # off: not even a random draw, so the other effects' streams stay as they were
         return x
     n = len(x)
@@ -282,7 +284,7 @@ def restyle(x: torch.Tensor, y: torch.Tensor | None, cfg: Restyle,
         pick &= y < 10  # never a "not a digit" image: it has no digit's strokes
     if not pick.any():
         return x
-    s = skeleton(x[pick])
+    s = skeleton(x[pick]) if skeletons is None else skeletons[pick]  # a copy: changed below
     if y is not None:
         labels = y[pick].cpu()
         for digit, p, change in ((1, cfg.p_flag, flag_ones), (7, cfg.p_bar, bar_sevens),

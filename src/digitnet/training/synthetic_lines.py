@@ -21,7 +21,7 @@ import torch
 
 from digitnet.preprocess import input_tensor
 from digitnet.training import negatives
-from digitnet.training.strokes import Restyle, restyle
+from digitnet.training.strokes import Restyle, restyle, skeleton
 from digitnet.vision.numbers import LINE_HEIGHT, to_line
 
 SCALE = 2  # canvas pixels per MNIST pixel: room for pens a fraction of a stroke wider or thinner
@@ -171,14 +171,22 @@ def make_line(digits: np.ndarray, labels: np.ndarray, rng: np.random.Generator
     return line, labels
 
 
+def skeletons(x: np.ndarray, chunk: int = 4096) -> torch.Tensor:
+    """``strokes.skeleton`` of uint8 (n, 28, 28) digits, bool (n, 28, 28): thinned once, for
+    every epoch's redrawing (a few seconds for MNIST's training digits)."""
+    return torch.cat([skeleton(input_tensor(x[i : i + chunk])) for i in range(0, len(x), chunk)])
+
+
 def restyled(x: np.ndarray, y: np.ndarray, index: np.ndarray, rng: np.random.Generator,
-             style: Restyle = LINE_STYLE) -> np.ndarray:
+             style: Restyle = LINE_STYLE, thinned: torch.Tensor | None = None) -> np.ndarray:
     """The digits ``x[index]`` (uint8 (k, 28, 28)), a share of them redrawn as other writers
-    write (other pens, narrow and wide, the flagged 1, the barred 7, the open 4), uint8."""
+    write (other pens, narrow and wide, the flagged 1, the barred 7, the open 4), uint8.
+    ``thinned``: ``skeletons(x)``, if made already (the same lines, faster)."""
     if not style.p_redraw:  # plain: no draw from rng, so the lines are what they always were
         return x[index]
     g = torch.Generator().manual_seed(int(rng.integers(2**62)))
-    out = restyle(input_tensor(x[index]), torch.from_numpy(y[index]).long(), style, g)
+    known = None if thinned is None else thinned[torch.from_numpy(index)]
+    out = restyle(input_tensor(x[index]), torch.from_numpy(y[index]).long(), style, g, known)
     return (out[:, 0] * 255).round().to(torch.uint8).numpy()
 
 
@@ -191,6 +199,7 @@ def epoch_lines(n: int, rng: np.random.Generator) -> list[np.ndarray]:
 
 def line_batches(x: np.ndarray, y: np.ndarray, groups: list[np.ndarray], batch_size: int,
                  rng: np.random.Generator, window: int = 8, style: Restyle = LINE_STYLE,
+                 thinned: torch.Tensor | None = None,
                  ) -> Iterator[tuple[np.ndarray, list[np.ndarray], list[int]]]:
     """Batches of the lines written with the digits ``x[g]`` (uint8 (28, 28), labels ``y[g]``)
     of each group ``g``: uint8 (B, 32, W) lines padded with black on the right (read as blanks),
@@ -198,10 +207,11 @@ def line_batches(x: np.ndarray, y: np.ndarray, groups: list[np.ndarray], batch_s
 
     Lines are made ``window`` batches at a time and batched by width, so padding costs little
     (over half of the columns were padding in random batches); the batches of a window come
-    in random order."""
+    in random order. ``thinned``: ``skeletons(x)``, to thin each digit once rather than every
+    epoch."""
     for start in range(0, len(groups), batch_size * window):
         chunk = groups[start : start + batch_size * window]
-        styled = restyled(x, y, np.concatenate(chunk), rng, style)  # uint8 (k, 28, 28), chunk's order
+        styled = restyled(x, y, np.concatenate(chunk), rng, style, thinned)  # uint8 (k, 28, 28)
         ends = np.cumsum([len(g) for g in chunk])
         made = [make_line(styled[end - len(g) : end], y[g], rng)
                 for g, end in zip(chunk, ends, strict=True)]

@@ -39,9 +39,9 @@ def test_a_line_is_as_long_as_its_digits_and_gaps():
 
 def test_skeletons_thinned_once_give_the_same_lines(mnist):
     x, y = mnist.x_train[:40], mnist.y_train[:40]
-    groups = lines.epoch_lines(40, np.random.default_rng(3))
-    made = [list(lines.line_batches(x, y, groups, 8, np.random.default_rng(4), thinned=thinned))
-            for thinned in (None, lines.skeletons(x, chunk=16))]
+    groups = synthetic_lines.epoch_lines(40, np.random.default_rng(3))
+    made = [list(synthetic_lines.line_batches(x, y, groups, 8, np.random.default_rng(4), thinned=thinned))
+            for thinned in (None, synthetic_lines.skeletons(x, chunk=16))]
     assert len(made[0]) == len(made[1])
     for (a, la, wa), (b, lb, wb) in zip(*made, strict=True):
         assert np.array_equal(a, b) and wa == wb

@@ -194,8 +194,9 @@ async def measure(args: argparse.Namespace, run_dir: Path, kind: str, data: list
         await server.wait_ready(port, process, timeout=180)
         load_before = os.getloadavg()[0]
         result = await load_test(args, f"http://{HOST}:{port}", kind, data, labels, process.pid)
-        result["in_process_cpu_ms_per_request"] = round(in_process_cpu_ms(run_dir, args.endpoint, data,
-                                                                          args.threads), 2)
+        # this checkout's code only: a baseline's is another src/, run in its own process
+        result["in_process_cpu_ms_per_request"] = (None if src is not None else round(
+            in_process_cpu_ms(run_dir, args.endpoint, data, args.threads), 2))
         result["server_peak_rss_mb"] = server.peak_rss_mb(process.pid)
         result["load_average"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
     finally:
@@ -211,10 +212,12 @@ def table(results: list[dict]) -> str:
     rows = [head]
     for r in results:
         lat, load = r["latency_ms"], r["load_average"]
+        in_process = r["in_process_cpu_ms_per_request"]
+        no_http = "-" if in_process is None else f"{in_process:.2f}"
         rows.append(f"{r['kind']:8} {r['server']:9} {r['throughput_rps']:7.1f} {lat['p50']:8.1f} "
                     f"{lat['p90']:8.1f} {lat['p99']:8.1f} {r['errors']:6d} "
                     f"{r['correct'] / max(1, r['requests']):6.1%} {r['server_peak_rss_mb']:7.0f} "
-                    f"{r['server_cpu_ms_per_request']:7.2f} {r['in_process_cpu_ms_per_request']:7.2f} "
+                    f"{r['server_cpu_ms_per_request']:7.2f} {no_http:>7} "
                     f"{r['client_cpu_ms_per_request']:5.2f} ms {r['client_cores']:3.1f}c "
                     f"{load[0]:4.1f}-{load[1]:<4.1f}")
     return "\n".join(rows)

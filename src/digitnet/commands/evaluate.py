@@ -10,6 +10,7 @@ from digitnet.commands.common import add_run_option, console
 from digitnet.datasets import SPECS, load
 from digitnet.evaluate import evaluate
 from digitnet.preprocess import input_tensor
+from digitnet.runs.run import Run
 
 
 def register(sub) -> None:
@@ -22,7 +23,8 @@ def register(sub) -> None:
 
 def run(args) -> int:
     args.run_dir = runs.resolve_run_dir(args.run_dir)
-    model, config = runs.load_model(args.run_dir)
+    opened = Run.open(args.run_dir)
+    model, config = opened.model(), opened.config
     ds = load(args.dataset or config.dataset, args.data_dir)
     result = evaluate(model, input_tensor(ds.x_test), torch.from_numpy(ds.y_test).long())
     classes = config.class_names(ds.classes)

@@ -105,7 +105,7 @@ def write_int8(run: Run, calibration: np.ndarray, check: np.ndarray) -> dict[str
     path = run.path / runs.INT8_FILE
     record = {"file": path.name, "format": "QDQ: int8 weights per channel, uint8 activations",
               "calibration_images": min(len(calibration), CALIBRATION_IMAGES),
-              "from_onnx_sha256": onnx_runtime.file_sha256(source)}
+              "from_onnx_sha256": run.sha256(runs.ONNX_FILE)}
     try:
         with atomic.atomic_open(path, "wb") as f:
             f.write(quantized_bytes(source, calibration))

@@ -115,11 +115,9 @@ class Run:
         except DigitnetError:
             return None
         record = export.get("first_layer") or {}
-        path = self.path / runs.FIRST_LAYER_FILE
-        if not ((record.get("check") or {}).get("passed") is True and path.is_file()
-                and record.get("onnx_sha256") == self.sha256(runs.FIRST_LAYER_FILE)):
+        if not self._passed(record, runs.FIRST_LAYER_FILE):
             return None
-        return path, record
+        return self.path / runs.FIRST_LAYER_FILE, record
 
     def checked_int8(self) -> Path:
         """The run's model-int8.onnx when it is the file that passed its check, made from the
@@ -127,9 +125,14 @@ class Run:
         _, export = self.checked_export()
         record = export.get("int8") or {}
         path = self.path / runs.INT8_FILE
-        if not ((record.get("check") or {}).get("passed") is True and path.is_file()
-                and record.get("onnx_sha256") == self.sha256(runs.INT8_FILE)
+        if not (self._passed(record, runs.INT8_FILE)
                 and record.get("from_onnx_sha256") == export.get("onnx_sha256")):
             raise DigitnetError(f"{path}: missing, unchecked or made from another model.onnx; run "
                                 f"'digitnet export --run {self.path}' to write it")
         return path
+
+    def _passed(self, record: dict[str, Any], name: str) -> bool:
+        """Whether the file ``name`` beside model.onnx is there and is the one its export
+        ``record`` says passed its check."""
+        return ((record.get("check") or {}).get("passed") is True and (self.path / name).is_file()
+                and record.get("onnx_sha256") == self.sha256(name))

@@ -165,8 +165,10 @@ class ReaderNet(nn.Module):
 class LineNet(nn.Module):
     """Reads a whole line of digits without cutting it first: a convolutional-recurrent network
     trained with CTC loss. Input: one line of ink (N, 1, 32, W), W a multiple of 4. Output:
-    logits (N, W / 4, 11), one distribution per 4-pixel column of the line over the ten digits
-    and class 10, "no digit here" (CTC's blank, also what stray marks and underlines are).
+    logits (N, W / frame, 11), one distribution per ``frame``-pixel column of the line over the
+    ten digits and class 10, "no digit here" (CTC's blank, also what stray marks and underlines
+    are). ``frame`` 2 gives narrow digits that touch twice as many columns to be told apart in;
+    the weights' shapes do not depend on it.
 
     The convolutions see about a digit's width; the bidirectional LSTM lets each column weigh
     its neighbours, which is what separates two overlapping digits. Not a classifier of 28x28
@@ -175,14 +177,18 @@ class LineNet(nn.Module):
 
     BLANK = 10
 
-    def __init__(self, width: tuple[int, int, int, int] = (32, 64, 96, 96), hidden: int = 96) -> None:
+    def __init__(self, width: tuple[int, int, int, int] = (32, 64, 96, 96), hidden: int = 96,
+                 frame: int = 4) -> None:
         super().__init__()
+        if frame not in (2, 4):
+            raise ValueError(f"frame must be 2 or 4 input columns per output column, got {frame}")
+        self.frame = frame
         w1, w2, w3, w4 = width
         self.features = nn.Sequential(
             conv_bn(1, w1), nn.MaxPool2d(2),  # (N, w1, 16, W/2)
-            conv_bn(w1, w2), nn.MaxPool2d(2),  # (N, w2, 8, W/4)
-            conv_bn(w2, w3), conv_bn(w3, w3), nn.MaxPool2d((2, 1)),  # (N, w3, 4, W/4)
-            conv_bn(w3, w4), nn.MaxPool2d((2, 1)),  # (N, w4, 2, W/4)
+            conv_bn(w1, w2), nn.MaxPool2d((2, frame // 2)),  # (N, w2, 8, W/frame)
+            conv_bn(w2, w3), conv_bn(w3, w3), nn.MaxPool2d((2, 1)),  # (N, w3, 4, W/frame)
+            conv_bn(w3, w4), nn.MaxPool2d((2, 1)),  # (N, w4, 2, W/frame)
         )
         self.rnn = nn.LSTM(2 * w4, hidden, bidirectional=True, batch_first=True)
         self.head = nn.Linear(2 * hidden, self.BLANK + 1)  # (N, T, 11) logits

@@ -6,8 +6,11 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
+from digitnet import runs
 from digitnet.errors import DigitnetError
+from digitnet.models import LineNet
 from digitnet.runs.line_reading import WEIGHTS_FILE, LineReader
 from digitnet.training.line_reader import LineConfig, ctc_loss, edit_distance, fit_lines, refit
 from digitnet.training.number_figures import summarise
@@ -79,3 +82,24 @@ def test_edit_distance():
 def test_bad_settings_are_one_line():
     with pytest.raises(DigitnetError, match="--epochs must be at least 1"):
         LineConfig(epochs=0)
+
+
+def test_frame_2_reads_twice_as_many_columns_from_the_same_weights(mnist, tmp_path):
+    """A reader trained with --frame 2 saves its frame; the weights' shapes are the same as
+    frame 4's (only a pooling step differs), and an older file without a frame reads as 4."""
+    fit_lines(LineConfig(epochs=1, limit=256, validation=300, batch_size=32, threads=1, test_numbers=0,
+                         frame=2), tmp_path, report=lambda line: None)
+    reader = LineReader.load(tmp_path)
+    assert reader.frame == 2
+    assert reader.frame_probabilities(np.zeros((32, 64), np.uint8)).shape == (32, 11)
+    coarse = LineNet()
+    coarse.load_state_dict(reader.model.state_dict())  # same shapes: no error
+    assert coarse.frame == 4 and coarse(torch.zeros(1, 1, 32, 64)).shape == (1, 16, 11)
+    tensors, metadata = runs.read_safetensors(tmp_path / WEIGHTS_FILE, "line reader")
+    args = json.loads(metadata["model_args"])
+    del args["frame"]  # as written before readers recorded their frame
+    older = tmp_path / "older.safetensors"
+    older.write_bytes(runs.safetensors_bytes(tensors, {**metadata, "model_args": json.dumps(args)}))
+    assert LineReader.load(older).frame == 4
+    with pytest.raises(DigitnetError, match="--frame must be 2 or 4"):
+        LineConfig(frame=3)

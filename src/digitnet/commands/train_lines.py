@@ -12,7 +12,7 @@ from digitnet.runs.config import PRECISIONS
 from digitnet.training.line_reader import LineConfig, fit_lines
 
 TUNABLE = ("epochs", "batch_size", "lr", "ema", "limit", "validation", "seed", "threads", "precision",
-           "test_numbers")
+           "test_numbers", "frame")
 
 
 def register(sub) -> None:
@@ -24,7 +24,8 @@ def register(sub) -> None:
     for name in TUNABLE:
         default = getattr(defaults, name)
         p.add_argument("--" + name.replace("_", "-"), type=type(default), default=default,
-                       choices=PRECISIONS if name == "precision" else None, help=f"(default {default})")
+                       choices={"precision": PRECISIONS, "frame": (2, 4)}.get(name),
+                       help=f"(default {default})")
     p.add_argument("--data-dir", default=None,
                    help="folder with the IDX files (default: $DIGITNET_DATA, system, cache)")
     p.set_defaults(run=run)

@@ -97,10 +97,16 @@ class LineReader:
 
     @torch.inference_mode()
     def frame_probabilities(self, line: np.ndarray) -> np.ndarray:
-        """uint8 (32, W) line -> float32 (W / 4, 11) probabilities, one row per 4 columns."""
+        """uint8 (32, W) line -> float32 (W / frame, 11) probabilities, one row per ``frame``
+        columns."""
         x = torch.from_numpy(line.astype(np.float32) / 255.0)[None, None]  # (1, 1, 32, W)
         with torch_threads(1):  # one small image: splitting it over threads costs more than it saves
             return torch.softmax(self.model(x)[0].float(), dim=-1).numpy()
+
+    @property
+    def frame(self) -> int:
+        """Input columns per output column: a digit's ``frame`` index times this is its place."""
+        return self.model.frame
 
     def read(self, line: np.ndarray) -> tuple[list[LineDigit], float]:
         """The digits on a uint8 (32, W) line, left to right, and the whole string's probability."""

@@ -35,7 +35,6 @@ from digitnet.runs.line_reading import FORMAT, WEIGHTS_FILE, LineReader, decode
 from digitnet.threads import torch_threads
 from digitnet.training import devices, number_figures, schedules, synthetic_lines
 from digitnet.training.calibrate import binned_gap, choose_close, fold_temperature, search_temperature
-from digitnet.vision.numbers import FRAME
 
 Batch = tuple[np.ndarray, list[np.ndarray], list[int]]  # lines, their labels, their widths
 
@@ -60,6 +59,7 @@ class LineConfig:
     test_numbers: int = 900  # MNIST test numbers read for metrics.json's test figures; 0 = none
     width: tuple[int, int, int, int] = (32, 64, 96, 96)  # LineNet's convolution widths
     hidden: int = 96  # LineNet's LSTM units per direction
+    frame: int = 4  # input columns per output column (2 or 4): 2 separates narrow touching digits
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "validation"):
@@ -74,9 +74,11 @@ class LineConfig:
             raise DigitnetError(f"--lr must be positive, got {self.lr}")
         if not 0 <= self.ema < 1:
             raise DigitnetError(f"--ema must be in [0, 1), got {self.ema}")
+        if self.frame not in (2, 4):
+            raise DigitnetError(f"--frame must be 2 or 4, got {self.frame}")
 
     def model_args(self) -> dict[str, Any]:
-        return {"width": list(self.width), "hidden": self.hidden}
+        return {"width": list(self.width), "hidden": self.hidden, "frame": self.frame}
 
 
 def ctc_loss(logits: torch.Tensor, labels: list[np.ndarray], frames: list[int]) -> torch.Tensor:
@@ -110,7 +112,8 @@ def validation_logits(model: nn.Module, batches: list[Batch]) -> list[tuple[torc
     out = []
     for x, labels, widths in batches:
         logits = model(as_input(x)).float()  # (N, T, 11)
-        out.extend((logits[i, : w // FRAME], y) for i, (y, w) in enumerate(zip(labels, widths, strict=True)))
+        out.extend((logits[i, : w // model.frame], y)
+                   for i, (y, w) in enumerate(zip(labels, widths, strict=True)))
     return out
 
 
@@ -227,7 +230,7 @@ def train_line_reader(config: LineConfig, out: Path, data_dir: str | None,
     x, y = training_digits(ds, config)
     held_out = validation_lines(ds, config)
     thinned = synthetic_lines.skeletons(x)  # each digit's skeleton, for redrawing it every epoch
-    model = LineNet(config.width, config.hidden).to(memory_format=torch.channels_last)
+    model = LineNet(config.width, config.hidden, config.frame).to(memory_format=torch.channels_last)
     # the average of the last few hundred steps' weights: steadier than the last step's
     average = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema), use_buffers=True)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
@@ -277,7 +280,7 @@ def train_line_epoch(model: LineNet, average: AveragedModel, optimizer: torch.op
     for batch, labels, widths in batches:
         with devices.autocast(precision, torch.device("cpu")):
             logits = model(as_input(batch))  # (N, T, 11)
-        loss = ctc_loss(logits, labels, [w // FRAME for w in widths])
+        loss = ctc_loss(logits, labels, [w // model.frame for w in widths])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), 5.0)

@@ -30,7 +30,6 @@ LINE_HEIGHT = 32  # rows of the line reader's input
 # margin, for baselines that drift and strokes that reach below the line.
 INK_HEIGHT = 24
 BORDER = (LINE_HEIGHT - INK_HEIGHT) // 2  # black above, below and on either side of the ink
-FRAME = 4  # input columns per output column of the line reader
 # Strips are padded to a multiple of this width: lines of about the same length then share one
 # input shape, whose convolution kernels the runtime prepares once (a new shape costs ~3 ms).
 WIDTH_STEP = 32
@@ -61,6 +60,8 @@ class LineDigit:
 
 class LineModel(Protocol):
     """What ``read_number`` needs of a line reader (``runs.line_reading.LineReader``)."""
+
+    frame: int  # input columns per output column
 
     def read(self, line: np.ndarray) -> tuple[list[LineDigit], float]: ...
 
@@ -223,7 +224,7 @@ def read_number(image: np.ndarray, reader: LineModel) -> NumberReading:
     # line columns -> copy columns: the crop's left edge and scale, as to_line made them
     y0, y1, x0, _ = ink_extent(clean)
     scale = INK_HEIGHT / (y1 - y0 + 1)
-    centres = [x0 + ((d.frame + 0.5) * FRAME - BORDER) / scale for d in found]
+    centres = [x0 + ((d.frame + 0.5) * reader.frame - BORDER) / scale for d in found]
     reach = HALF_DIGIT * INK_HEIGHT / scale
     digits = []
     for i, (d, centre) in enumerate(zip(found, centres, strict=True)):

@@ -68,6 +68,22 @@ def test_an_export_changed_after_its_check_is_refused(reader_copy):
     assert Predictor.from_run(run).backend == "torch"  # auto falls back, saying why
 
 
+def test_show_history_reads_each_file_of_the_run_once(reader_copy, tmp_path, cli, count_reads):
+    counts = count_reads(reader_copy)
+    code, out, err = cli("show", "history", "--run", reader_copy, "--out", tmp_path / "history.png")
+    assert code == 0, err
+    assert dict(counts) == {name: 1 for name in (runs.CONFIG_FILE, runs.MODEL_FILE, runs.METRICS_FILE)}
+
+
+def test_what_needs_a_finished_run_refuses_one_without_metrics(reader_copy, cli):
+    """A model copied without metrics.json still serves (``Run.metrics`` is {}), but it has no
+    history to draw and no calibration to fit again."""
+    (reader_copy / runs.METRICS_FILE).unlink()
+    assert Run.open(reader_copy).metrics == {}
+    code, _, err = cli("show", "history", "--run", reader_copy)
+    assert code == 2 and f"{reader_copy / runs.METRICS_FILE}: missing; is {reader_copy} a digitnet" in err
+
+
 def test_an_export_reads_the_weights_once_and_returns_the_run_as_recorded(reader_copy, mnist, count_reads):
     """The ONNX export reads the weights and metrics once, config.json when opened and again
     under the record it writes into it (the ONNX files it writes, it reads back to check and

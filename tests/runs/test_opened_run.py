@@ -84,15 +84,18 @@ def test_what_needs_a_finished_run_refuses_one_without_metrics(reader_copy, cli)
     assert code == 2 and f"{reader_copy / runs.METRICS_FILE}: missing; is {reader_copy} a digitnet" in err
 
 
-def test_an_export_reads_the_weights_once_and_returns_the_run_as_recorded(reader_copy, mnist, count_reads):
+def test_an_export_reads_the_weights_once_and_returns_the_run_as_recorded(trained_run, tmp_path, mnist,
+                                                                          count_reads):
     """The ONNX export reads the weights and metrics once, config.json when opened and again
     under the record it writes into it (the ONNX files it writes, it reads back to check and
     hash); the run returned is the one a fresh open gives."""
-    counts = count_reads(reader_copy)
-    exported, report = export_onnx(reader_copy, mnist.x_test[:100], mnist.y_test[:100], limit=100)
+    run_dir = tmp_path / "run"
+    shutil.copytree(trained_run, run_dir)
+    counts = count_reads(run_dir)
+    exported, report = export_onnx(run_dir, mnist.x_test[:100], mnist.y_test[:100], limit=100)
     read = {name: counts[name] for name in (runs.CONFIG_FILE, runs.MODEL_FILE, runs.METRICS_FILE)}
     assert read == {runs.CONFIG_FILE: 2, runs.MODEL_FILE: 1, runs.METRICS_FILE: 1}
-    again = Run.open(reader_copy)
+    again = Run.open(run_dir)
     assert exported.config_file == again.config_file and exported.files == {}
     assert exported.config_file["export"]["check"] == report.to_dict()
-    assert exported.checked_export()[0] == reader_copy / runs.ONNX_FILE
+    assert exported.checked_export()[0] == run_dir / runs.ONNX_FILE

@@ -25,10 +25,10 @@ import numpy as np
 import torch
 from fastapi.testclient import TestClient
 
-from digitnet import runs
 from digitnet.cli import main as digitnet
 from digitnet.inference import bundled
 from digitnet.inference.predictor import Predictor
+from digitnet.runs.run import Run
 from digitnet.vision import imaging, styles
 from digitnet.web.app import Settings, create_app
 
@@ -57,10 +57,10 @@ def post(run_dir: Path, store_dir: Path, style: str, n: int) -> int:
     return wrong
 
 
-def style_accuracy(run_dir: Path, style: str, n: int) -> float:
+def style_accuracy(run: Run | Path, style: str, n: int) -> float:
     rng = np.random.default_rng(12345)  # not the corrections' seed
     x = np.stack([imaging.to_mnist(d) for d in styles.render_many(style, n, rng)])
-    said = Predictor.from_run(run_dir, backend="torch").probabilities(x).argmax(1)
+    said = Predictor.from_run(run, backend="torch").probabilities(x).argmax(1)
     return float((said == styles.digit_of(style)).mean())
 
 
@@ -79,8 +79,9 @@ def main(argv: list[str] | None = None) -> int:
                   "finetune_seconds": round(seconds, 1), "finetune_cpu_seconds": round(cpu, 1),
                   "style_before": style_accuracy(start, args.style, args.test)}
         if code == 0:
-            tuned = runs.read_metrics(out)["finetune"]
-            result |= {"style_after": style_accuracy(out, args.style, args.test),
+            run = Run.open(out)
+            tuned = run.finished_metrics()["finetune"]
+            result |= {"style_after": style_accuracy(run, args.style, args.test),
                        "mnist_before": tuned["before"]["mnist_test"],
                        "mnist_after": tuned["after"]["mnist_test"],
                        "held_out_before": tuned["before"]["held_out"],

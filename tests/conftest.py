@@ -113,6 +113,39 @@ def cli(capsys):
     return run
 
 
+@pytest.fixture
+def count_reads(monkeypatch):
+    """count_reads(run_dir) -> a Counter of how often each file of ``run_dir`` is opened for
+    reading from then on, by Python or by onnxruntime (which opens a model file given by name
+    itself): what a consumer of a run reads of it."""
+    import builtins
+    import collections
+    import io
+
+    import onnxruntime
+
+    def start(run_dir: Path) -> collections.Counter:
+        counts: collections.Counter = collections.Counter()
+        real_open, real_session = io.open, onnxruntime.InferenceSession
+
+        def counting_open(file, mode="r", *args, **kwargs):
+            if isinstance(file, str | Path) and Path(file).parent == run_dir and "r" in mode:
+                counts[Path(file).name] += 1
+            return real_open(file, mode, *args, **kwargs)
+
+        def counting_session(model, *args, **kwargs):
+            if isinstance(model, str) and Path(model).parent == run_dir:
+                counts[Path(model).name] += 1
+            return real_session(model, *args, **kwargs)
+
+        monkeypatch.setattr(io, "open", counting_open)  # pathlib's read_bytes and read_text use it
+        monkeypatch.setattr(builtins, "open", counting_open)  # open() itself, as shutil's copies call it
+        monkeypatch.setattr(onnxruntime, "InferenceSession", counting_session)
+        return counts
+
+    return start
+
+
 @pytest.fixture(scope="session")
 def exported_run(tmp_path_factory, trained_run) -> tuple[Path, int, str, str]:
     """A copy of ``trained_run`` exported to ONNX once through ``digitnet export``.

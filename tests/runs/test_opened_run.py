@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import collections
-import io
 import shutil
 from pathlib import Path
 
 import numpy as np
-import onnxruntime
 import pytest
 
 from digitnet import runs
 from digitnet.errors import DigitnetError
 from digitnet.inference import bundled
+from digitnet.inference.export import export_onnx
 from digitnet.inference.predictor import Predictor
 from digitnet.runs.run import Run
 from digitnet.web import service, site
@@ -27,30 +25,9 @@ def reader_copy(tmp_path) -> Path:
     return tmp_path / "reader"
 
 
-def count_reads(monkeypatch, run_dir: Path) -> collections.Counter:
-    """How often each file of ``run_dir`` is opened for reading from here on, by Python or by
-    onnxruntime (which opens a model file given by name itself)."""
-    counts: collections.Counter = collections.Counter()
-    real_open, real_session = io.open, onnxruntime.InferenceSession
-
-    def counting_open(file, mode="r", *args, **kwargs):
-        if isinstance(file, str | Path) and Path(file).parent == run_dir and "r" in mode:
-            counts[Path(file).name] += 1
-        return real_open(file, mode, *args, **kwargs)
-
-    def counting_session(model, *args, **kwargs):
-        if isinstance(model, str) and Path(model).parent == run_dir:
-            counts[Path(model).name] += 1
-        return real_session(model, *args, **kwargs)
-
-    monkeypatch.setattr(io, "open", counting_open)  # pathlib's read_bytes and read_text use it
-    monkeypatch.setattr(onnxruntime, "InferenceSession", counting_session)
-    return counts
-
-
-def test_serving_a_run_reads_each_of_its_files_once(reader_copy, tmp_path, monkeypatch):
+def test_serving_a_run_reads_each_of_its_files_once(reader_copy, tmp_path, monkeypatch, count_reads):
     monkeypatch.setattr(site.browser_runtime, "cached", lambda: tmp_path)  # its files are not read
-    counts = count_reads(monkeypatch, reader_copy)
+    counts = count_reads(reader_copy)
     loaded = service.load_model(reader_copy, "auto")
     assert loaded.predictor.backend == "onnx" and loaded.on_device.info is not None
     assert dict(counts) == {name: 1 for name in (runs.CONFIG_FILE, runs.MODEL_FILE, runs.METRICS_FILE,
@@ -89,3 +66,36 @@ def test_an_export_changed_after_its_check_is_refused(reader_copy):
         run.checked_export()
     assert run.checked_first_layer() is None
     assert Predictor.from_run(run).backend == "torch"  # auto falls back, saying why
+
+
+def test_show_history_reads_each_file_of_the_run_once(reader_copy, tmp_path, cli, count_reads):
+    counts = count_reads(reader_copy)
+    code, out, err = cli("show", "history", "--run", reader_copy, "--out", tmp_path / "history.png")
+    assert code == 0, err
+    assert dict(counts) == {name: 1 for name in (runs.CONFIG_FILE, runs.MODEL_FILE, runs.METRICS_FILE)}
+
+
+def test_what_needs_a_finished_run_refuses_one_without_metrics(reader_copy, cli):
+    """A model copied without metrics.json still serves (``Run.metrics`` is {}), but it has no
+    history to draw and no calibration to fit again."""
+    (reader_copy / runs.METRICS_FILE).unlink()
+    assert Run.open(reader_copy).metrics == {}
+    code, _, err = cli("show", "history", "--run", reader_copy)
+    assert code == 2 and f"{reader_copy / runs.METRICS_FILE}: missing; is {reader_copy} a digitnet" in err
+
+
+def test_an_export_reads_the_weights_once_and_returns_the_run_as_recorded(trained_run, tmp_path, mnist,
+                                                                          count_reads):
+    """The ONNX export reads the weights and metrics once, config.json when opened and again
+    under the record it writes into it (the ONNX files it writes, it reads back to check and
+    hash); the run returned is the one a fresh open gives."""
+    run_dir = tmp_path / "run"
+    shutil.copytree(trained_run, run_dir)
+    counts = count_reads(run_dir)
+    exported, report = export_onnx(run_dir, mnist.x_test[:100], mnist.y_test[:100], limit=100)
+    read = {name: counts[name] for name in (runs.CONFIG_FILE, runs.MODEL_FILE, runs.METRICS_FILE)}
+    assert read == {runs.CONFIG_FILE: 2, runs.MODEL_FILE: 1, runs.METRICS_FILE: 1}
+    again = Run.open(run_dir)
+    assert exported.config_file == again.config_file and exported.files == {}
+    assert exported.config_file["export"]["check"] == report.to_dict()
+    assert exported.checked_export()[0] == run_dir / runs.ONNX_FILE

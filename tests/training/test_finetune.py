@@ -78,9 +78,11 @@ def corrections(n: int, label: int) -> store.Labelled:
     return store.Labelled(x, np.full(n, label), np.arange(1, n + 1))
 
 
-def test_a_model_that_would_forget_mnist_is_not_written(trained_run, small_mnist, tmp_path):
+def test_a_model_that_would_forget_mnist_is_not_written(trained_run, small_mnist, tmp_path, count_reads):
     strict = FinetuneConfig(steps=2, batch_size=32, max_drop=-1.0)  # only a gain of 100 points would do
+    counts = count_reads(trained_run)
     outcome = finetune(trained_run, corrections(10, 1), strict, tmp_path / "out", dataset=small_mnist)
+    assert dict(counts) == {name: 1 for name in (runs.CONFIG_FILE, runs.MODEL_FILE, runs.METRICS_FILE)}
     assert not outcome.accepted and outcome.run_dir is None and "accuracy fell" in outcome.refused
     assert not (tmp_path / "out").exists()
 

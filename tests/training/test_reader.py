@@ -87,7 +87,7 @@ def test_acceptance_is_set_on_other_writers_and_the_ratio_on_plain_digits():
     assert on_all < v.close  # on everything: far more "a or b?"
 
 
-def test_reader_recipe_trains_calibrates_and_reads(mnist_short_test, tmp_path, cli):
+def test_reader_recipe_trains_calibrates_and_reads(mnist_short_test, tmp_path, cli, count_reads):
     """The recipe's whole path on a few hundred images: 11 classes, calibration recorded and
     folded into the saved model, and a predictor that names the 11th class."""
     config = recipes.resolve("reader", {"limit": 1200, "validation": 200, "negatives": 400,
@@ -110,7 +110,9 @@ def test_reader_recipe_trains_calibrates_and_reads(mnist_short_test, tmp_path, c
     assert "not a digit" in out
     # fitted again with the current rule: the temperatures compose, the answers' order stays
     before = predictor.probabilities(mnist_short_test.x_test[:200])
+    counts = count_reads(tmp_path / "reader")
     again = recalibrate(tmp_path / "reader", data_dir=None)
+    assert dict(counts) == {name: 1 for name in (runs.CONFIG_FILE, runs.MODEL_FILE, runs.METRICS_FILE)}
     refitted = Predictor.from_run(tmp_path / "reader", backend="torch")
     after = refitted.probabilities(mnist_short_test.x_test[:200])
     assert again["temperature"] == pytest.approx(cal["temperature"], rel=0.1)  # a refit moves T little

@@ -11,7 +11,7 @@ import tarfile
 import pytest
 from fastapi.testclient import TestClient
 
-from digitnet import npm
+from digitnet import npm, runs
 from digitnet.errors import DigitnetError
 from digitnet.runs.run import Run
 from digitnet.web import browser_runtime, site
@@ -36,11 +36,16 @@ def fake_npm(tmp_path, monkeypatch, script: str) -> None:
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
 
 
-def test_export_web_writes_a_site_with_the_runs_checked_model(cli, runtime, exported_run, tmp_path):
+def test_export_web_writes_a_site_with_the_runs_checked_model(cli, runtime, exported_run, tmp_path,
+                                                              count_reads):
     run_dir = exported_run[0]
     dest = tmp_path / "site"
+    counts = count_reads(run_dir)
     code, out, err = cli("export", "--web", dest, "--run", run_dir)
     assert code == 0, err
+    # the site's ONNX files are the bytes their checks hashed: each file of the run read once
+    assert dict(counts) == {name: 1 for name in (runs.CONFIG_FILE, runs.MODEL_FILE, runs.METRICS_FILE,
+                                                 runs.ONNX_FILE, runs.FIRST_LAYER_FILE)}
     lines = out.strip().splitlines()
     assert lines[0].startswith(f"wrote {dest}: a static site") and "onnxruntime-web 1.30.0" in lines[0]
     assert "checked against PyTorch on 1,000 mnist test images: same class for 100.0%" in lines[1]
@@ -149,8 +154,6 @@ def test_an_export_made_before_first_layers_still_reads_and_a_site_gets_one(runt
     """A run whose export has no first-layer.onnx: the served page reads on the device all the
     same (model.json says there is no first layer), and its static site gets one, checked."""
     import shutil
-
-    from digitnet import runs
 
     run_dir = tmp_path / "run"
     shutil.copytree(exported_run[0], run_dir)

@@ -185,7 +185,7 @@ def digitnet_train(run_dir: Path, data_dir: str | None, *args: str) -> Process:
     if data_dir:
         cmd += ["--data-dir", data_dir]
     _, rss, wall = run_process(cmd, child_env(None))
-    return Process(runs.read_metrics(run_dir), rss, wall)
+    return Process(Run.open(run_dir).finished_metrics(), rss, wall)
 
 
 def median(values: list[float]) -> float:
@@ -265,8 +265,7 @@ def bench_inference(run_dir: Path, images: np.ndarray, labels: np.ndarray,
     each runtime's throughput also as a ratio to torch fp32, the plain PyTorch way. The onnx
     runtimes need the exported model and its int8 copy (ranges from ``calibration``, training
     images), both checked."""
-    export_onnx(run_dir, images, labels, calibration=calibration)
-    run = Run.open(run_dir)  # opened once for every runtime
+    run, _ = export_onnx(run_dir, images, labels, calibration=calibration)  # one for every runtime
     rows = []
     for runtime in RUNTIMES:
         for precision in RUNTIME_PRECISIONS[runtime]:

@@ -29,18 +29,18 @@ def register(sub) -> None:
 def run(args) -> int:
     if args.web is not None:
         return run_web(args)
-    run_dir = runs.resolve_run_dir(args.run_dir)
-    config, _ = runs.read_config(run_dir)
-    ds = load(config.dataset, args.data_dir)  # before exporting: no export without its check
-    path, report = export_onnx(run_dir, ds.x_test, ds.y_test, calibration=ds.x_train)
+    run = Run.open(runs.resolve_run_dir(args.run_dir))
+    ds = load(run.config.dataset, args.data_dir)  # before exporting: no export without its check
+    exported, report = export_onnx(run, ds.x_test, ds.y_test, calibration=ds.x_train)
+    run_dir, path = run.path, run.path / runs.ONNX_FILE
     out = console()
     # soft_wrap: each result stays one line however narrow the terminal (or a pipe) is
     out.print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB): input float32 (batch, 1, 28, 28) "
-              f"in [0, 1], output probabilities (batch, {len(config.classes)})", soft_wrap=True)
+              f"in [0, 1], output probabilities (batch, {len(run.config.classes)})", soft_wrap=True)
     out.print(f"checked against PyTorch on {report.images:,} {ds.name} test images: same class for "
               f"{report.agreement:.1%}, max probability difference {report.max_abs_diff:.1e}, "
               f"accuracy {report.accuracy:.2%}", soft_wrap=True)
-    export = runs.read_config(run_dir)[1]["export"]
+    export = exported.config_file["export"]
     int8 = export["int8"]
     agrees = (f"the same class as model.onnx for {int8['check']['agreement']:.1%} of the test "
               f"images, max probability difference {int8['check']['max_abs_diff']:.2f}")

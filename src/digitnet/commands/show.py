@@ -13,6 +13,7 @@ from digitnet.errors import DigitnetError
 from digitnet.inference import bundled, explain, files
 from digitnet.inference.predictor import Predictor
 from digitnet.plots import figures, inspection
+from digitnet.runs.run import Run
 
 KINDS = ("samples", "predictions", "errors", "confusion", "history", "filters", "explain")
 DEFAULT_N = {"samples": 40, "predictions": 40, "errors": 30, "filters": 16}
@@ -56,18 +57,17 @@ def run(args) -> int:
         fig = samples(load(dataset, args.data_dir), n, args.seed)
         out = args.out or runs.DEFAULT_ROOT / f"samples-{dataset}.png"
     else:
-        run_dir = runs.resolve_run_dir(args.run_dir)
-        fig = DRAW[args.kind](run_dir, args, n)
-        out = args.out or run_dir / f"{args.kind}.png"
+        run = Run.open(runs.resolve_run_dir(args.run_dir))
+        fig = DRAW[args.kind](run, args, n)
+        out = args.out or run.path / f"{args.kind}.png"
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic.write_bytes(out, figures.to_png(fig))
     console().print(f"wrote {out}", soft_wrap=True, markup=False)
     return 0
 
 
-def run_dataset(run_dir: Path, args) -> Dataset:
-    config, _ = runs.read_config(run_dir)
-    return load(args.dataset or config.dataset, args.data_dir)
+def run_dataset(run: Run, args) -> Dataset:
+    return load(args.dataset or run.config.dataset, args.data_dir)
 
 
 def samples(ds: Dataset, n: int, seed: int) -> Figure:
@@ -76,43 +76,43 @@ def samples(ds: Dataset, n: int, seed: int) -> Figure:
                          f"{ds.name}: {len(index)} training images and their labels")
 
 
-def draw_samples(run_dir: Path, args, n: int) -> Figure:
-    return samples(run_dataset(run_dir, args), n, args.seed)
+def draw_samples(run: Run, args, n: int) -> Figure:
+    return samples(run_dataset(run, args), n, args.seed)
 
 
-def draw_predictions(run_dir: Path, args, n: int) -> Figure:
-    predictor, ds = Predictor.from_run(run_dir), run_dataset(run_dir, args)
+def draw_predictions(run: Run, args, n: int) -> Figure:
+    predictor, ds = Predictor.from_run(run), run_dataset(run, args)
     index = inspection.sample(len(ds.x_test), n, args.seed)
     preds = inspection.predict(predictor, ds.x_test[index], ds.y_test[index])
-    return figures.predictions(preds, ds.classes, f"{run_dir.name} on {len(index)} {ds.name} test images")
+    return figures.predictions(preds, ds.classes, f"{run.path.name} on {len(index)} {ds.name} test images")
 
 
-def draw_errors(run_dir: Path, args, n: int) -> Figure:
-    predictor, ds = Predictor.from_run(run_dir), run_dataset(run_dir, args)
+def draw_errors(run: Run, args, n: int) -> Figure:
+    predictor, ds = Predictor.from_run(run), run_dataset(run, args)
     preds = inspection.predict(predictor, ds.x_test, ds.y_test)
     mistakes = inspection.most_confident_mistakes(preds, n)
     wrong = int((~preds.right).sum())
-    return figures.errors(mistakes, ds.classes, f"{run_dir.name}: the {len(mistakes.labels)} most "
+    return figures.errors(mistakes, ds.classes, f"{run.path.name}: the {len(mistakes.labels)} most "
                         f"confident of {wrong} mistakes on the {ds.name} test set")
 
 
-def draw_confusion(run_dir: Path, args, n: int) -> Figure:
-    predictor, ds = Predictor.from_run(run_dir), run_dataset(run_dir, args)
+def draw_confusion(run: Run, args, n: int) -> Figure:
+    predictor, ds = Predictor.from_run(run), run_dataset(run, args)
     preds = inspection.predict(predictor, ds.x_test, ds.y_test)
-    return figures.confusion(preds.confusion(), ds.classes, figures.confusion_title(run_dir.name, ds.name))
+    return figures.confusion(preds.confusion(), ds.classes, figures.confusion_title(run.path.name, ds.name))
 
 
-def draw_history(run_dir: Path, args, n: int) -> Figure:
-    metrics = runs.read_metrics(run_dir)
+def draw_history(run: Run, args, n: int) -> Figure:
+    metrics = run.finished_metrics()
     try:
-        return figures.run_history(metrics, run_dir.name)
+        return figures.run_history(metrics, run.path.name)
     except (KeyError, TypeError) as e:
-        raise DigitnetError(f"{run_dir / runs.METRICS_FILE}: no training history ({e}); "
+        raise DigitnetError(f"{run.path / runs.METRICS_FILE}: no training history ({e}); "
                             "train the run (again) to record it") from e
 
 
-def draw_filters(run_dir: Path, args, n: int) -> Figure:
-    predictor, ds = Predictor.from_run(run_dir), run_dataset(run_dir, args)
+def draw_filters(run: Run, args, n: int) -> Figure:
+    predictor, ds = Predictor.from_run(run), run_dataset(run, args)
     if not 0 <= args.index < len(ds.x_test):
         raise DigitnetError(f"--index {args.index} is not a test image; give 0 to {len(ds.x_test) - 1}")
     image, label = ds.x_test[args.index], int(ds.y_test[args.index])
@@ -120,7 +120,7 @@ def draw_filters(run_dir: Path, args, n: int) -> Figure:
     outputs = inspection.layer_outputs(predictor.model, image)
     probs = predictor.probabilities(image)[0]
     return figures.filters(layer_name, kernels, image, ds.classes[label], outputs, probs, ds.classes,
-                         run_dir.name, per_layer=n)
+                         run.path.name, per_layer=n)
 
 
 def draw_explain(image: Path, run_dir: Path | None, method: str) -> Figure:

@@ -69,13 +69,12 @@ def bundle(run_dir: str | Path, dest: Path = READER_DIR, data_dir: str | Path | 
     run = Run.open(run_dir)
     check_reader(run)
     ds = load(run.config.dataset, data_dir)
-    export_onnx(run.path, ds.x_test, ds.y_test, calibration=ds.x_train)
-    exported = Run.open(run.path)  # config.json now records the export
+    exported, _ = export_onnx(run, ds.x_test, ds.y_test, calibration=ds.x_train)
     check_reader(exported, SHIPPED)
     # The package records what the reader measured, not where it was trained.
     metrics = {k: v for k, v in exported.metrics.items() if k != "run_dir"}
     for name in (runs.MODEL_FILE, *SHIPPED[len(FILES):], runs.CONFIG_FILE):
-        atomic.write_bytes(dest / name, (run.path / name).read_bytes())
+        atomic.write_bytes(dest / name, exported.read(name))
     runs.write_metrics(dest, metrics)
     return dest
 

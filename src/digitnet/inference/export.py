@@ -132,12 +132,12 @@ def _mismatch(path: Path, run_dir: Path, report: ParityReport) -> DigitnetError:
     )
 
 
-def _record(run: Run, report: ParityReport, first_layer: dict | None, int8: dict | None = None) -> None:
+def _record(run: Run, report: ParityReport, first_layer: dict | None, int8: dict | None = None) -> Run:
     """Record in config.json the layout of the model.onnx now in place and its passed check,
     ``first_layer``, the record of the first-layer.onnx beside it, and ``int8``, that of its
-    int8 copy (None: there is none)."""
+    int8 copy (None: there is none); returns the run as now recorded."""
     path, classes = run.path / runs.ONNX_FILE, run.config.classes
-    runs.update_config(run.path, export={
+    return run.updated(export={
         "format": "onnx", "file": runs.ONNX_FILE, "opset": OPSET,
         "input": {"name": onnx_runtime.INPUT_NAME, **onnx_runtime.LAYOUT},
         "output": {"name": onnx_runtime.OUTPUT_NAME, "dtype": "float32", "shape": ["batch", len(classes)],
@@ -148,26 +148,27 @@ def _record(run: Run, report: ParityReport, first_layer: dict | None, int8: dict
     })
 
 
-def export_onnx(run_dir: str | Path, images: np.ndarray, labels: np.ndarray,
+def export_onnx(run: Run | str | Path, images: np.ndarray, labels: np.ndarray,
                 limit: int = PARITY_IMAGES, calibration: np.ndarray | None = None
-                ) -> tuple[Path, ParityReport]:
-    """Write RUN_DIR/model.onnx, checked on the first ``limit`` images (uint8 (N, 28, 28)),
+                ) -> tuple[Run, ParityReport]:
+    """Write the run's model.onnx, checked on the first ``limit`` images (uint8 (N, 28, 28)),
     and with ``calibration`` (training images, uint8 (N, 28, 28)) its int8 copy, checked on
-    the same images.
+    the same images; returns the run as now recorded (config.json's "export") and the check.
 
-    A file only takes its name once it has passed its check; a failed or interrupted check
-    leaves the previous file (or none) and no temporary file.
+    ``run``: a ``Run`` (only its weights and config are used: the files it read before are of
+    the export replaced) or its directory. A file only takes its name once it has passed its
+    check; a failed or interrupted check leaves the previous file (or none) and no temporary file.
     """
-    run = Run.open(run_dir)
+    run = run if isinstance(run, Run) else Run.open(run)
     path = run.path / runs.ONNX_FILE
     (run.path / runs.INT8_FILE).unlink(missing_ok=True)  # made from the model.onnx replaced
     report = write_checked(run, path, images, labels, limit)
     first_layer = write_first_layer(run, run.path / runs.FIRST_LAYER_FILE, images)
-    _record(run, report, first_layer)
+    exported = _record(run, report, first_layer)
     if calibration is not None:  # from the run as recorded now, its new model.onnx checked
-        int8 = quantize.write_int8(Run.open(run.path), calibration, _parity_set(images, labels, limit)[0])
-        _record(run, report, first_layer, int8)
-    return path, report
+        int8 = quantize.write_int8(exported, calibration, _parity_set(images, labels, limit)[0])
+        exported = _record(run, report, first_layer, int8)
+    return exported, report
 
 
 def write_checked(run: Run, path: Path, images: np.ndarray, labels: np.ndarray,

@@ -116,11 +116,13 @@ def read_config(run_dir: Path) -> tuple[TrainConfig, dict[str, Any]]:
         raise DigitnetError(f"{run_dir / CONFIG_FILE}: no valid 'config' section ({e})") from e
 
 
-def update_config(run_dir: Path, **fields: Any) -> None:
-    """Add or replace top-level fields of config.json (used by export to record the layout)."""
+def update_config(run_dir: Path, **fields: Any) -> dict[str, Any]:
+    """Add or replace top-level fields of config.json (used by export to record the layout);
+    returns the whole config.json as written, as reading it back would give it."""
     data = read_json(run_dir / CONFIG_FILE, "config")
     data.update(fields)
     atomic.write_json(run_dir / CONFIG_FILE, data)
+    return json.loads(json.dumps(data))  # tuples become lists, as in the file
 
 
 def check_run_dir(run_dir: str | Path) -> Path:

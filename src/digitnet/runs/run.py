@@ -11,7 +11,7 @@ once: a session opened from them and the hash that checks them come from the sam
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +55,21 @@ class Run:
     def verdict(self) -> Verdict:
         """The verdict's thresholds chosen when the run was calibrated (defaults for other runs)."""
         return from_record(self.metrics.get("calibration"))
+
+    def finished_metrics(self) -> dict[str, Any]:
+        """metrics.json as read, for what needs the record of a finished run (its history, its
+        calibration); one line naming the fix when the run has none."""
+        path = self.path / runs.METRICS_FILE
+        if not self.metrics and not path.is_file():
+            raise DigitnetError(f"{path}: missing; is {self.path} a digitnet run directory?")
+        return self.metrics
+
+    def updated(self, **fields: Any) -> Run:
+        """Write ``fields`` (top-level fields of config.json beside the TrainConfig, such as
+        the export's record) atomically and return the run as it now stands:
+        the same weights and metrics, the config as written, none of its other files read yet
+        (the export that the fields record has replaced them)."""
+        return replace(self, config_file=runs.update_config(self.path, **fields), files={})
 
     def model(self, device: str = "cpu") -> nn.Module:
         """A fresh copy of the trained model, in eval mode on ``device``."""

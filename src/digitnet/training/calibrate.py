@@ -42,6 +42,7 @@ from digitnet.errors import DigitnetError
 from digitnet.evaluate import predict_logits
 from digitnet.runs.calibration import Verdict, decide
 from digitnet.runs.config import NOT_A_DIGIT, TrainConfig
+from digitnet.runs.run import Run
 from digitnet.training.augment import other_writers
 from digitnet.vision import imaging
 
@@ -179,9 +180,8 @@ def recalibrate(run_dir: str | Path, data_dir: str | Path | None = None) -> dict
     model and metrics.json (atomically); returns the new calibration record."""
     from digitnet.training.run import make_split  # the split as training made it
 
-    run_dir = runs.check_run_dir(run_dir)
-    model, config = runs.load_model(run_dir)
-    metrics = runs.read_metrics(run_dir)
+    run = Run.open(run_dir)
+    run_dir, model, config, metrics = run.path, run.model(), run.config, run.finished_metrics()
     before = metrics.get("calibration")
     if not before or not config.validation:
         raise DigitnetError(f"{run_dir}: not a calibrated run with a validation split; nothing to refit")

@@ -18,6 +18,7 @@ from digitnet.evaluate import confusion_matrix, predict_logits
 from digitnet.models import probabilities
 from digitnet.preprocess import input_tensor
 from digitnet.runs.config import TrainConfig
+from digitnet.runs.run import Run
 from digitnet.training.hooks import Reporter
 from digitnet.training.run import fit
 
@@ -44,7 +45,7 @@ def fit_ensemble(config: TrainConfig, k: int, run_dir: Path | None = None, *,
     runs.write_config(run_dir, config, dataset_sha256=ds.sha256, parameters=0, ensemble=k)
     members = [fit(config.replace(seed=config.seed + i), member_dir(run_dir, i), dataset=ds,
                    reporter=reporter) for i in range(k)]
-    models = [runs.load_model(member_dir(run_dir, i))[0] for i in range(k)]
+    models = [Run.open(member_dir(run_dir, i)).model() for i in range(k)]
     x_test, y_test = input_tensor(ds.x_test), torch.from_numpy(ds.y_test).long()
     probs = average_probabilities(models, x_test, config.eval_batch_size)  # (N, 10)
     predicted = probs.argmax(1)

@@ -30,7 +30,6 @@ calibrated on before (never trained on, here either), so its verdicts ("not a di
 from __future__ import annotations
 
 import copy
-import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -50,6 +49,7 @@ from digitnet.evaluate import Evaluation, evaluate, predict_logits
 from digitnet.models import count_parameters
 from digitnet.preprocess import input_tensor
 from digitnet.runs.config import NOT_A_DIGIT, TrainConfig
+from digitnet.runs.run import Run
 from digitnet.training import devices, negatives, schedules
 from digitnet.training.augment import Augmentation, for_run
 from digitnet.training.calibrate import fit_verdict, on_top
@@ -124,10 +124,6 @@ def nhwc(x: torch.Tensor) -> torch.Tensor:
     """Channels-last images: with the model in that layout, oneDNN's faster convolutions
     (half the time of NCHW for a reader's evaluation on a Xeon)."""
     return x.contiguous(memory_format=torch.channels_last)
-
-
-def sha256_file(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float | None:
@@ -240,14 +236,14 @@ def usable(data: Labelled, num_classes: int) -> tuple[Labelled, int]:
     return data.take(keep), int((~keep).sum())
 
 
-def finetune(start: Path, data: Labelled, fc: FinetuneConfig, out: Path, *,
+def finetune(start: Run | Path, data: Labelled, fc: FinetuneConfig, out: Path, *,
              data_dir: str | Path | None = None, dataset: Dataset | None = None,
              progress: Callable[[str], None] = lambda _: None) -> Outcome:
-    """Fine-tune the run ``start`` on the corrections ``data``; write the run ``out`` only
-    when MNIST test accuracy holds (``Outcome.accepted``)."""
+    """Fine-tune the run ``start`` (opened, or its directory) on the corrections ``data``; write
+    the run ``out`` only when MNIST test accuracy holds (``Outcome.accepted``)."""
     started = time.perf_counter()
-    model, config = runs.load_model(start)
-    model = model.to(memory_format=torch.channels_last)
+    start = start if isinstance(start, Run) else Run.open(start)
+    model, config = start.model().to(memory_format=torch.channels_last), start.config
     precision = devices.resolve_precision("auto", torch.device("cpu"))
     data, skipped = usable(data, config.num_classes)
     learn, held = data.split(fc.holdout_every)
@@ -265,8 +261,7 @@ def finetune(start: Path, data: Labelled, fc: FinetuneConfig, out: Path, *,
     progress(f"fine-tuning: {fc.steps} steps on {len(learn)} corrections mixed with {len(x_old):,} "
              "old images")
     train_seconds = tune(model, config, fc, learn, x_old, y_old, generator, precision)
-    previous = runs.read_metrics(start).get("calibration") if (start / runs.METRICS_FILE).exists() else None
-    cal = calibrate_again(model, previous, x_val, y_val)
+    cal = calibrate_again(model, start.metrics.get("calibration"), x_val, y_val)
     after, test, answers_after = test_scores(model, x_test, y_test, held)
     moved = float((answers_after != answers_before).float().mean())
     outcome = Outcome(before, after, {"learnt": len(learn), "held_out": len(held), "skipped": skipped},
@@ -279,10 +274,10 @@ def finetune(start: Path, data: Labelled, fc: FinetuneConfig, out: Path, *,
     return outcome
 
 
-def write_run(out: Path, model: nn.Module, config: TrainConfig, ds: Dataset, start: Path,
+def write_run(out: Path, model: nn.Module, config: TrainConfig, ds: Dataset, start: Run,
               fc: FinetuneConfig, outcome: Outcome, cal: dict[str, Any] | None, test: Evaluation) -> None:
     """A run directory like ``digitnet train``'s, with where it came from under "finetune"."""
-    origin = {"from_run": str(start.resolve()), "from_sha256": sha256_file(start / runs.MODEL_FILE),
+    origin = {"from_run": str(start.path.resolve()), "from_sha256": start.weights_sha256,
               "settings": asdict(fc), "corrections": outcome.corrections}
     out.mkdir(parents=True, exist_ok=True)
     runs.write_config(out, config, dataset_sha256=ds.sha256, parameters=count_parameters(model),

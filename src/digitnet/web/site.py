@@ -129,7 +129,7 @@ def _first_layer(run: Run, dest: Path, images: np.ndarray) -> dict[str, Any]:
     found = run.checked_first_layer()
     if found is None:
         return export.write_first_layer(run, dest, images)
-    shutil.copyfile(found[0], dest)
+    dest.write_bytes(run.read(found[0].name))  # the bytes its check hashed
     return found[1]
 
 
@@ -140,7 +140,7 @@ def _model(run: Run, dest: Path, images: np.ndarray, labels: np.ndarray) -> tupl
         path, record = run.checked_export()
     except DigitnetError:
         return export.write_checked(run, dest, images, labels).to_dict(), False
-    shutil.copyfile(path, dest)
+    dest.write_bytes(run.read(path.name))  # the bytes its check hashed
     return record["check"], True
 
 

@@ -58,6 +58,18 @@ def pytest_runtest_makereport(item, call):
         report.outcome, report.longrepr = "failed", f"CI=true and {reason}"
 
 
+def pytest_collection_modifyitems(items):
+    """Files with the most slow tests first, each file's tests in their own order: pytest-xdist
+    (``--dist loadfile``) hands out files in this order as workers free up, so the long ones
+    start early and the short ones even out the end, rather than one worker starting a long
+    file as the other runs dry."""
+    slow: dict[str, int] = {}
+    for item in items:
+        slow[item.nodeid.split("::")[0]] = slow.get(item.nodeid.split("::")[0], 0) + (
+            item.get_closest_marker("slow") is not None)
+    items.sort(key=lambda item: -slow[item.nodeid.split("::")[0]])
+
+
 def load_mnist() -> Dataset:
     """MNIST from $DIGITNET_DATA (or the system folder / cache); never downloaded by tests.
 

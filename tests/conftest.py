@@ -8,7 +8,9 @@ passes by skipping a third of the suite proves nothing.
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -17,7 +19,8 @@ import pytest
 # runs in a subprocess, so it is told to use its cache only.
 os.environ["NPM_CONFIG_OFFLINE"] = "true"  # npm reads its config case-insensitively
 
-from digitnet.datasets import Dataset, load
+from digitnet import runs
+from digitnet.datasets import Dataset, load, sources
 from digitnet.datasets.sources import find_files
 from digitnet.errors import DigitnetError
 from digitnet.runs.config import TrainConfig
@@ -55,6 +58,18 @@ def pytest_runtest_makereport(item, call):
         report.outcome, report.longrepr = "failed", f"CI=true and {reason}"
 
 
+def pytest_collection_modifyitems(items):
+    """Files with the most slow tests first, each file's tests in their own order: pytest-xdist
+    (``--dist loadfile``) hands out files in this order as workers free up, so the long ones
+    start early and the short ones even out the end, rather than one worker starting a long
+    file as the other runs dry."""
+    slow: dict[str, int] = {}
+    for item in items:
+        slow[item.nodeid.split("::")[0]] = slow.get(item.nodeid.split("::")[0], 0) + (
+            item.get_closest_marker("slow") is not None)
+    items.sort(key=lambda item: -slow[item.nodeid.split("::")[0]])
+
+
 def load_mnist() -> Dataset:
     """MNIST from $DIGITNET_DATA (or the system folder / cache); never downloaded by tests.
 
@@ -89,14 +104,46 @@ def tiny_config() -> TrainConfig:
     return TrainConfig(limit=1000, epochs=1, batch_size=50, precision="fp32", eval_batch_size=2000)
 
 
-@pytest.fixture(scope="session")
-def trained_run(tmp_path_factory, mnist) -> Path:
-    """The tutorial's network trained on 6,000 images for one epoch with a one-cycle schedule
-    (94.1% on the test set): the one model that tests of prediction, export, pictures and
-    serving share."""
-    run_dir = tmp_path_factory.mktemp("runs") / "small"
+@pytest.fixture
+def short_mnist_everywhere(monkeypatch, mnist_short_test) -> Dataset:
+    """Every load of MNIST in this process, the commands' own included, gives ``mnist_short_test``
+    (1,000 test images): for tests of commands that measure on the test set, where the figure
+    is not the point and measuring 10,000 images is most of the time. Reading and checking the
+    files is tested in tests/datasets."""
+    real = sources.load_folder
+
+    def load_folder(folder, spec, origin):
+        return mnist_short_test if spec.name == "mnist" else real(folder, spec, origin)
+
+    monkeypatch.setattr(sources, "load_folder", load_folder)
+    return mnist_short_test
+
+
+def train_small(run_dir: Path, mnist: Dataset) -> None:
     fit(TrainConfig(limit=6_000, epochs=1, lr=2e-3, schedule="onecycle", precision="fp32"), run_dir,
         dataset=mnist)
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory, mnist, worker_id) -> Path:
+    """The tutorial's network trained on 6,000 images for one epoch with a one-cycle schedule
+    (94.1% on the test set): the one model that tests of prediction, export, pictures and
+    serving share.
+
+    Under pytest-xdist it is trained once for all workers, in the run's common temporary
+    folder under a file lock, and each worker gets its own copy (tests may write beside it)."""
+    run_dir = tmp_path_factory.mktemp("runs") / "small"
+    if worker_id == "master":
+        train_small(run_dir, mnist)
+        return run_dir
+    shared = tmp_path_factory.getbasetemp().parent  # this run's folder, above each worker's own
+    trained = shared / "trained_run" / run_dir.name
+    with open(shared / "trained_run.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # the first worker trains, the others wait for it
+        if not (trained / runs.METRICS_FILE).is_file():
+            shutil.rmtree(trained, ignore_errors=True)  # what a failed try left
+            train_small(trained, mnist)
+    shutil.copytree(trained, run_dir)
     return run_dir
 
 

@@ -65,7 +65,11 @@ def confusion_matrix(y_true: torch.Tensor, y_pred: torch.Tensor, classes: int = 
 def evaluate_sums(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000,
                   autocast: Callable[[], object] | None = None) -> torch.Tensor:
     """[loss sum, confusion counts...] as one float64 vector, so processes can add them up."""
-    logits = predict_logits(model, x, batch_size, autocast)
+    return sums_of(predict_logits(model, x, batch_size, autocast), y)
+
+
+def sums_of(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """``evaluate_sums`` of logits (N, classes) already computed, for labels (N,)."""
     loss_sum = F.cross_entropy(logits, y, reduction="sum").double().reshape(1)
     confusion = confusion_matrix(y, logits.argmax(1), logits.shape[1]).double().reshape(-1)
     return torch.cat([loss_sum, confusion])

@@ -64,7 +64,7 @@ def test_machine_name_says_the_cpu_its_bf16_and_the_load():
 
 
 @pytest.mark.slow  # three training subprocesses: ~30 s on an idle 2-core machine
-def test_quick_bench_end_to_end(cli, tmp_path, monkeypatch):
+def test_quick_bench_end_to_end(cli, tmp_path, monkeypatch, short_mnist_everywhere):
     reference = find_reference(None) or next(
         (p for p in (PROJECT.parent / "shared/bench/reference_torch.py",
                      PROJECT.parents[1] / "shared/bench/reference_torch.py") if p.is_file()), None)

@@ -14,7 +14,7 @@ import pytest
 from digitnet import runs
 
 
-def test_train_and_evaluate_end_to_end(cli, tmp_path):
+def test_train_and_evaluate_end_to_end(cli, tmp_path, short_mnist_everywhere):
     run_dir = tmp_path / "run"
     code, out, err = cli("train", "--limit", "1000", "--batch-size", "50", "--out", run_dir,
                          "--precision", "fp32")

@@ -19,7 +19,7 @@ def assert_png(path) -> None:
 
 
 @pytest.mark.parametrize("kind", ["samples", "predictions", "errors", "confusion", "history", "filters"])
-def test_every_kind_writes_a_png(cli, trained_run, tmp_path, kind):
+def test_every_kind_writes_a_png(cli, trained_run, tmp_path, kind, short_mnist_everywhere):
     out = tmp_path / f"{kind}.png"
     code, stdout, err = cli("show", kind, "--run", trained_run, "--out", out, "--n", "12")
     assert (code, err) == (0, "")
@@ -27,7 +27,7 @@ def test_every_kind_writes_a_png(cli, trained_run, tmp_path, kind):
     assert_png(out)
 
 
-def test_default_output_is_inside_the_run(cli, trained_run):
+def test_default_output_is_inside_the_run(cli, trained_run, short_mnist_everywhere):
     code, stdout, _ = cli("show", "predictions", "--run", trained_run, "--n", "20")
     assert code == 0 and stdout.strip() == f"wrote {trained_run / 'predictions.png'}"
     assert_png(trained_run / "predictions.png")
@@ -60,7 +60,7 @@ def test_bad_input_is_one_line_and_exit_2(cli, trained_run, tmp_path):
     assert not list(broken.glob("*.png"))
 
 
-def test_train_leaves_history_and_confusion(cli, tmp_path):
+def test_train_leaves_history_and_confusion(cli, tmp_path, short_mnist_everywhere):
     run_dir = tmp_path / "r"
     code, stdout, _ = cli("train", "--limit", "1000", "--batch-size", "50", "--precision", "fp32",
                           "--out", run_dir)

@@ -45,7 +45,7 @@ from digitnet import runs
 from digitnet.corrections.store import HOLDOUT_EVERY, Labelled
 from digitnet.datasets import Dataset, load
 from digitnet.errors import DigitnetError
-from digitnet.evaluate import Evaluation, evaluate, predict_logits
+from digitnet.evaluate import Evaluation, from_sums, predict_logits, sums_of
 from digitnet.models import count_parameters
 from digitnet.preprocess import input_tensor
 from digitnet.runs.config import NOT_A_DIGIT, TrainConfig
@@ -222,8 +222,8 @@ def test_scores(model: nn.Module, x_test: torch.Tensor, y_test: torch.Tensor, he
             ) -> tuple[dict[str, float | None], Evaluation, torch.Tensor]:
     """Accuracy on the MNIST test set and the held-out corrections, in fp32 as every figure of
     a run is measured, and the answers on the test set ((N,) class indices)."""
-    test = evaluate(model, x_test, y_test)
-    answers = predict_logits(model, x_test).argmax(1)
+    logits = predict_logits(model, x_test)  # (N, classes): one pass gives both figures
+    test, answers = from_sums(sums_of(logits, y_test)), logits.argmax(1)
     return ({"mnist_test": test.accuracy,
              "held_out": accuracy(model, input_tensor(held.x), torch.from_numpy(held.y).long())},
             test, answers)

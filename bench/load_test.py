@@ -131,22 +131,33 @@ async def load_test(args: argparse.Namespace, base_url: str, kind: str, data: li
                 problem = shape_problem(args.endpoint, answer)
                 if problem:
                     problems[problem] = problems.get(problem, 0) + 1
-                elif args.endpoint == "predict":
-                    correct += answer["digit"] == labels[k]
-                elif args.endpoint == "explain":
-                    correct += answer["answer"]["digit"] == labels[k]
                 else:
-                    correct += answer["text"] == str(labels[k])
+                    correct += is_right(args.endpoint, answer, labels[k])
 
         await asyncio.gather(*(worker() for _ in range(args.concurrency)))
         seconds = time.perf_counter() - start
         server_cpu = server.cpu_seconds(server_pid) - cpu_start[0]
         client_cpu = time.process_time() - cpu_start[1]
+    return figures(latencies, statuses, problems, correct, seconds, server_cpu, client_cpu, args.requests)
+
+
+def is_right(endpoint: str, answer: dict, label: int) -> bool:
+    """Whether a well-formed answer of ``endpoint`` names the image's label."""
+    if endpoint == "predict":
+        return answer["digit"] == label
+    if endpoint == "explain":
+        return answer["answer"]["digit"] == label
+    return answer["text"] == str(label)
+
+
+def figures(latencies: list[float], statuses: dict[str, int], problems: dict[str, int], correct: int,
+            seconds: float, server_cpu: float, client_cpu: float, requested: int) -> dict:
+    """One image kind's record: requests, answers, latency percentiles and CPU per request."""
     ms = np.array(latencies) * 1000
     done = len(latencies)
     return {
         "requests": done,
-        "stopped_by_time_limit": done < args.requests,
+        "stopped_by_time_limit": done < requested,
         "status_codes": dict(sorted(statuses.items())),
         "errors": done - statuses.get("200", 0) + sum(problems.values()),
         "bad_shape": problems,

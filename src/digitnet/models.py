@@ -3,7 +3,7 @@
 Inputs are float32 images in [0, 1], channels-first: (N, 1, 28, 28). Every model returns
 logits (N, 10); softmax is applied at inference (``probabilities``), while training uses the
 equivalent and numerically safer log-softmax inside ``F.cross_entropy``. ``LineNet`` is the
-exception: it reads a whole line of digits, (N, 1, 32, W) -> (N, W / 4, 11), with CTC loss.
+exception: it reads a whole line of digits, (N, 1, 32, W) -> (N, W / frame, 11), with CTC loss.
 """
 
 from __future__ import annotations

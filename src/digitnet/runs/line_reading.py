@@ -1,7 +1,7 @@
 """The line reader: a ``LineNet`` that reads a whole line of digits, and the decoding of its
 output into digits with honest probabilities.
 
-The network gives, for every 4-pixel column of the line, probabilities over the ten digits and
+The network gives, for every column of ``frame`` pixels (2 or 4), probabilities over the ten digits and
 "no digit here" (CTC's blank). Decoding takes the most probable class of each column, merges
 repeats and drops blanks (CTC's best path). Each digit's probability is the network's at the
 column where it was surest; the whole number's is the CTC probability of its digit string

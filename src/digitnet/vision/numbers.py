@@ -2,7 +2,7 @@
 
 Nothing is cut before the model has looked: the line of ink goes whole to a line reader
 (``digitnet.runs.line_reading``, a convolutional-recurrent network trained with CTC loss), which
-gives, for every 4-pixel column, the probability of each digit and of "no digit here". Cutting
+gives, for every column of a few pixels, the probability of each digit and of "no digit here". Cutting
 first cannot work where people do not leave gaps: a narrow 1 touching its neighbour becomes
 one piece, two overlapping 0s look like an 8.
 

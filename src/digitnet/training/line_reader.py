@@ -42,8 +42,8 @@ Batch = tuple[np.ndarray, list[np.ndarray], list[int]]  # lines, their labels, t
 @dataclass(frozen=True)
 class LineConfig:
     """How the line reader is trained; the defaults made the reader shipped in the package
-    (2156 s on two threads of a 2-core AMD EPYC that other jobs kept busy; 93.4% of the
-    validation lines read exactly, 98.96% of their digits: its metrics.json)."""
+    (1695 s on two threads of a 2-core AMD EPYC, about 41 s an epoch where no other job ran;
+    94.2% of the validation lines read exactly, 99.02% of their digits: its metrics.json)."""
 
     epochs: int = 30  # an epoch writes every training digit once, in lines of 1-12 digits
     batch_size: int = 64  # lines per step
@@ -59,7 +59,7 @@ class LineConfig:
     test_numbers: int = 900  # MNIST test numbers read for metrics.json's test figures; 0 = none
     width: tuple[int, int, int, int] = (32, 64, 96, 96)  # LineNet's convolution widths
     hidden: int = 96  # LineNet's LSTM units per direction
-    frame: int = 4  # input columns per output column (2 or 4): 2 separates narrow touching digits
+    frame: int = 2  # input columns per output column (2 or 4): 2 separates narrow touching digits
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "validation"):

@@ -20,7 +20,8 @@ def test_a_tiny_run_writes_a_reader_and_its_metrics(mnist, tmp_path):
     metrics = fit_lines(LineConfig(epochs=1, limit=256, validation=300, batch_size=32, threads=1,
                                    test_numbers=9), tmp_path, report=lambda line: None)
     reader = LineReader.load(tmp_path)
-    assert reader.frame_probabilities(np.zeros((32, 64), np.uint8)).shape == (16, 11)
+    assert reader.frame == 2  # the default: a column of output per two pixels of the line
+    assert reader.frame_probabilities(np.zeros((32, 64), np.uint8)).shape == (32, 11)
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert saved["val_exact"] == metrics["val_exact"] and 0 <= saved["val_exact"] <= 1
     assert saved["temperature"] > 0 and 0 < saved["close"] <= 1
@@ -84,17 +85,17 @@ def test_bad_settings_are_one_line():
         LineConfig(epochs=0)
 
 
-def test_frame_2_reads_twice_as_many_columns_from_the_same_weights(mnist, tmp_path):
-    """A reader trained with --frame 2 saves its frame; the weights' shapes are the same as
-    frame 4's (only a pooling step differs), and an older file without a frame reads as 4."""
+def test_frame_4_reads_half_as_many_columns_from_weights_of_the_same_shapes(mnist, tmp_path):
+    """A reader trained with --frame 4 saves its frame; the weights' shapes are the same as
+    frame 2's (only a pooling step differs), and an older file without a frame reads as 4."""
     fit_lines(LineConfig(epochs=1, limit=256, validation=300, batch_size=32, threads=1, test_numbers=0,
-                         frame=2), tmp_path, report=lambda line: None)
+                         frame=4), tmp_path, report=lambda line: None)
     reader = LineReader.load(tmp_path)
-    assert reader.frame == 2
-    assert reader.frame_probabilities(np.zeros((32, 64), np.uint8)).shape == (32, 11)
-    coarse = LineNet()
-    coarse.load_state_dict(reader.model.state_dict())  # same shapes: no error
-    assert coarse.frame == 4 and coarse(torch.zeros(1, 1, 32, 64)).shape == (1, 16, 11)
+    assert reader.frame == 4
+    assert reader.frame_probabilities(np.zeros((32, 64), np.uint8)).shape == (16, 11)
+    fine = LineNet(frame=2)
+    fine.load_state_dict(reader.model.state_dict())  # same shapes: no error
+    assert fine(torch.zeros(1, 1, 32, 64)).shape == (1, 32, 11)
     tensors, metadata = runs.read_safetensors(tmp_path / WEIGHTS_FILE, "line reader")
     args = json.loads(metadata["model_args"])
     del args["frame"]  # as written before readers recorded their frame

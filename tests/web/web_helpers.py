@@ -163,15 +163,16 @@ def scribble(rng: np.random.Generator, side: int = 280) -> list[list[tuple[float
     return [[(float(x), float(y)) for x, y in stroke] for stroke in strokes]
 
 
-def draw(page, strokes: list[list[tuple[float, float]]]) -> None:
-    """Each stroke is a list of points as fractions of the drawing canvas's width and height."""
+def draw(page, strokes: list[list[tuple[float, float]]], steps: int = 20) -> None:
+    """Each stroke is a list of points as fractions of the drawing canvas's width and height;
+    the pen passes ``steps`` moves along the straight line to each next point."""
     box = page.locator("#pad").bounding_box()
     for stroke in strokes:
         points = [(box["x"] + fx * box["width"], box["y"] + fy * box["height"]) for fx, fy in stroke]
         page.mouse.move(*points[0])
         page.mouse.down()
         for point in points[1:]:
-            page.mouse.move(*point, steps=20)
+            page.mouse.move(*point, steps=steps)
         page.mouse.up()
 
 

@@ -87,9 +87,11 @@ def test_acceptance_is_set_on_other_writers_and_the_ratio_on_plain_digits():
     assert on_all < v.close  # on everything: far more "a or b?"
 
 
-def test_reader_recipe_trains_calibrates_and_reads(mnist_short_test, tmp_path, cli, count_reads):
+def test_reader_recipe_trains_calibrates_and_reads(mnist_short_test, short_mnist_everywhere, tmp_path,
+                                                   cli, count_reads):
     """The recipe's whole path on a few hundred images: 11 classes, calibration recorded and
-    folded into the saved model, and a predictor that names the 11th class."""
+    folded into the saved model, and a predictor that names the 11th class. ``evaluate`` and
+    the refit load MNIST themselves: they get the same 1,000 test images."""
     config = recipes.resolve("reader", {"limit": 1200, "validation": 200, "negatives": 400,
                                         "epochs": 1, "batch_size": 100, "ema": 0.0})
     metrics = fit(config, tmp_path / "reader", dataset=mnist_short_test)

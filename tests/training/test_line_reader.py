@@ -104,3 +104,17 @@ def test_frame_4_reads_half_as_many_columns_from_weights_of_the_same_shapes(mnis
     assert LineReader.load(older).frame == 4
     with pytest.raises(DigitnetError, match="--frame must be 2 or 4"):
         LineConfig(frame=3)
+
+
+def test_a_reader_saved_before_frames_were_recorded_is_refitted_as_the_frame_4_it_is(mnist, tmp_path):
+    """Refitting rebuilds the config from the file's metadata; a reader written before readers
+    recorded their frame reads with 4-pixel columns, and must still say so after its refit."""
+    fit_lines(LineConfig(epochs=1, limit=256, validation=300, batch_size=32, threads=1, test_numbers=0,
+                         frame=4), tmp_path, report=lambda line: None)
+    tensors, metadata = runs.read_safetensors(tmp_path / WEIGHTS_FILE, "line reader")
+    args, config = json.loads(metadata["model_args"]), json.loads(metadata["config"])
+    del args["frame"], config["frame"]  # as such a reader's file holds them
+    (tmp_path / WEIGHTS_FILE).write_bytes(runs.safetensors_bytes(
+        tensors, {**metadata, "model_args": json.dumps(args), "config": json.dumps(config)}))
+    refit(tmp_path)
+    assert LineReader.load(tmp_path).frame == 4

@@ -187,8 +187,11 @@ def refit(out: Path, data_dir: str | None = None) -> dict[str, Any]:
     and updates metrics.json, atomically; returns the new figures."""
     reader = LineReader.load(out)
     _, metadata = runs.read_safetensors(out / WEIGHTS_FILE, "line reader")
-    config = LineConfig(**{k: tuple(v) if k == "width" else v
-                           for k, v in json.loads(metadata["config"]).items()})
+    # the frame the weights read with: a file written before frames were recorded has none
+    # in its config, and its reader reads 4-pixel columns, not LineConfig's default
+    config = LineConfig(**{**{k: tuple(v) if k == "width" else v
+                              for k, v in json.loads(metadata["config"]).items()},
+                           "frame": reader.frame})
     model = reader.model
     ds = load("mnist", data_dir)
     held_out = validation_lines(ds, config)

@@ -176,12 +176,14 @@ class LineNet(nn.Module):
     """
 
     BLANK = 10
+    FRAMES = (2, 4)  # the input columns per output column it can give
 
     def __init__(self, width: tuple[int, int, int, int] = (32, 64, 96, 96), hidden: int = 96,
                  frame: int = 4) -> None:
         super().__init__()
-        if frame not in (2, 4):
-            raise ValueError(f"frame must be 2 or 4 input columns per output column, got {frame}")
+        if frame not in self.FRAMES:
+            raise ValueError(f"frame must be one of {self.FRAMES} input columns per output column, "
+                             f"got {frame}")
         self.frame = frame
         w1, w2, w3, w4 = width
         self.features = nn.Sequential(

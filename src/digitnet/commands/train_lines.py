@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from digitnet.commands.common import console
+from digitnet.models import LineNet
 from digitnet.runs.config import PRECISIONS
 from digitnet.training.line_reader import LineConfig, fit_lines
 
@@ -24,7 +25,7 @@ def register(sub) -> None:
     for name in TUNABLE:
         default = getattr(defaults, name)
         p.add_argument("--" + name.replace("_", "-"), type=type(default), default=default,
-                       choices={"precision": PRECISIONS, "frame": (2, 4)}.get(name),
+                       choices={"precision": PRECISIONS, "frame": LineNet.FRAMES}.get(name),
                        help=f"(default {default})")
     p.add_argument("--data-dir", default=None,
                    help="folder with the IDX files (default: $DIGITNET_DATA, system, cache)")

@@ -5,7 +5,8 @@ A run directory holds:
   model.safetensors       the trained weights (the config is in its metadata too)
   metrics.json            test loss/accuracy, timing, history
   checkpoint.safetensors  where training stands (see ``digitnet.training.checkpoints``)
-  model.onnx, first-layer.onnx  the ONNX export, checked against the weights (``digitnet export``)
+  model.onnx, first-layer.onnx, model-int8.onnx  the ONNX export, checked against the weights
+                          (``digitnet export``)
 A ``run.Run`` is one opened once, for whatever uses its model. Nothing here unpickles: tensors
 go through safetensors, everything else through JSON.
 """

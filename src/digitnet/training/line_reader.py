@@ -74,8 +74,8 @@ class LineConfig:
             raise DigitnetError(f"--lr must be positive, got {self.lr}")
         if not 0 <= self.ema < 1:
             raise DigitnetError(f"--ema must be in [0, 1), got {self.ema}")
-        if self.frame not in (2, 4):
-            raise DigitnetError(f"--frame must be 2 or 4, got {self.frame}")
+        if self.frame not in LineNet.FRAMES:
+            raise DigitnetError(f"--frame must be {' or '.join(map(str, LineNet.FRAMES))}, got {self.frame}")
 
     def model_args(self) -> dict[str, Any]:
         return {"width": list(self.width), "hidden": self.hidden, "frame": self.frame}
@@ -158,7 +158,7 @@ def calibrate_lines(model: LineNet, outputs: list[tuple[torch.Tensor, np.ndarray
     if not at_peaks:  # nothing read right yet (a tiny run): the digit reader's default
         return temperature, calibration.Verdict().close
     close = choose_close(torch.stack(at_peaks), torch.tensor(truth),
-                                     calibration.Verdict(temperature, reject=1.0))
+                         calibration.Verdict(temperature, reject=1.0))
     return temperature, close
 
 

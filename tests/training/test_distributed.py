@@ -52,6 +52,17 @@ def launch(jobs: list[dict], folder: Path, nproc: int) -> subprocess.CompletedPr
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
 
 
+def last_words(stderr: str, lines: int = 12) -> str:
+    """What each rank printed last: when one rank fails, the other's error only says the peer
+    closed the connection, and the cause sits in the middle of the launcher's output."""
+    by_rank: dict[str, list[str]] = {}
+    for line in stderr.splitlines():
+        if line.startswith("[rank"):
+            by_rank.setdefault(line.split("]", 1)[0] + "]", []).append(line)
+    told = ["\n".join(said[-lines:]) for said in by_rank.values()]
+    return "\n...\n".join(told + [stderr[-1500:]])
+
+
 def fit_job(config: TrainConfig, cwd: Path, run_dir: Path | None = None, resume: bool = False,
             stop_at: int | None = None):
     cwd.mkdir(parents=True, exist_ok=True)
@@ -125,7 +136,7 @@ def launched(tmp_path_factory, small_mnist):
     ]
     (root / "cli").mkdir()
     done = launch(jobs, root, nproc=2)
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.returncode == 0, last_words(done.stderr)
     assert "terminate called" not in done.stderr
     return root, done, stop.value
 
@@ -253,7 +264,7 @@ def test_ddp_keeps_the_group_alive_after_destroy():
     def after_destroy(mode: str) -> str:
         done = subprocess.run([sys.executable, "-c", GROUP_AFTER_DESTROY, mode], capture_output=True,
                               text=True, timeout=300, env=os.environ | {"OMP_NUM_THREADS": "1"})
-        assert done.returncode == 0, done.stderr[-2000:]
+        assert done.returncode == 0, last_words(done.stderr)
         return done.stdout.strip()
 
     assert after_destroy("plain") == "freed"

@@ -30,7 +30,10 @@ function rgbaOf(fixture, data) {
   const pixels = data.subarray(fixture.pixels, fixture.pixels + n * fixture.channels);
   if (fixture.channels === 4) return pixels;
   const rgba = new Uint8Array(4 * n);
-  for (let i = 0; i < n; i++) rgba.set([pixels[i], pixels[i], pixels[i], 255], 4 * i);
+  for (let i = 0; i < n; i++) {
+    rgba[4 * i] = rgba[4 * i + 1] = rgba[4 * i + 2] = pixels[i];
+    rgba[4 * i + 3] = 255;
+  }
   return rgba;
 }
 

@@ -555,9 +555,20 @@ export function inkMask(ink) {
 // without_specks: pieces of at least 2 pixels and SPECK_PERCENT of the largest.
 function withoutSpecks(mask) {
   const { labels, stats } = components(mask);
-  const largest = Math.max(0, ...stats.slice(1).map((s) => s[4]));
+  let largest = 0;
+  for (let l = 1; l < stats.length; l++) largest = Math.max(largest, stats[l][4]);
   const keep = stats.map((s) => s !== null && s[4] >= 2 && 100 * s[4] >= SPECK_PERCENT * largest);
-  return { w: mask.w, h: mask.h, data: Uint8Array.from(labels, (l) => (keep[l] ? 1 : 0)) };
+  return { w: mask.w, h: mask.h, data: labelsWhere(labels, stats.length, (l) => keep[l]) };
+}
+
+// A 0/1 mask of the pixels whose label (below `count`) passes `wanted`, asked once per label:
+// a call per pixel made this the slowest step of reading a photo.
+function labelsWhere(labels, count, wanted) {
+  const table = new Uint8Array(count);
+  for (let l = 0; l < count; l++) table[l] = wanted(l) ? 1 : 0;
+  const out = new Uint8Array(labels.length);
+  for (let i = 0; i < labels.length; i++) out[i] = table[labels[i]];
+  return out;
 }
 
 // main_cluster: the largest piece of ink (the first in reading order on ties) and the pieces
@@ -581,7 +592,7 @@ export function mainCluster(mask) {
       if (!inside[i] && 4 * Math.max(gapX, gapY) <= size) inside[i] = changed = true;
     });
   }
-  return { w: mask.w, h: mask.h, data: Uint8Array.from(labels, (l) => (l && inside[l - 1] ? 1 : 0)) };
+  return { w: mask.w, h: mask.h, data: labelsWhere(labels, stats.length, (l) => l > 0 && inside[l - 1]) };
 }
 
 // ---- the 28x28 digit --------------------------------------------------------------------------

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from digitnet.runs.config import TrainConfig
-from digitnet.training.strokes import Restyle, fit_box, restyle
+from digitnet.training.strokes import Restyle, extent, fit_box, restyle
 
 
 @dataclass(frozen=True)
@@ -90,6 +90,12 @@ class WriterAugmentation:
     # tiny 8x8 scan does. The reader trained from 10 up took 7% of such scans of its own
     # validation digits for "not a digit" (2% from 11 up).
     lowres_side: tuple[int, int] = (8, 18)
+    # ... and of those, a share scanned as a tiny bitmap (``bitmap_scan``): the ink's box on a
+    # grid of this many cells each way, every cell the share of its 4x4 black-and-white pixels
+    # that are ink (17 grey levels), as UCI's optdigits scans were made. Smooth down-sampling
+    # alone never makes the blocks, levels and lost thin strokes of a thresholded bitmap.
+    p_bitmap: float = 0.5
+    bitmap_cells: tuple[int, int] = (6, 10)
     p_blur: float = 0.1
     blur_sigma: tuple[float, float] = (0.4, 1.2)  # pixels
     p_noise: float = 0.1
@@ -194,14 +200,61 @@ def pen_width(x: torch.Tensor, a: WriterAugmentation, g: torch.Generator | None)
 
 
 def low_resolution(x: torch.Tensor, a: WriterAugmentation, g: torch.Generator | None) -> torch.Tensor:
-    """Down- then up-sampling through one random size per batch (a coarse scan)."""
+    """A coarse scan of a random share of the batch: down- then up-sampled through one random
+    size per batch, or, for ``p_bitmap`` of them, scanned as a thresholded bitmap."""
     side = int(torch.randint(a.lowres_side[0], a.lowres_side[1] + 1, (1,), generator=g))
     small = F.interpolate(x, size=(side, side), mode="area")
     if a.p_blocky and float(torch.rand(1, generator=g)) < a.p_blocky:  # enlarged without smoothing
         coarse = restretch(F.interpolate(small, size=(28, 28), mode="nearest"))
     else:
         coarse = restretch(F.interpolate(small, size=(28, 28), mode="bilinear", align_corners=False))
-    return torch.where(_pick(x.shape[0], a.p_lowres, g), coarse, x)
+    n = x.shape[0]
+    chosen = _pick(n, a.p_lowres, g)
+    bitmap = chosen.view(n) & (torch.rand(n, generator=g) < a.p_bitmap)
+    out = torch.where(chosen, coarse, x)
+    if a.p_bitmap and bitmap.any():
+        out[bitmap] = bitmap_scan(x[bitmap], a.bitmap_cells, g)
+    return out
+
+
+BITMAP_BLOCK = 4  # black-and-white pixels per cell, each way
+# Below this level (of a full cell) an enlarged scan's grey is rim, not ink: at 0.25 the scans
+# of training digits have as many ink pixels as the same digits scanned with OpenCV and read by
+# the real preprocessing (tests/bench/test_derived_sets.py)
+BITMAP_RIM = 0.25
+
+
+def bitmap_scan(x: torch.Tensor, cells: tuple[int, int], g: torch.Generator | None) -> torch.Tensor:
+    """(n, 1, 28, 28) digits -> each as a tiny bitmap scan reads after preprocessing: the ink's
+    box scaled (aspect kept) onto ``cells`` x ``cells`` cells of 4x4 pixels (cells drawn per
+    image from the range), thresholded at half, each cell's share of ink pixels its grey level,
+    then enlarged smoothly, its faint rim dropped, and fitted into MNIST's 20-pixel box as a
+    photo is. Images without ink are returned as they are."""
+    n = len(x)
+    top, bottom, left, right = extent(x[:, 0] > 0.1)
+    has_ink = bottom >= top
+    side = torch.maximum(bottom - top, right - left) + 1  # the box's longer side, pixels
+    # output grid -> input: the square of ``side`` pixels centred on the box (edge coordinates,
+    # where pixel p spans [p, p + 1] and sits at (p + 0.5) / 14 - 1 in grid units)
+    theta = torch.zeros(n, 2, 3)
+    theta[:, 0, 0] = theta[:, 1, 1] = side / 28
+    theta[:, 0, 2] = (left + right + 1) / 28 - 1
+    theta[:, 1, 2] = (top + bottom + 1) / 28 - 1
+    size = torch.randint(cells[0], cells[1] + 1, (n,), generator=g)
+    out = x.clone()
+    for c in size.unique().tolist():
+        at = torch.nonzero((size == c) & has_ink).flatten()
+        if not len(at):
+            continue
+        pixels = c * BITMAP_BLOCK
+        grid = F.affine_grid(theta[at].to(x.dtype), [len(at), 1, pixels, pixels], align_corners=False)
+        ink = (F.grid_sample(x[at], grid, mode="bilinear", align_corners=False) >= 0.5).to(x.dtype)
+        levels = F.avg_pool2d(ink, BITMAP_BLOCK)  # (k, 1, c, c): 0, 1/16, ... 1
+        big = F.interpolate(levels, size=(20, 20), mode="bilinear", align_corners=False)
+        # preprocessing's ink threshold drops the faint rim that smooth enlarging leaves
+        big = torch.where(big >= BITMAP_RIM, big, torch.zeros_like(big))
+        out[at] = fit_box(F.pad(big, (4, 4, 4, 4)))
+    return out
 
 
 def blur(x: torch.Tensor, a: WriterAugmentation, g: torch.Generator | None) -> torch.Tensor:
@@ -266,7 +319,7 @@ def writers(x: torch.Tensor, a: WriterAugmentation, g: torch.Generator | None = 
 # training digits, every one warped as another writer's hand and half of them redrawn with
 # another pen or letter shape, with more pens, scans and blur than training's average.
 VALIDATION_WRITERS = WriterAugmentation(p_writer=1.0, p_thick=0.25, p_thin=0.25, p_lowres=0.2,
-                                        p_blocky=0.5, p_blur=0.2, p_noise=0.1, p_crop=0.0,
+                                        p_blocky=0.5, p_bitmap=0.5, p_blur=0.2, p_noise=0.1, p_crop=0.0,
                                         restyle=Restyle(p_redraw=0.5))
 
 

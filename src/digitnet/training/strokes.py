@@ -93,8 +93,9 @@ def skeleton(x: torch.Tensor, max_iterations: int = 12) -> torch.Tensor:
     return b.bool()
 
 
-def _extent(s: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """Top, bottom, left, right (float, (n,) each) of the skeletons s (n, H, W)."""
+def extent(s: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Top, bottom, left, right (float, (n,) each) of the ink or skeletons s, bool (n, H, W);
+    top > bottom where an image has none."""
     n, h, w = s.shape
     rows, cols = s.any(dim=2), s.any(dim=1)
     ys, xs = torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32)
@@ -112,7 +113,7 @@ def _mean_column(s: torch.Tensor, row: torch.Tensor) -> torch.Tensor:
     n, h, w = s.shape
     on = s & (torch.arange(h).view(1, -1, 1) == row.round().long().view(-1, 1, 1))
     cols = torch.arange(w, dtype=torch.float32).view(1, 1, -1)
-    _, _, left, right = _extent(s)
+    _, _, left, right = extent(s)
     mean = (on * cols).sum((1, 2)) / on.sum((1, 2)).clamp(min=1)
     return torch.where(on.any((1, 2)), mean, (left + right) / 2)
 
@@ -137,7 +138,7 @@ def flag_ones(s: torch.Tensor, cfg: Restyle, g: torch.Generator | None) -> torch
     """Skeletons of 1s (n, H, W) with a long up-stroke from the top of the stem down to the
     left (the European 1), and for some a base line."""
     n, h, w = s.shape
-    top, bottom, _, _ = _extent(s)
+    top, bottom, _, _ = extent(s)
     height = (bottom - top).clamp(min=1)
     start = torch.stack([_mean_column(s, top), top], 1)  # (n, 2) as (x, y): the stem's top
     angle = _uniform(n, cfg.flag_angle, g) * math.pi / 180
@@ -156,7 +157,7 @@ def flag_ones(s: torch.Tensor, cfg: Restyle, g: torch.Generator | None) -> torch
 def bar_sevens(s: torch.Tensor, cfg: Restyle, g: torch.Generator | None) -> torch.Tensor:
     """Skeletons of 7s (n, H, W) with a short bar across the stem about half way down."""
     n, h, w = s.shape
-    top, bottom, left, right = _extent(s)
+    top, bottom, left, right = extent(s)
     row = (top + _uniform(n, (0.45, 0.62), g) * (bottom - top)).round().clamp(0, h - 1)
     stem = _mean_column(s, row)  # the stem's column on that row (the mean if it crosses twice)
     half = _uniform(n, (0.18, 0.35), g) * (right - left).clamp(min=4)
@@ -169,7 +170,7 @@ def open_fours(s: torch.Tensor, cfg: Restyle, g: torch.Generator | None) -> torc
     """Skeletons of 4s (n, H, W) whose left stroke starts lower than the stem: the top of a
     closed 4 (where the left stroke meets the stem) is cut away left of the stem."""
     n, h, w = s.shape
-    top, bottom, _, _ = _extent(s)
+    top, bottom, _, _ = extent(s)
     # the stem is the column (right half) with the most skeleton pixels
     counts = s.sum(1).float()  # (n, W)
     counts[:, : w // 3] = -1
@@ -241,7 +242,7 @@ def fit_box(x: torch.Tensor, aspect: torch.Tensor | None = None) -> torch.Tensor
     n = len(x)
     aspect = torch.ones(n) if aspect is None else aspect
     ink = x[:, 0] > 0.1
-    top, bottom, left, right = _extent(ink)
+    top, bottom, left, right = extent(ink)
     height = (bottom - top + 1).clamp(min=1)
     width = ((right - left + 1) * aspect).clamp(min=1)
     zoom = 20.0 / torch.maximum(height, width)  # output pixels per input pixel

@@ -46,6 +46,18 @@ def missing_component():
     return missing
 
 
+def pytest_configure(config):
+    """Under pytest-xdist, one torch thread per worker and per process it starts: with a worker
+    per core, torch's default of a thread per core puts two threads on each core, and every
+    operation then waits at its barrier for a thread the other worker has descheduled. Tests
+    that need a count of threads (bit-exact runs) set it themselves."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        import torch
+
+        torch.set_num_threads(1)
+        os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     """Under CI, a skip for want of the browser runtime fails: the tests that need it skip

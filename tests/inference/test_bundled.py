@@ -4,6 +4,7 @@ what predict, read and serve use without --run."""
 from __future__ import annotations
 
 import json
+import shutil
 from types import SimpleNamespace
 
 import cv2
@@ -15,7 +16,7 @@ from digitnet import runs
 from digitnet.datasets import load
 from digitnet.errors import DigitnetError
 from digitnet.evaluate import predict_logits
-from digitnet.inference import bundled
+from digitnet.inference import bundled, quantize
 from digitnet.inference.predictor import Predictor
 from digitnet.preprocess import input_tensor
 from digitnet.runs import calibration
@@ -168,6 +169,17 @@ def test_a_missing_bundled_reader_says_how_to_rebuild(monkeypatch, tmp_path):
 def test_only_a_calibrated_reader_is_bundled(trained_run, tmp_path):
     with pytest.raises(DigitnetError, match="not a calibrated reader"):
         bundled.bundle(trained_run, tmp_path / "reader")
+    assert not (tmp_path / "reader").exists()
+
+
+def test_a_reader_whose_int8_copy_disagrees_is_refused_in_one_line(mnist, tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in bundled.FILES:
+        shutil.copy(bundled.READER_DIR / name, run / name)
+    monkeypatch.setattr(quantize, "AGREEMENT", 1.01)  # no int8 copy can agree this well
+    with pytest.raises(DigitnetError, match=r"int8 copy gave model.onnx's class on .* under the 101.0%"):
+        bundled.bundle(run, tmp_path / "reader")
     assert not (tmp_path / "reader").exists()
 
 

@@ -56,6 +56,10 @@ def check_reader(run: Run, files: tuple[str, ...] = FILES) -> None:
     if NOT_A_DIGIT_NAME not in run.config.classes or not run.metrics.get("calibration"):
         raise DigitnetError(f"{run.path}: not a calibrated reader (no 'not a digit' class or no "
                             "calibration); train it with 'digitnet train --recipe reader'")
+    missing = [name for name in files if not (run.path / name).is_file()]
+    if missing:
+        raise DigitnetError(f"{run.path}: no {', '.join(missing)}; a reader ships with all of "
+                            f"{', '.join(files)}")
     size = sum((run.path / name).stat().st_size for name in files)
     if size > MAX_BYTES:
         raise DigitnetError(f"{run.path}: {size / 1e6:.1f} MB is over the bundled reader's limit of "
@@ -70,6 +74,13 @@ def bundle(run_dir: str | Path, dest: Path = READER_DIR, data_dir: str | Path | 
     check_reader(run)
     ds = load(run.config.dataset, data_dir)
     exported, _ = export_onnx(run, ds.x_test, ds.y_test, calibration=ds.x_train)
+    int8 = exported.config_file["export"]["int8"]
+    if not int8["check"]["passed"]:
+        check = int8["check"]
+        raise DigitnetError(
+            f"{run.path}: its int8 copy gave model.onnx's class on {check['agreement']:.1%} of "
+            f"{check['images']} test images, under the {check['required']:.1%} a shipped reader "
+            "needs for --backend onnx-int8; train it again or choose another architecture")
     check_reader(exported, SHIPPED)
     # The package records what the reader measured, not where it was trained.
     metrics = {k: v for k, v in exported.metrics.items() if k != "run_dir"}

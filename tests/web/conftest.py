@@ -22,6 +22,10 @@ def browser(missing_component):
     except ImportError:
         missing_component("playwright not installed; 'make .venv/.installed-test' installs the test extras")
 
+    # An answer read and explained by a server that shares two busy cores with the suite can
+    # take several seconds: every assertion waits as long as ``settled`` does, not playwright's
+    # 5 s (a real failure is only reported later).
+    playwright.expect.set_options(timeout=15_000)
     with playwright.sync_playwright() as p:
         try:
             b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)

@@ -26,6 +26,15 @@ def test_writer_augmentation_keeps_shape_range_and_ink(mnist):
     assert (out - x).abs().flatten(1).amax(1).min() > 0, "every image is changed"
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_writer_augmentation_takes_a_batch_on_the_gpu(mnist):
+    gpu = torch.device("cuda")
+    x = input_tensor(mnist.x_train[:64]).to(gpu)
+    y = torch.from_numpy(mnist.y_train[:64]).long().to(gpu)
+    out = WriterAugmentation(p_lowres=1.0)(x, y)  # every effect's grids made on the CPU
+    assert out.device == x.device and out.shape == x.shape
+
+
 def test_negatives_look_like_preprocessed_photos(mnist):
     fashion = mnist.x_train[:50]  # any uint8 images stand in for Fashion-MNIST here
     pool = negatives.pool(200, fashion, np.random.default_rng(0))

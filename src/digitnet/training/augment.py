@@ -111,7 +111,10 @@ class WriterAugmentation:
     restyle: Restyle = field(default_factory=lambda: Restyle(p_redraw=0.2))
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        return writers(x, self, y=y)
+        # The effects draw their randomness and build their grids on the CPU (torch's global
+        # generator, which checkpoints save): a batch on a GPU goes there and back.
+        out = writers(x.cpu(), self, y=None if y is None else y.cpu())
+        return out.to(x.device)
 
 
 def for_run(config: TrainConfig) -> Augmentation | WriterAugmentation | None:

@@ -47,6 +47,15 @@ def test_overrides_win_over_recipe_values():
     assert config.lr == recipes.RECIPES["fast"]["lr"]  # untouched values stay the recipe's
 
 
+def test_another_model_leaves_the_recipes_model_args_behind():
+    # accurate's widths are speedrun_net's three; reader_net takes four
+    config = recipes.resolve("accurate", {"model": "reader_net"})
+    assert config.model_args == {}
+    assert recipes.resolve("fast", {"model": "tutorial_cnn"}).model_args  # its own model keeps them
+    mine = {"width": [8, 16, 32]}
+    assert recipes.resolve("accurate", {"model": "speedrun_net", "model_args": mine}).model_args == mine
+
+
 def test_unknown_recipe_is_one_clear_error():
     with pytest.raises(DigitnetError, match="unknown recipe 'turbo'"):
         recipes.resolve("turbo")

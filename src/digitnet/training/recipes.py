@@ -111,7 +111,12 @@ def resolve(recipe: str, overrides: dict[str, Any] | None = None) -> TrainConfig
     """TrainConfig from the recipe's values, then ``overrides`` (which win); records the recipe."""
     if recipe not in RECIPES:
         raise DigitnetError(f"unknown recipe {recipe!r}; choose one of: {', '.join(RECIPES)}")
-    values = {**RECIPES[recipe], **(overrides or {}), "recipe": recipe}
+    overrides = overrides or {}
+    values = {**RECIPES[recipe], **overrides, "recipe": recipe}
+    own_model = RECIPES[recipe].get("model", TrainConfig.__dataclass_fields__["model"].default)
+    if values.get("model", own_model) != own_model and "model_args" not in overrides:
+        # The recipe's model_args fit its own model: another --model starts from its defaults.
+        values.pop("model_args", None)
     if "model_args" in values:
         values["model_args"] = {k: list(v) if isinstance(v, tuple) else v
                                 for k, v in values["model_args"].items()}

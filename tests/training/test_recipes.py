@@ -48,8 +48,8 @@ def test_overrides_win_over_recipe_values():
 
 
 def test_another_model_leaves_the_recipes_model_args_behind():
-    # accurate's widths are speedrun_net's three; reader_net takes four
-    config = recipes.resolve("accurate", {"model": "reader_net"})
+    # accurate's widths are reader_net's four; speedrun_net takes three
+    config = recipes.resolve("accurate", {"model": "speedrun_net"})
     assert config.model_args == {}
     assert recipes.resolve("fast", {"model": "tutorial_cnn"}).model_args  # its own model keeps them
     mine = {"width": [8, 16, 32]}

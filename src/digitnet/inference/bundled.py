@@ -74,9 +74,8 @@ def bundle(run_dir: str | Path, dest: Path = READER_DIR, data_dir: str | Path | 
     check_reader(run)
     ds = load(run.config.dataset, data_dir)
     exported, _ = export_onnx(run, ds.x_test, ds.y_test, calibration=ds.x_train)
-    int8 = exported.config_file["export"]["int8"]
-    if not int8["check"]["passed"]:
-        check = int8["check"]
+    check = exported.config_file["export"]["int8"]["check"]
+    if not check["passed"]:
         raise DigitnetError(
             f"{run.path}: its int8 copy gave model.onnx's class on {check['agreement']:.1%} of "
             f"{check['images']} test images, under the {check['required']:.1%} a shipped reader "

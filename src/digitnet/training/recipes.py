@@ -118,7 +118,7 @@ def resolve(recipe: str, overrides: dict[str, Any] | None = None) -> TrainConfig
         raise DigitnetError(f"unknown recipe {recipe!r}; choose one of: {', '.join(RECIPES)}")
     overrides = overrides or {}
     values = {**RECIPES[recipe], **overrides, "recipe": recipe}
-    own_model = RECIPES[recipe].get("model", TrainConfig.__dataclass_fields__["model"].default)
+    own_model = RECIPES[recipe].get("model", TrainConfig.model)  # the class attribute is the default
     if values.get("model", own_model) != own_model and "model_args" not in overrides:
         # The recipe's model_args fit its own model: another --model starts from its defaults.
         values.pop("model_args", None)

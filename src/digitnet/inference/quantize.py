@@ -4,7 +4,13 @@ one CPU thread, kept only where it answers as the float model does.
 ``write_int8`` quantizes statically, in onnxruntime's QDQ format: weights to int8 per output
 channel, activations to uint8 with ranges measured on calibration images the caller gives
 (training digits: never the test images the check then uses). Per-channel weights matter here:
-one scale per layer would crush the small filters next to the large ones. Dynamic quantization
+one scale per layer would crush the small filters next to the large ones. Weights use 7 of
+their 8 bits (``reduce_range``): a CPU without VNNI (AVX2 only) multiplies uint8 by int8 in
+pairs summed into 16 bits, which saturates on full-range weights. The copy is made on one
+machine and run on others (the bundled reader's is shipped), so it must answer the same on
+both: on an AVX2-only AMD EPYC a full-range copy of the tutorial model gave the float model's
+class on 98.5% of 2,000 test images, and the bundled reader's on 99.75%; with 7-bit weights
+both 99.95%. Dynamic quantization
 was measured and dropped: onnxruntime quantizes convolutions' inputs on every call, which made
 this model four times slower than float, not faster.
 
@@ -66,8 +72,9 @@ def _calibration_reader(images: np.ndarray):
 
 
 def quantized_bytes(source: Path, calibration: np.ndarray) -> bytes:
-    """The ONNX file at ``source`` quantized to int8 (QDQ, per-channel weights), activation
-    ranges from ``calibration`` (uint8 (N, 28, 28)); its metadata is kept."""
+    """The ONNX file at ``source`` quantized to int8 (QDQ, per-channel 7-bit weights, so that
+    no CPU saturates), activation ranges from ``calibration`` (uint8 (N, 28, 28)); its
+    metadata is kept."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     if len(calibration) == 0:
@@ -76,7 +83,8 @@ def quantized_bytes(source: Path, calibration: np.ndarray) -> bytes:
         out = Path(tmp) / runs.INT8_FILE
         quantize_static(source, out, _calibration_reader(calibration), quant_format=QuantFormat.QDQ,
                         per_channel=True, activation_type=QuantType.QUInt8,
-                        weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax)
+                        weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax,
+                        reduce_range=True)
         return out.read_bytes()
 
 
@@ -103,7 +111,7 @@ def write_int8(run: Run, calibration: np.ndarray, check: np.ndarray) -> dict[str
     if len(x) == 0:
         raise DigitnetError("no images to check the int8 model on; check the dataset")
     path = run.path / runs.INT8_FILE
-    record = {"file": path.name, "format": "QDQ: int8 weights per channel, uint8 activations",
+    record = {"file": path.name, "format": "QDQ: int8 weights per channel (7 bits used), uint8 activations",
               "calibration_images": min(len(calibration), CALIBRATION_IMAGES),
               "from_onnx_sha256": run.sha256(runs.ONNX_FILE)}
     try:

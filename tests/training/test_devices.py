@@ -16,6 +16,13 @@ def test_auto_precision_follows_native_bf16(monkeypatch):
     assert devices.resolve_precision("bf16", cpu) == "bf16"  # an explicit choice is kept
 
 
+def test_channels_last_on_every_cpu_and_for_bf16_on_cuda(monkeypatch):
+    monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda: False)  # AVX2 only: fp32 NHWC pays too
+    assert devices.prefers_channels_last(torch.device("cpu"), "fp32")
+    assert devices.prefers_channels_last(torch.device("cuda"), "bf16")
+    assert not devices.prefers_channels_last(torch.device("cuda"), "fp32")
+
+
 def test_unknown_or_missing_device_is_one_clear_error():
     with pytest.raises(DigitnetError, match="auto, cpu, cuda or mps"):
         devices.resolve_device("tpu")

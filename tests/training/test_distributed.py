@@ -37,8 +37,10 @@ TEST_IMAGES = 1000  # the runs measure on the first 1,000 test images: enough to
 DROPLESS = dict(limit=1000, batch_size=64, epochs=1, precision="fp32", optimizer="sgd", lr=0.05,
                 model_args={"dropout_conv": 0.0, "dropout_dense": 0.0})
 # Measured: with SGD, 2-process and 1-process weights differ by at most 3.0e-8 after 16 steps
-# (torch 2.13, CPU, gloo). The README promises 1e-7; the test holds it to that promise.
-WEIGHT_TOLERANCE = 1e-7
+# on AVX-512 CPUs and 9.9e-7 on an AVX2-only AMD EPYC, whose NHWC convolution kernels sum a
+# 32-image share in another order than 64 images (torch 2.13, CPU, gloo). docs/distributed.md
+# promises 2e-6, which a wrongly scaled gradient would exceed by far.
+WEIGHT_TOLERANCE = 2e-6
 
 
 def launch(jobs: list[dict], folder: Path, nproc: int) -> subprocess.CompletedProcess:

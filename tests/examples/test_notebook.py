@@ -57,7 +57,9 @@ def test_the_notebook_runs_top_to_bottom_on_a_subset(mnist, tmp_path):
     assert re.search(rf"epoch 1/1 .*━.* {steps}/{steps}", trained)  # the bar, at its end
     evaluated = outputs_text(cell_with(nb, "evaluate("))
     accuracy = float(re.search(r"test accuracy ([0-9.]+)%", evaluated).group(1))
-    assert accuracy > 80  # 2,000 images, one epoch: about 90%
+    # 2,000 images, one epoch, read on the first 1,000 test images (harder than the rest):
+    # 79.5-83.7% for seeds 0-3 in fp32 on an AVX2-only CPU, more in bf16; chance is 10%
+    assert accuracy > 70
     assert f"({TEST_SUBSET}, 1, 28, 28)" in outputs_text(cell_with(nb, "X_test = scale("))
     assert "the reader says: 4 " in outputs_text(cell_with(nb, "predict_files"))
     images = sum("image/png" in out.get("data", {}) for c in nb.cells if c.cell_type == "code"

@@ -78,9 +78,15 @@ def test_fast_step_follows_the_plain_loss_trajectory(mnist, precision):
     plain, fast = plain_and_fast((0.0, 0.0))
     expected, got = loss_trace(plain, x, y, 1, autocast), loss_trace(fast, x, y, 1, autocast)
     torch.testing.assert_close(got, expected, rtol=1e-4 if precision == "fp32" else 2e-2, atol=0)
-    # With the tutorial's dropout the masks differ, not the learning: after 3 epochs (60
-    # steps) both are at the same loss, well below where they started.
+
+
+def test_with_dropout_the_masks_differ_not_the_learning(mnist):
+    # After 3 epochs (60 steps) both are at the same loss, well below where they started. In
+    # fp32 only: the masks do not depend on the precision (test_models checks them in bf16),
+    # and where bf16 is emulated (AVX2) these 120 steps took about 44 s.
+    x = torch.from_numpy(mnist.x_train[:640]).float().div(255).unsqueeze(1)
+    y = torch.from_numpy(mnist.y_train[:640]).long()
     plain, fast = plain_and_fast((0.25, 0.5))
-    expected, got = loss_trace(plain, x, y, 3, autocast), loss_trace(fast, x, y, 3, autocast)
+    expected, got = loss_trace(plain, x, y, 3), loss_trace(fast, x, y, 3)
     assert got[-1] < 0.5 * got[0] and expected[-1] < 0.5 * expected[0]
     assert abs(sum(got[-4:]) - sum(expected[-4:])) / 4 < 0.15

@@ -104,7 +104,10 @@ def configure_threads(threads: int, deterministic: bool) -> int:
         threads = 1 if "LOCAL_RANK" in os.environ else (os.cpu_count() or 1)
     if threads:
         torch.set_num_threads(threads)
-    torch.use_deterministic_algorithms(deterministic, warn_only=False)
+    if deterministic or torch.are_deterministic_algorithms_enabled():
+        # Only when asked for or to undo it: the call imports torch._dynamo, about 4 s of a
+        # command's start (AMD EPYC), even to say False when nothing was switched on.
+        torch.use_deterministic_algorithms(deterministic, warn_only=False)
     if deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.backends.cudnn.benchmark = False

@@ -55,9 +55,10 @@ run: $(VENV)/.installed
 	@echo "then e.g. 'digitnet show predictions', 'digitnet serve' or 'digitnet --help'."
 	@echo "(Or call it as $(BIN)/digitnet without activating.)"
 
-# make reader: train the reader recipe (about 10 minutes on 2 cores) into runs/, check it and make
-# it the reader bundled in the package (src/digitnet/bundled/reader), the default of predict,
-# read and serve. Commit the files it writes (weights, config, metrics, model.onnx, first-layer.onnx).
+# make reader: train the reader recipe (8 minutes of training on 2 cores with native bf16, 19 in
+# fp32 on AVX2 alone) into runs/, check it and make it the reader bundled in the package
+# (src/digitnet/bundled/reader), the default of predict, read and serve. Commit the files it
+# writes (weights, config, metrics, model.onnx, model-int8.onnx, first-layer.onnx).
 reader: $(VENV)/.installed
 	run=runs/reader-$$(date +%Y%m%d-%H%M%S) && \
 	$(BIN)/digitnet train --recipe reader --out $$run && \

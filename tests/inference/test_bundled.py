@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from types import SimpleNamespace
 
 import cv2
 import numpy as np
@@ -13,19 +12,17 @@ import pytest
 import torch
 
 from digitnet import runs
-from digitnet.datasets import load
 from digitnet.errors import DigitnetError
 from digitnet.evaluate import predict_logits
 from digitnet.inference import bundled, quantize
 from digitnet.inference.predictor import Predictor
-from digitnet.preprocess import input_tensor
 from digitnet.runs import calibration
 from digitnet.runs.config import NOT_A_DIGIT
 from digitnet.runs.run import Run
 from digitnet.training import calibrate as calibrate_module
 from digitnet.training import negatives
 from digitnet.training.calibrate import calibrate
-from digitnet.training.run import with_negatives
+from digitnet.training.run import read_fashion, validation_split
 from digitnet.vision import imaging, render
 
 # What the shipped thresholds give on the plain validation split (measured: 99.84% of its digits
@@ -55,17 +52,15 @@ def test_the_bundled_reader_ships_its_model_and_first_layer_checked():
 
 @pytest.fixture(scope="module")
 def validation(mnist, missing_component) -> tuple[torch.Tensor, torch.Tensor]:
-    """The reader's validation split as its training drew it (run.make_split): the last
+    """The reader's validation split as its training drew it (run.validation_split): the last
     ``validation`` MNIST training images, and "not a digit" images in the training share's
     proportion from the validation seed. Images (N, 1, 28, 28), labels (N,)."""
     config = runs.read_config(bundled.READER_DIR)[0]
     try:
-        fashion = negatives.fashion_images(load("fashion-mnist"))
+        fashion = read_fashion(config, None)
     except DigitnetError as e:
         missing_component(f"Fashion-MNIST not available: {e}")
-    cut = len(mnist.x_train) - config.validation
-    x, y = input_tensor(mnist.x_train[cut:]), torch.from_numpy(mnist.y_train[cut:]).long()
-    return with_negatives(x, y, config.negatives * config.validation // cut, fashion, (config.seed, 1))
+    return validation_split(mnist, config, torch.device("cpu"), fashion)
 
 
 @pytest.mark.slow
@@ -81,7 +76,7 @@ def test_recorded_verdict_is_what_calibration_chooses_for_these_weights(validati
     seen = []  # calibration's logits: the plain split's come first, then the redrawn digits'
     monkeypatch.setattr(calibrate_module, "predict_logits",
                         lambda *a, **k: seen.append(predict_logits(*a, **k)) or seen[-1])
-    record = calibrate(reader.model, SimpleNamespace(x_eval=x, y_eval=y), config)
+    record = calibrate(reader.model, x, y, config)
     recorded = runs.read_metrics(bundled.READER_DIR)["calibration"]
     # The temperature is folded into the last layer: the fit must find T = 1 again.
     assert record["temperature"] == pytest.approx(1.0, abs=0.02)

@@ -151,19 +151,20 @@ def fit_verdict(model: nn.Module, logits: torch.Tensor, y: torch.Tensor,
     return record
 
 
-def calibrate(model: nn.Module, split, config: TrainConfig) -> dict[str, float]:
-    """``fit_verdict`` on a run's validation split (``split``: a ``run.Split`` whose eval
-    tensors are the validation images and labels).
+def calibrate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, config: TrainConfig
+              ) -> dict[str, float]:
+    """``fit_verdict`` on a run's validation split: images ``x`` (N, 1, 28, 28), labels ``y`` (N,).
 
     A reader (``config.writers``) is fitted on its validation digits twice over, as they are and
     as other writers write them (``augment.other_writers``), and accepts a share of the latter:
     its confidence and its "not a digit" must hold for people's digits, not only MNIST's."""
-    x, y, styled = split.x_eval, split.y_eval, None
+    styled = None
     if config.writers:
         digits = y != NOT_A_DIGIT
+        plain = len(y)
         x = torch.cat([x, other_writers(x[digits], y[digits], config.seed)])
         y = torch.cat([y, y[digits]])
-        styled = torch.arange(len(y), device=y.device) >= len(split.y_eval)
+        styled = torch.arange(len(y), device=y.device) >= plain
     logits = predict_logits(model, x, config.eval_batch_size).cpu()  # (N, classes)
     return fit_verdict(model, logits, y.cpu(), None if styled is None else styled.cpu())
 
@@ -178,16 +179,17 @@ def recalibrate(run_dir: str | Path, data_dir: str | Path | None = None) -> dict
     """Fit a finished, calibrated run's verdict again on its validation split (rebuilt from its
     config, negatives included), fold the new temperature on top of the old one, and save the
     model and metrics.json (atomically); returns the new calibration record."""
-    from digitnet.training.run import make_split  # the split as training made it
+    from digitnet.training.run import read_fashion, validation_split  # as training drew it
 
     run = Run.open(run_dir)
     run_dir, model, config, metrics = run.path, run.model(), run.config, run.finished_metrics()
     before = metrics.get("calibration")
     if not before or not config.validation:
         raise DigitnetError(f"{run_dir}: not a calibrated run with a validation split; nothing to refit")
-    split = make_split(load(config.dataset, data_dir), config, torch.device("cpu"), data_dir)
+    x, y = validation_split(load(config.dataset, data_dir), config, torch.device("cpu"),
+                            read_fashion(config, data_dir))
     # the error before is the original model's, before any temperature
-    record = {**on_top(calibrate(model, split, config), before),
+    record = {**on_top(calibrate(model, x, y, config), before),
               "val_ece_before": before["val_ece_before"]}
     runs.save_model(run_dir, model, config)
     runs.write_metrics(run_dir, {**metrics, "calibration": record})

@@ -135,25 +135,44 @@ def make_split(ds: Dataset, config: TrainConfig, device: torch.device,
                data_dir: str | Path | None = None) -> Split:
     """Apply --limit and --validation (the last N training images are held out), and add
     --negatives."""
+    n, cut = split_sizes(ds, config)
+    x, y = input_tensor(ds.x_train[:cut], device), torch.from_numpy(ds.y_train[:cut]).long().to(device)
+    x_test = input_tensor(ds.x_test, device)
+    y_test = torch.from_numpy(ds.y_test).long().to(device)
+    # Fashion-MNIST is read once, for the negatives of both splits.
+    fashion = read_fashion(config, data_dir)
+    x, y = with_negatives(x, y, config.negatives, fashion, (config.seed, 0))
+    if not config.validation:
+        return Split(x, y, x_test, y_test, x_test, y_test, "test")
+    x_val, y_val = validation_split(ds, config, device, fashion)
+    return Split(x, y, x_val, y_val, x_test, y_test, "val")
+
+
+def split_sizes(ds: Dataset, config: TrainConfig) -> tuple[int, int]:
+    """(training images in use, where the held-out ones begin): --limit and --validation."""
     n = len(ds.x_train) if config.limit == 0 else min(config.limit, len(ds.x_train))
     if config.validation >= n:
         raise DigitnetError(
             f"--validation {config.validation} leaves no training images out of {n}; lower it"
         )
-    x, y = input_tensor(ds.x_train[:n], device), torch.from_numpy(ds.y_train[:n]).long().to(device)
-    x_test = input_tensor(ds.x_test, device)
-    y_test = torch.from_numpy(ds.y_test).long().to(device)
-    # Fashion-MNIST is read once, for the negatives of both splits.
-    fashion = negatives.fashion_images(load("fashion-mnist", data_dir)) if config.negatives else None
-    if not config.validation:
-        x, y = with_negatives(x, y, config.negatives, fashion, (config.seed, 0))
-        return Split(x, y, x_test, y_test, x_test, y_test, "test")
-    cut = n - config.validation
-    # The validation split gets negatives in the training share's proportion, from another seed.
-    x_val, y_val = with_negatives(x[cut:], y[cut:], config.negatives * config.validation // cut,
-                                  fashion, (config.seed, 1))
-    x, y = with_negatives(x[:cut], y[:cut], config.negatives, fashion, (config.seed, 0))
-    return Split(x, y, x_val, y_val, x_test, y_test, "val")
+    return n, n - config.validation
+
+
+def read_fashion(config: TrainConfig, data_dir: str | Path | None) -> np.ndarray | None:
+    """Fashion-MNIST's images for the negatives, when the run has any."""
+    return negatives.fashion_images(load("fashion-mnist", data_dir)) if config.negatives else None
+
+
+def validation_split(ds: Dataset, config: TrainConfig, device: torch.device,
+                     fashion: np.ndarray | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The held-out digits, images (N, 1, 28, 28) and labels (N,), with their "not a digit"
+    images: in the training share's proportion, from another seed than training's. Fitting a
+    finished run again needs only these, not the training share's negatives (20,000 of them
+    for the reader: 10 s to draw)."""
+    n, cut = split_sizes(ds, config)
+    x = input_tensor(ds.x_train[cut:n], device)
+    y = torch.from_numpy(ds.y_train[cut:n]).long().to(device)
+    return with_negatives(x, y, config.negatives * config.validation // cut, fashion, (config.seed, 1))
 
 
 def with_negatives(x: torch.Tensor, y: torch.Tensor, n: int, fashion: np.ndarray | None,
@@ -393,7 +412,8 @@ class Trainer:
         """Calibrate on the validation split (if any), test the final model (in fp32, as
         ``digitnet evaluate`` does), save it and the metrics."""
         split, final = self.split, self.learner.final
-        calibrated = calibrate(final, split, self.config) if split.eval_name == "val" else None
+        calibrated = (calibrate(final, split.x_eval, split.y_eval, self.config)
+                      if split.eval_name == "val" else None)
         test = self.position.evaluation  # the last epoch was measured on the test set: the same
         if split.eval_name == "val" or test is None:
             test = self.evaluate(split.x_test, split.y_test)

@@ -40,10 +40,10 @@ import numpy as np
 import samples  # bench/samples.py, beside this script
 import server  # bench/server.py, beside this script
 from server import HOST
-from threadpoolctl import threadpool_limits
 
 from digitnet import runs
 from digitnet.benchmarks.runner import cpu_model
+from digitnet.threads import serving_threads
 
 MIME = {"drawing": ("png", "image/png"), "photo": ("jpg", "image/jpeg"), "phone": ("jpg", "image/jpeg")}
 
@@ -201,16 +201,11 @@ def in_process_cpu_ms(run_dir: Path, endpoint: str, data: list[bytes], threads: 
             work(image)
 
     timed(data[0])  # the first call pays for lazy set-up, as the server's warm-up does
-    cv2_threads = cv2.getNumThreads()
-    cv2.setNumThreads(1)  # one OpenCV and one BLAS thread, as the server runs them
-    try:
-        with threadpool_limits(limits=1, user_api="blas"):
-            start = time.process_time()
-            for image in data:
-                timed(image)
-            return 1000 * (time.process_time() - start) / len(data)
-    finally:
-        cv2.setNumThreads(cv2_threads)
+    with serving_threads(threads):  # the threads the server answers on
+        start = time.process_time()
+        for image in data:
+            timed(image)
+        return 1000 * (time.process_time() - start) / len(data)
 
 
 async def measure(args: argparse.Namespace, run_dir: Path, kind: str, data: list[bytes], labels: list[int],

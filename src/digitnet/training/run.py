@@ -135,7 +135,7 @@ def make_split(ds: Dataset, config: TrainConfig, device: torch.device,
                data_dir: str | Path | None = None) -> Split:
     """Apply --limit and --validation (the last N training images are held out), and add
     --negatives."""
-    n, cut = split_sizes(ds, config)
+    cut = split_sizes(ds, config)[1]  # the training share: images [0, cut)
     x, y = input_tensor(ds.x_train[:cut], device), torch.from_numpy(ds.y_train[:cut]).long().to(device)
     x_test = input_tensor(ds.x_test, device)
     y_test = torch.from_numpy(ds.y_test).long().to(device)

@@ -19,17 +19,15 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import anyio
-import cv2
-import torch
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
-from threadpoolctl import threadpool_limits
 
 from digitnet.corrections import store as corrections_store
 from digitnet.errors import DigitnetError
+from digitnet.threads import serving_threads
 from digitnet.vision.imaging import ImageError
 from digitnet.web import service, swap
 from digitnet.web.limits import BodySizeLimit
@@ -89,27 +87,13 @@ def create_app(settings: Settings, loaded: service.LoadedModel | None = None) ->
         app.state.limiter = anyio.CapacityLimiter(settings.max_concurrent)
         if settings.corrections_db is not None:
             corrections_store.create(settings.corrections_db)  # made or migrated once, before serving
-        previous_threads = torch.get_num_threads(), cv2.getNumThreads()
-        torch.set_num_threads(settings.torch_threads)
-        # one OpenCV thread per image: its threads on an image of a few hundred pixels a side
-        # cost more in waiting for each other than they save, and requests run in parallel
-        cv2.setNumThreads(1)
-        # and one BLAS thread (numpy's small matrix products in preprocessing): OpenBLAS's
-        # threads spin after each call, taking the other core from the next request; a photo
-        # cost 19.3 ms of CPU in process for 11.1 ms of wall time, 10.6 ms on one thread
-        # (AMD EPYC, AVX2)
-        blas = threadpool_limits(limits=1, user_api="blas")
-        try:
+        with serving_threads(settings.torch_threads):
             async with anyio.create_task_group() as tasks:
                 if settings.store is not None:
                     tasks.start_soon(swap.watch, app.state.served, settings.store, settings.backend,
                                      settings.line_reader, settings.swap_check_s)
                 yield
                 tasks.cancel_scope.cancel()
-        finally:
-            torch.set_num_threads(previous_threads[0])
-            cv2.setNumThreads(previous_threads[1])
-            blas.restore_original_limits()
 
     # FastAPIOffline: /docs and /redoc load their scripts and styles from this package, not a
     # CDN, so the API's documentation works on a machine without internet access.

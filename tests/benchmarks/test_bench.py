@@ -7,9 +7,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
 from digitnet.benchmarks import runner
 from digitnet.benchmarks.runner import BenchOptions, find_reference, machine_name, run_process
+from digitnet.commands.bench import tables
 from digitnet.errors import DigitnetError
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -63,14 +65,33 @@ def test_machine_name_says_the_cpu_its_bf16_and_the_load():
                                      "2.13.0, load average 1.2 at start, 3.0 at end")
 
 
-@pytest.mark.slow  # three training subprocesses: ~30 s on an idle 2-core machine
+def test_tables_show_each_recipe_against_its_goal_and_skip_an_empty_one(tmp_path):
+    process = runner.Process({"train_seconds": 2.0, "test_accuracy": 0.991, "train_images": 10,
+                              "epochs_run": 3}, 100.0, 1.0)
+    runs = {"reference": [process], "digitnet": [process], "fast": [process]}
+    report = runner.Report({}, {}, runner.bench_epoch(runs),
+                           runner.bench_recipes(runs, ("fast",), 4.0), [])
+    titles = [t.title for t in tables(report)]
+    assert titles == ["One epoch (10 images), medians", "Recipes, medians", "Inference"]
+    console = Console(width=120, record=True)
+    console.print(tables(report)[1])
+    row = next(line for line in console.export_text().splitlines() if "fast" in line)
+    assert [cell.strip() for cell in row.split("│")[1:-1]] == [
+        "fast", "3", "2.00", "0.50x", "0.9910", "0.990 reached"]
+    report.recipes = {}
+    assert [t.title for t in tables(report)] == ["One epoch (10 images), medians", "Inference"]
+
+
+@pytest.mark.slow  # two training subprocesses and an export: ~20 s on an idle 2-core machine
 def test_quick_bench_end_to_end(cli, tmp_path, monkeypatch, short_mnist_everywhere):
+    # No recipe is timed: a recipe run is the same subprocess as the default epoch with other
+    # arguments (the tables and the round order are tested above, each recipe in test_recipes).
     reference = find_reference(None) or next(
         (p for p in (PROJECT.parent / "shared/bench/reference_torch.py",
                      PROJECT.parents[1] / "shared/bench/reference_torch.py") if p.is_file()), None)
     monkeypatch.chdir(tmp_path)  # the bench's temporary runs must not land in the project
     out = tmp_path / "bench.json"
-    args = ["bench", "--quick", "--recipes", "speedrun", "--limit", "500", "--json", out]
+    args = ["bench", "--quick", "--recipes", "", "--limit", "500", "--json", out]
     if reference is not None:
         args += ["--reference", reference]
     code, stdout, err = cli(*args)
@@ -86,8 +107,7 @@ def test_quick_bench_end_to_end(cli, tmp_path, monkeypatch, short_mnist_everywhe
         assert "skipped" in epoch["reference"] and "skipping" in stdout
     else:
         assert epoch["ratio"] > 0 and 0 <= epoch["reference"]["median_accuracy"] <= 1
-    assert set(report["recipes"]) == {"speedrun"}
-    assert report["recipes"]["speedrun"]["goal"] == 0.99
+    assert report["recipes"] == {} and "Recipes" not in stdout
     assert {(row["backend"], row["precision"]) for row in report["inference"]} == {
         ("torch", "fp32"), ("torch", "bf16"), ("onnx", "fp32"), ("onnx-int8", "int8")}
     for row in report["inference"]:

@@ -92,7 +92,8 @@ def tables(report: Report) -> list[Table]:
         inference.add_row(row["backend"], row["precision"], f"{row['images_per_second']:,.0f}",
                           ratio(row["throughput_ratio_to_torch_fp32"]),
                           f"{row['latency_ms_p50']:.2f}", f"{row['latency_ms_p99']:.2f}")
-    return [epoch_table(report), recipes, inference]
+    # no recipes timed (--recipes ""): no empty table
+    return [epoch_table(report)] + ([recipes] if report.recipes else []) + [inference]
 
 
 def run(args) -> int:

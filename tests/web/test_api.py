@@ -8,6 +8,7 @@ import shutil
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import anyio
 import cv2
 import numpy as np
 import pytest
@@ -242,3 +243,20 @@ def test_serve_can_take_a_line_reader_of_its_own(trained_run, tmp_path):
     assert loaded.line_reader.source == str(tmp_path / WEIGHTS_FILE)
     with pytest.raises(DigitnetError, match="train-lines"):  # a digit run is no line reader
         service.load_model(trained_run, "torch", trained_run)
+
+
+def test_a_reading_request_hands_one_job_to_a_thread(client, mnist, monkeypatch):
+    """Only the work itself (``deps.in_worker``) goes to a worker thread: FastAPI runs a plain
+    ``def`` dependency in its thread pool too, and two such hand-offs per request cost the
+    server about 2 ms of CPU a drawing."""
+    handed = []
+    real = anyio.to_thread.run_sync
+
+    def counted(fn, *args, **kwargs):
+        handed.append(getattr(fn, "func", fn).__name__)
+        return real(fn, *args, **kwargs)
+
+    monkeypatch.setattr(anyio.to_thread, "run_sync", counted)
+    r = client.post("/api/predict", **upload(png(on_paper(mnist.x_test[0]))))
+    assert r.status_code == 200, r.text
+    assert handed == ["predict_image"]

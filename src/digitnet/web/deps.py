@@ -1,5 +1,9 @@
 """The typed dependencies the routes declare: the settings, the served model, the store, the
-admin check and the same-origin check. Each reads what ``create_app`` put on ``app.state``."""
+admin check and the same-origin check. Each reads what ``create_app`` put on ``app.state``.
+
+They are ``async def`` because none of them blocks: FastAPI runs a plain ``def`` dependency in
+its thread pool, and those hand-offs (two for each reading request) cost the event loop more
+than the dependencies themselves."""
 
 from __future__ import annotations
 
@@ -22,20 +26,20 @@ CROSS_SITE = ("cross-site request refused: this server changes nothing for anoth
               "'digitnet serve --allow-origin')")
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_served(request: Request) -> Served:
+async def get_served(request: Request) -> Served:
     return request.app.state.served
 
 
-def get_model(served: Annotated[Served, Depends(get_served)]) -> service.LoadedModel:
+async def get_model(served: Annotated[Served, Depends(get_served)]) -> service.LoadedModel:
     """The model served when the request began: it answers the whole request, swap or not."""
     return served.model
 
 
-def get_store(settings: Annotated[Settings, Depends(get_settings)]) -> Path:
+async def get_store(settings: Annotated[Settings, Depends(get_settings)]) -> Path:
     """The corrections database; 404 saying how to turn it on when the server has none."""
     if settings.corrections_db is None:
         raise HTTPException(404, "this server does not collect corrections; start it with "
@@ -43,7 +47,7 @@ def get_store(settings: Annotated[Settings, Depends(get_settings)]) -> Path:
     return settings.corrections_db
 
 
-def require_admin(request: Request, settings: Annotated[Settings, Depends(get_settings)]) -> None:
+async def require_admin(request: Request, settings: Annotated[Settings, Depends(get_settings)]) -> None:
     admin.require(request, settings.admin_token)
 
 
@@ -63,7 +67,7 @@ def same_site(request: Request, settings: Settings) -> bool:
     return request.headers.get("sec-fetch-site", "same-origin") in ("same-origin", "none")
 
 
-def require_same_site(request: Request, settings: Annotated[Settings, Depends(get_settings)]) -> None:
+async def require_same_site(request: Request, settings: Annotated[Settings, Depends(get_settings)]) -> None:
     """403 for a state-changing request another site's page made a browser send."""
     if not same_site(request, settings):
         raise HTTPException(403, CROSS_SITE)

@@ -248,3 +248,17 @@ def test_the_page_implements_the_same_preprocessing_version():
     for name in ("POLARITY_SIDE", "PAPER_SIDE", "OPENING_TENTHS", "PAPER_RISE", "NOISE_MADS",
                  "MIN_PAPER_PARTS", "PAPER_MARGIN", "RIDGE_PARTS"):
         assert f"const {name} = {getattr(paper, name)};" in script, name
+
+
+@pytest.mark.parametrize("shape, density", [((350, 350), 0.02), ((64, 500), 0.3), ((1, 9), 0.5)])
+def test_pieces_are_the_ones_opencvs_default_labelling_finds(shape, density):
+    # Sparse specks, dense noise where pieces merge, a single row: the same pieces with the
+    # same boxes and areas, whatever numbers the two give them.
+    mask = np.random.default_rng(0).random(shape) < density
+    labels, stats = imaging.pieces(mask)
+    _, default_labels, default_stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8),
+                                                                          connectivity=8)
+    assert len(stats) == len(default_stats) > 1
+    pairs = np.unique(np.stack([labels.ravel(), default_labels.ravel()]), axis=1)
+    assert pairs.shape[1] == len(stats)  # one label for each default label: the same partition
+    assert np.array_equal(stats[pairs[0]], default_stats[pairs[1]])

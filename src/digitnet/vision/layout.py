@@ -7,8 +7,9 @@ of one digit), counted left to right; a piece over twice as wide as tall counts 
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
+
+from digitnet.vision import imaging
 
 MIN_HEIGHT = 0.5  # smaller pieces are dots, dashes, dirt or parts of a digit
 MERGE_OVERLAP = 0.3  # pieces sharing this fraction of the narrower one's columns are one digit
@@ -20,8 +21,8 @@ SEVERAL_ASPECT = 2.0
 
 def _spans(mask: np.ndarray) -> list[tuple[int, int, int]]:
     """(x0, x1, height) of each tall enough piece of ink, left to right."""
-    count, _, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
-    if count <= 1:
+    stats = imaging.pieces(mask)[1]
+    if len(stats) <= 1:
         return []
     boxes = stats[1:, :4]  # (pieces, 4): x, y, w, h
     tall = boxes[:, 3] >= MIN_HEIGHT * boxes[:, 3].max()

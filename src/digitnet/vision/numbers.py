@@ -171,7 +171,7 @@ def line_of_writing(mask: np.ndarray) -> np.ndarray:
             f"the writing is on {len(lines)} lines (or in a column); a number is read from one "
             f"line: crop the image to one line of digits", "layout")
     (top, bottom), = lines
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    labels, stats = imaging.pieces(mask)
     y0, y1 = stats[:, cv2.CC_STAT_TOP], stats[:, cv2.CC_STAT_TOP] + stats[:, cv2.CC_STAT_HEIGHT]
     keep = (y1 > top) & (y0 <= bottom)
     keep[0] = False  # the background

@@ -46,7 +46,9 @@ from digitnet.runs.run import Run
 from digitnet.training.augment import other_writers
 from digitnet.vision import imaging
 
-WRITERS_ACCEPTED = 0.995  # a reader's share of other writers' validation digits not refused
+# The share of other writers' validation digits whose P(not a digit) stays under ``reject``; a
+# digit whose most probable class is "not a digit" is refused all the same (see choose_verdict).
+WRITERS_ACCEPTED = 0.995
 
 
 def search_temperature(nll: Callable[[float], float]) -> float:
@@ -85,7 +87,9 @@ def choose_verdict(logits: torch.Tensor, labels: torch.Tensor, accept: float = 0
       pens, shapes and scans; all digits when None), so that as many negatives as possible are
       refused at that acceptance. Refusing a person's digit costs more than letting a rare
       scribble through, and a threshold set on MNIST's own clean digits refuses other writers'
-      (10% of low-resolution scans, where it was set on clean digits);
+      (10% of low-resolution scans, where it was set on clean digits). ``decide`` also refuses
+      a digit whose most probable class is "not a digit", so fewer than ``accept`` pass in
+      all; fit_verdict records how many (``val_writers_accepted``);
     - close: the highest ratio (fewest "a or b?") at which the digits answered without doubt
       are right ``sure_accuracy`` of the time, on the digits as they are (not ``writers``: on
       digits that much harder no ratio reaches it, and nearly every answer would be "a or b?").

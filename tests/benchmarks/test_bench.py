@@ -65,7 +65,7 @@ def test_machine_name_says_the_cpu_its_bf16_and_the_load():
                                      "2.13.0, load average 1.2 at start, 3.0 at end")
 
 
-def test_tables_show_each_recipe_against_its_goal_and_skip_an_empty_one(tmp_path):
+def test_tables_show_each_recipe_against_its_goal_and_skip_an_empty_one():
     process = runner.Process({"train_seconds": 2.0, "test_accuracy": 0.991, "train_images": 10,
                               "epochs_run": 3}, 100.0, 1.0)
     runs = {"reference": [process], "digitnet": [process], "fast": [process]}

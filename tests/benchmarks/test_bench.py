@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from rich.console import Console
@@ -13,6 +14,9 @@ from digitnet.benchmarks import runner
 from digitnet.benchmarks.runner import BenchOptions, find_reference, machine_name, run_process
 from digitnet.commands.bench import tables
 from digitnet.errors import DigitnetError
+from digitnet.runs.config import TrainConfig
+from digitnet.training.recipes import RECIPES
+from digitnet.training.run import split_sizes
 
 PROJECT = Path(__file__).resolve().parents[1]
 
@@ -55,6 +59,21 @@ def test_training_runs_interleave_with_the_reference_round_by_round(monkeypatch,
     recipes = runner.bench_recipes(runs, opts.recipes, runner.bench_epoch(runs)["reference"][
         "median_seconds"])
     assert recipes["fast"]["ratio_to_reference_epoch"] == 1.0
+
+
+def test_every_recipe_runs_on_a_quick_benchs_subset(cli):
+    # The reader's 5,000 held-out digits once left none of a quick run's 1,000 to train on:
+    # `digitnet bench --quick` failed. Each recipe's arguments are resolved as `train` resolves
+    # them, and the split they give must leave images to train on.
+    opts = BenchOptions.quick()
+    for name in (r for r in RECIPES if r != "tutorial"):
+        code, out, err = cli("train", "--recipe", name, *runner.recipe_args(opts, name), "--dry-run")
+        assert code == 0, err
+        config = TrainConfig.from_dict(json.loads(out))
+        n, cut = split_sizes(SimpleNamespace(x_train=range(runner.MNIST_TRAINING)), config)
+        assert n == opts.recipe_limit and 0 < cut <= n and config.epochs == 1, name
+        assert config.negatives <= opts.recipe_limit, name
+    assert runner.recipe_args(BenchOptions(), "reader") == []  # a full run: the recipe as it is
 
 
 def test_machine_name_says_the_cpu_its_bf16_and_the_load():

@@ -32,9 +32,11 @@ from digitnet.inference.predictor import PRECISIONS, RUNTIMES, Predictor
 from digitnet.runs.run import Run
 from digitnet.training import devices
 from digitnet.training.recipes import GOALS, RECIPES
+from digitnet.training.recipes import resolve as resolve_recipe
 
 REFERENCE_ENV = "DIGITNET_REFERENCE"
 REFERENCE_DEFAULT = Path("../shared/bench/reference_torch.py")
+MNIST_TRAINING = 60_000  # the training images the recipes' held-out and negative counts are sized for
 # Precisions each runtime can run in; torch's bf16 is autocast, the ONNX model is fp32.
 RUNTIME_PRECISIONS: dict[str, tuple[str, ...]] = {"torch": PRECISIONS, "onnx": ("fp32",),
                                                   "onnx-int8": ("int8",)}
@@ -203,9 +205,21 @@ def summarize(processes: list[Process]) -> dict[str, Any]:
             "threads": [p.result.get("threads") for p in processes]}
 
 
-def recipe_args(opts: BenchOptions) -> list[str]:
-    return (["--limit", str(opts.recipe_limit)] if opts.recipe_limit else []) + (
-        ["--epochs", str(opts.recipe_epochs)] if opts.recipe_epochs else [])
+def recipe_args(opts: BenchOptions, name: str) -> list[str]:
+    """``digitnet train`` arguments for the recipe ``name`` on ``opts.recipe_limit`` images (all
+    when 0): a recipe's held-out digits and "not a digit" images, sized for MNIST's 60,000
+    training images, shrink with the subset (the reader's 5,000 held out would leave none of a
+    quick run's 1,000 to train on)."""
+    args = ["--epochs", str(opts.recipe_epochs)] if opts.recipe_epochs else []
+    if not opts.recipe_limit:
+        return args
+    config = resolve_recipe(name)
+    args += ["--limit", str(opts.recipe_limit)]
+    if config.validation:
+        args += ["--validation", str(max(1, config.validation * opts.recipe_limit // MNIST_TRAINING))]
+    if config.negatives:
+        args += ["--negatives", str(max(1, config.negatives * opts.recipe_limit // MNIST_TRAINING))]
+    return args
 
 
 def train_rounds(opts: BenchOptions, work: Path) -> dict[str, list[Process]]:
@@ -227,7 +241,7 @@ def train_rounds(opts: BenchOptions, work: Path) -> dict[str, list[Process]]:
                 runs[name].append(digitnet_train(work / f"default-{i}", opts.data_dir, *limit))
             else:
                 runs[name].append(digitnet_train(work / f"{name}-{i}", opts.data_dir, "--recipe",
-                                                 name, *recipe_args(opts)))
+                                                 name, *recipe_args(opts, name)))
     return runs
 
 

@@ -23,7 +23,7 @@ from digitnet.training.recipes import RECIPES
 def register(sub) -> None:
     p = sub.add_parser("bench", help="measure training and inference speed against the reference")
     p.add_argument("--quick", action="store_true",
-                   help="tiny subsets and one repeat: checks that everything runs (about 20 s)")
+                   help="tiny subsets and one repeat: checks that everything runs (a minute on 2 cores)")
     p.add_argument("--json", type=Path, metavar="FILE", help="also write the results as JSON")
     p.add_argument("--reference", help="the plain PyTorch loop to compare with (default "
                                        "$DIGITNET_REFERENCE or ../shared/bench/reference_torch.py)")

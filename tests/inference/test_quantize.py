@@ -70,3 +70,11 @@ def test_a_copy_that_disagrees_is_not_written(reader_copy, mnist, monkeypatch):
     assert record["check"]["passed"] is False and record["onnx_sha256"] is None
     assert not (reader_copy / runs.INT8_FILE).exists()
     assert not list(reader_copy.glob(".model-int8.onnx*"))  # no temporary file left behind
+    # recorded as export records it: asking for the copy then says why there is none, not to
+    # export again (which would make the same copy)
+    run = Run.open(reader_copy)
+    run.updated(export={**run.config_file["export"], "int8": record})
+    with pytest.raises(DigitnetError, match=r"has no int8 copy: .* 100 test images, under the "
+                                            r"101.0% needed .* use --backend onnx") as refused:
+        Predictor.from_run(reader_copy, "onnx-int8")
+    assert "digitnet export" not in str(refused.value)

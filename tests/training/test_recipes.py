@@ -13,6 +13,7 @@ from digitnet.errors import DigitnetError
 from digitnet.evaluate import evaluate
 from digitnet.preprocess import input_tensor
 from digitnet.runs.config import TrainConfig
+from digitnet.runs.run import Run
 from digitnet.training import recipes
 from digitnet.training.ensemble import average_probabilities, fit_ensemble, member_dir
 from digitnet.training.run import fit
@@ -114,6 +115,9 @@ def test_ensemble_averages_its_members(small, tmp_path):
     assert metrics["test_accuracy"] == pytest.approx(expected)
     assert metrics["members"][0]["test_accuracy"] != metrics["members"][1]["test_accuracy"]
     assert runs.read_metrics(tmp_path / "ens")["ensemble"] == 2
+    # the folder itself has no weights: opening it names a member to use instead
+    with pytest.raises(DigitnetError, match=r"ensemble of 2 runs.*--run .*ens/member-0"):
+        Run.open(tmp_path / "ens")
 
 
 def test_ensemble_needs_two_members(tmp_path):

@@ -136,9 +136,10 @@ axe-core: $(VENV)/.installed
 	fi; \
 	echo "axe-core could not be fetched; the accessibility tests will skip"
 
-# The inner loop: everything but the slow and browser tests, in under a minute.
+# The inner loop: everything but the slow and browser tests, on a worker per core as `test`
+# runs them (about 2 minutes on 2 AVX2 cores; one process took 3.5).
 test-fast: $(VENV)/.installed-test test-js
-	$(BIN)/pytest -m "not slow and not browser" -q
+	$(TEST_ENV) $(BIN)/pytest -m "not slow and not browser" -q -n auto --dist loadfile
 
 # The pages' JavaScript that needs no browser, with node's own test runner: the preprocessing
 # (reader/imaging.js) against Python's byte for byte on golden fixtures written from a fixed seed

@@ -13,6 +13,7 @@ from rich.console import Console
 from digitnet.benchmarks import runner
 from digitnet.benchmarks.runner import BenchOptions, find_reference, machine_name, run_process
 from digitnet.commands.bench import tables
+from digitnet.datasets import get_spec
 from digitnet.errors import DigitnetError
 from digitnet.runs.config import TrainConfig
 from digitnet.training.recipes import RECIPES
@@ -70,7 +71,7 @@ def test_every_recipe_runs_on_a_quick_benchs_subset(cli):
         code, out, err = cli("train", "--recipe", name, *runner.recipe_args(opts, name), "--dry-run")
         assert code == 0, err
         config = TrainConfig.from_dict(json.loads(out))
-        n, cut = split_sizes(SimpleNamespace(x_train=range(runner.MNIST_TRAINING)), config)
+        n, cut = split_sizes(SimpleNamespace(x_train=range(get_spec(config.dataset).shape[0])), config)
         assert n == opts.recipe_limit and 0 < cut <= n and config.epochs == 1, name
         assert config.negatives <= opts.recipe_limit, name
     assert runner.recipe_args(BenchOptions(), "reader") == []  # a full run: the recipe as it is

@@ -26,6 +26,7 @@ import numpy as np
 
 from digitnet import runs
 from digitnet.benchmarks import timing
+from digitnet.datasets import get_spec
 from digitnet.errors import DigitnetError
 from digitnet.inference.export import export_onnx
 from digitnet.inference.predictor import PRECISIONS, RUNTIMES, Predictor
@@ -36,7 +37,6 @@ from digitnet.training.recipes import resolve as resolve_recipe
 
 REFERENCE_ENV = "DIGITNET_REFERENCE"
 REFERENCE_DEFAULT = Path("../shared/bench/reference_torch.py")
-MNIST_TRAINING = 60_000  # the training images the recipes' held-out and negative counts are sized for
 # Precisions each runtime can run in; torch's bf16 is autocast, the ONNX model is fp32.
 RUNTIME_PRECISIONS: dict[str, tuple[str, ...]] = {"torch": PRECISIONS, "onnx": ("fp32",),
                                                   "onnx-int8": ("int8",)}
@@ -207,18 +207,19 @@ def summarize(processes: list[Process]) -> dict[str, Any]:
 
 def recipe_args(opts: BenchOptions, name: str) -> list[str]:
     """``digitnet train`` arguments for the recipe ``name`` on ``opts.recipe_limit`` images (all
-    when 0): a recipe's held-out digits and "not a digit" images, sized for MNIST's 60,000
-    training images, shrink with the subset (the reader's 5,000 held out would leave none of a
+    when 0): a recipe's held-out digits and "not a digit" images, sized for its dataset's whole
+    training set, shrink with the subset (the reader's 5,000 held out would leave none of a
     quick run's 1,000 to train on)."""
     args = ["--epochs", str(opts.recipe_epochs)] if opts.recipe_epochs else []
     if not opts.recipe_limit:
         return args
     config = resolve_recipe(name)
+    whole = get_spec(config.dataset).shape[0]  # the training images the recipe is sized for
     args += ["--limit", str(opts.recipe_limit)]
     if config.validation:
-        args += ["--validation", str(max(1, config.validation * opts.recipe_limit // MNIST_TRAINING))]
+        args += ["--validation", str(max(1, config.validation * opts.recipe_limit // whole))]
     if config.negatives:
-        args += ["--negatives", str(max(1, config.negatives * opts.recipe_limit // MNIST_TRAINING))]
+        args += ["--negatives", str(max(1, config.negatives * opts.recipe_limit // whole))]
     return args
 
 

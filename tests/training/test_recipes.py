@@ -116,8 +116,9 @@ def test_ensemble_averages_its_members(small, tmp_path):
     assert metrics["members"][0]["test_accuracy"] != metrics["members"][1]["test_accuracy"]
     assert runs.read_metrics(tmp_path / "ens")["ensemble"] == 2
     # the folder itself has no weights: opening it names a member to use instead
-    with pytest.raises(DigitnetError, match=r"ensemble of 2 runs.*--run .*ens/member-0"):
-        Run.open(tmp_path / "ens")
+    for open_run in (Run.open, runs.load_model):
+        with pytest.raises(DigitnetError, match=r"ensemble of 2 runs.*--run .*ens/member-0"):
+            open_run(tmp_path / "ens")
 
 
 def test_ensemble_needs_two_members(tmp_path):

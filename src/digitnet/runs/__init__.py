@@ -180,10 +180,20 @@ def parse_safetensors(raw: bytes, path: Path, what: str) -> tuple[dict[str, torc
     return tensors, metadata
 
 
+def weights_file(run_dir: Path, config_file: dict[str, Any]) -> Path:
+    """The run's model.safetensors (``config_file``: its whole config.json). An ensemble's folder
+    has no weights of its own: one line naming a member to use instead."""
+    path, members = run_dir / MODEL_FILE, config_file.get("ensemble")
+    if members and not path.exists():
+        raise DigitnetError(f"{run_dir} is an ensemble of {members} runs, each with its own "
+                            f"weights: pass one of them, e.g. --run {run_dir / 'member-0'}")
+    return path
+
+
 def load_model(run_dir: str | Path, device: str = "cpu") -> tuple[nn.Module, TrainConfig]:
     """Rebuild the run's model from config.json and load its weights (eval mode)."""
-    config, _ = read_config(Path(run_dir))
-    tensors, _ = read_safetensors(Path(run_dir) / MODEL_FILE, "weights")
+    config, config_file = read_config(Path(run_dir))
+    tensors, _ = read_safetensors(weights_file(Path(run_dir), config_file), "weights")
     return build_trained(config, tensors, Path(run_dir)).to(device).eval(), config
 
 

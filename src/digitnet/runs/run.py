@@ -41,12 +41,9 @@ class Run:
         """The run in ``run_dir``; one line naming the fix when a file is missing or damaged."""
         path = runs.check_run_dir(run_dir)
         config, config_file = runs.read_config(path)
-        members = config_file.get("ensemble")
-        if members and not (path / runs.MODEL_FILE).exists():  # an ensemble has no weights of its own
-            raise DigitnetError(f"{path} is an ensemble of {members} runs, each with its own "
-                                f"weights: pass one of them, e.g. --run {path / 'member-0'}")
-        raw = runs.read_bytes(path / runs.MODEL_FILE, "weights")
-        tensors, _ = runs.parse_safetensors(raw, path / runs.MODEL_FILE, "weights")
+        weights = runs.weights_file(path, config_file)
+        raw = runs.read_bytes(weights, "weights")
+        tensors, _ = runs.parse_safetensors(raw, weights, "weights")
         metrics = runs.read_metrics(path) if (path / runs.METRICS_FILE).exists() else {}
         return cls(path, config, config_file, metrics, tensors, hashlib.sha256(raw).hexdigest())
 

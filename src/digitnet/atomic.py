@@ -7,6 +7,7 @@ version (or nothing) in place, never a truncated one.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import tempfile
@@ -14,14 +15,47 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from digitnet.errors import DigitnetError
+
+
+def make_folder(folder: str | os.PathLike) -> Path:
+    """``folder`` and its parents, made if missing; one line naming it when they cannot be."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        on_the_way = next((p for p in [folder, *folder.parents] if p.exists() and not p.is_dir()), None)
+        reason = f"{on_the_way} is a file, not a folder" if on_the_way else e.strerror or str(e)
+        raise DigitnetError(f"cannot make the folder {folder}: {reason}; choose a folder you may "
+                            "write to") from e
+    return folder
+
+
+def check_writable(path: str | os.PathLike) -> None:
+    """Refuse now, in one line, a ``path`` that a command could only write after long work."""
+    os.unlink(temporary_sibling(Path(path)))
+
+
+def temporary_sibling(path: Path) -> str:
+    """A new empty file beside ``path`` (its folder made if missing), for writing ``path``."""
+    make_folder(path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise DigitnetError(f"cannot write {path}: {e.strerror or e}; choose a folder you may "
+                            "write to") from e
+    os.close(fd)
+    return tmp
+
 
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO[Any]]:
-    """Open a temporary sibling of ``path``; on success it replaces ``path``, on error it goes."""
+    """Open a temporary sibling of ``path``; on success it replaces ``path``, on error it goes.
+
+    A folder that cannot be made or written, or a full disk, is a ``DigitnetError`` naming
+    ``path`` (not the temporary file), and the previous ``path`` is left as it was."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+    tmp = temporary_sibling(path)
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; the result gets normal permissions
@@ -31,9 +65,12 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO[Any]]:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            raise DigitnetError(f"cannot write {path}: {e.strerror}; free some space and run "
+                                "again (the previous file, if any, is unchanged)") from e
         raise
 
 

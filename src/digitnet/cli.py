@@ -1,7 +1,9 @@
 """The ``digitnet`` command: a thin dispatcher over ``digitnet.commands.<name>``.
 
 Each command module has ``register(subparsers)``, which adds its parser and sets ``run``
-(args -> exit code). A ``DigitnetError`` anywhere becomes one line on stderr and exit code 2.
+(args -> exit code). A ``DigitnetError`` anywhere becomes one line on stderr and exit code 2;
+so does a file the system refuses (a path that does not exist or may not be written), which
+no command can fix but the user can.
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ class Parser(argparse.ArgumentParser):
     """argparse, but a bad option is one line (no usage dump) and exit code 2."""
 
     def error(self, message: str):
-        raise DigitnetError(f"{self.prog}: {message} (see --help)")
+        # the top level's errors already read "digitnet: error: ...": name only a subcommand
+        where = f"{self.prog}: " if " " in self.prog else ""
+        raise DigitnetError(f"{where}{message} (see --help)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,6 +45,12 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.run(args) or 0)
     except DigitnetError as e:
         print(f"digitnet: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        if e.filename is None:  # not about a path: a fault of digitnet's, shown in full
+            raise
+        print(f"digitnet: error: {e.filename}: {e.strerror or e}; check the path and its permissions",
+              file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("digitnet: interrupted", file=sys.stderr)

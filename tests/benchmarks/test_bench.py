@@ -12,6 +12,7 @@ from rich.console import Console
 
 from digitnet.benchmarks import runner
 from digitnet.benchmarks.runner import BenchOptions, find_reference, machine_name, run_process
+from digitnet.commands import bench as bench_command
 from digitnet.commands.bench import tables
 from digitnet.datasets import get_spec
 from digitnet.errors import DigitnetError
@@ -137,3 +138,10 @@ def test_quick_bench_end_to_end(cli, tmp_path, monkeypatch, short_mnist_everywhe
         assert row["images_per_second"] > 0 and row["throughput_ratio_to_torch_fp32"] > 0
         assert 0 < row["latency_ms_p50"] <= row["latency_ms_p99"]
     assert report["memory"]["train_peak_rss_mb"] > 50
+
+
+def test_a_json_file_it_could_not_write_is_refused_before_measuring(cli, tmp_path, monkeypatch):
+    (tmp_path / "plain-file").write_text("not a folder")
+    monkeypatch.setattr(bench_command, "run_bench", lambda *a, **k: pytest.fail("measured first"))
+    code, _, err = cli("bench", "--quick", "--json", tmp_path / "plain-file" / "bench.json")
+    assert code == 2 and "plain-file is a file, not a folder" in err and err.count("\n") == 1

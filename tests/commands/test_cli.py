@@ -51,6 +51,22 @@ def test_bad_input_gives_one_line(cli, argv, message):
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
 
+def test_an_unwritable_output_is_one_line(cli, tmp_path):
+    """Outputs under a plain file: the folder cannot be made, whoever runs the test."""
+    (tmp_path / "plain-file").write_text("not a folder")
+    blocked = tmp_path / "plain-file"
+    for argv in (["show", "samples", "--out", blocked / "samples.png"],
+                 ["train", "--limit", "64", "--out", blocked / "run"]):
+        code, _, err = cli(*argv)
+        assert code == 2 and f"{blocked} is a file, not a folder; choose a folder" in err, (argv, err)
+        assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_an_unknown_option_names_digitnet_once(cli):
+    code, _, err = cli("data", "--no-such-option")
+    assert code == 2 and err.count("digitnet") == 1 and "unrecognized arguments" in err
+
+
 def test_corrupt_weights_give_one_line(cli, trained_run, tmp_path):
     run_dir = tmp_path / "run"
     shutil.copytree(trained_run, run_dir)

@@ -45,6 +45,13 @@ def test_a_port_in_use_is_one_line(cli, trained_run):
     assert code == 2 and err.count("\n") == 1 and f"127.0.0.1:{port}" in err and "--port" in err
 
 
+@pytest.mark.parametrize("port", ["-1", "65536"])
+def test_a_port_out_of_range_is_one_line(cli, trained_run, port):
+    code, _, err = cli("serve", "--run", trained_run, "--port", port)
+    assert code == 2 and err.count("\n") == 1
+    assert f"--port must be 0-65535 (0: any free port), got {port}" in err
+
+
 def test_workers_must_be_at_least_one(cli, trained_run):
     code, _, err = cli("serve", "--run", trained_run, "--workers", "0")
     assert code == 2 and err.count("\n") == 1 and "--workers" in err

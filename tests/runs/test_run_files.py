@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import shutil
 
 import pytest
@@ -21,6 +23,23 @@ def test_atomic_write_replaces_whole_or_not_at_all(tmp_path):
     with pytest.raises(RuntimeError), atomic.atomic_open(path) as f:
         f.write(b"half")
         raise RuntimeError("crash mid-write")
+    assert path.read_text() == '{\n  "x": 1\n}\n'
+    assert [p.name for p in tmp_path.iterdir()] == ["a.json"]
+
+
+def test_a_folder_that_cannot_be_made_is_one_line_naming_the_file(tmp_path):
+    (tmp_path / "plain-file").write_text("not a folder")
+    target = tmp_path / "plain-file" / "run" / "metrics.json"
+    with pytest.raises(DigitnetError, match=f"folder {target.parent}: .*plain-file is a file, not a folder"):
+        atomic.write_json(target, {"x": 1})
+
+
+def test_a_full_disk_keeps_the_previous_file_and_says_so(tmp_path):
+    path = tmp_path / "a.json"
+    atomic.write_json(path, {"x": 1})
+    with pytest.raises(DigitnetError, match="free some space.*unchanged"), atomic.atomic_open(path) as f:
+        f.write(b"half")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
     assert path.read_text() == '{\n  "x": 1\n}\n'
     assert [p.name for p in tmp_path.iterdir()] == ["a.json"]
 

@@ -98,6 +98,8 @@ def tables(report: Report) -> list[Table]:
 
 def run(args) -> int:
     opts = options(args)
+    if args.json is not None:
+        atomic.check_writable(args.json)  # before an hour of measuring, not after
     out = console()
     if opts.reference is None:
         out.print("reference loop not found: skipping it (pass --reference PATH)")

@@ -89,6 +89,8 @@ def settings_from(args):
         raise DigitnetError(f"--threads must be at least 1, got {args.threads}")
     if args.workers < 1:
         raise DigitnetError(f"--workers must be at least 1, got {args.workers}")
+    if not 0 <= args.port <= 65535:
+        raise DigitnetError(f"--port must be 0-65535 (0: any free port), got {args.port}")
     if args.corrections_per_client < 1 or args.max_store_mb <= 0:
         raise DigitnetError("--corrections-per-client must be at least 1 and --max-store-mb positive")
     return Settings(run_dir=bundled.model_dir(args.run_dir), backend=args.backend,
@@ -126,7 +128,7 @@ def run(args) -> int:
     out = console()
     processes = f", {args.workers} worker processes" if args.workers > 1 else ""
     out.print(f"serving {settings.run_dir} ({loaded.info.architecture}, {settings.backend}{processes}) "
-              f"at http://{shown_host}:{args.port}/  (API docs at /docs; Ctrl+C stops)")
+              f"at http://{shown_host}:{sock.getsockname()[1]}/  (API docs at /docs; Ctrl+C stops)")
     if settings.store is not None:
         admin_routes = "on" if settings.admin_token else f"off (set {admin.TOKEN_VARIABLE})"
         out.print(f"corrections kept in {store.path_in(settings.store)}; admin routes {admin_routes}",

@@ -60,7 +60,6 @@ def run(args) -> int:
         run = Run.open(runs.resolve_run_dir(args.run_dir))
         fig = DRAW[args.kind](run, args, n)
         out = args.out or run.path / f"{args.kind}.png"
-    out.parent.mkdir(parents=True, exist_ok=True)
     atomic.write_bytes(out, figures.to_png(fig))
     console().print(f"wrote {out}", soft_wrap=True, markup=False)
     return 0

@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from digitnet import runs
+from digitnet import atomic, runs
 from digitnet.datasets import Dataset, load
 from digitnet.errors import DigitnetError
 from digitnet.evaluate import confusion_matrix, predict_logits
@@ -41,7 +41,7 @@ def fit_ensemble(config: TrainConfig, k: int, run_dir: Path | None = None, *,
         raise DigitnetError(f"--ensemble needs at least 2 members, got {k}")
     ds = dataset or load(config.dataset, data_dir)
     run_dir = run_dir or runs.new_run_dir(config.dataset)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic.make_folder(run_dir)
     runs.write_config(run_dir, config, dataset_sha256=ds.sha256, parameters=0, ensemble=k)
     members = [fit(config.replace(seed=config.seed + i), member_dir(run_dir, i), dataset=ds,
                    reporter=reporter) for i in range(k)]

@@ -41,7 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from digitnet import runs
+from digitnet import atomic, runs
 from digitnet.corrections.store import HOLDOUT_EVERY, Labelled
 from digitnet.datasets import Dataset, load
 from digitnet.errors import DigitnetError
@@ -279,7 +279,7 @@ def write_run(out: Path, model: nn.Module, config: TrainConfig, ds: Dataset, sta
     """A run directory like ``digitnet train``'s, with where it came from under "finetune"."""
     origin = {"from_run": str(start.path.resolve()), "from_sha256": start.weights_sha256,
               "settings": asdict(fc), "corrections": outcome.corrections}
-    out.mkdir(parents=True, exist_ok=True)
+    atomic.make_folder(out)
     runs.write_config(out, config, dataset_sha256=ds.sha256, parameters=count_parameters(model),
                       finetune=origin)
     runs.save_model(out, model, config)

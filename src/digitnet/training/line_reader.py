@@ -241,7 +241,7 @@ def train_line_reader(config: LineConfig, out: Path, data_dir: str | None,
     epochs = [synthetic_lines.epoch_lines(len(x), rng) for _ in range(config.epochs)]
     steps = sum(-(-len(groups) // config.batch_size) for groups in epochs)
     schedule = schedules.line_one_cycle(optimizer, config.lr, steps, config.warmup)
-    out.mkdir(parents=True, exist_ok=True)
+    atomic.make_folder(out)
     history, started = [], time.perf_counter()
     for epoch, groups in enumerate(epochs):
         batches = synthetic_lines.line_batches(x, y, groups, config.batch_size, rng, thinned=thinned)

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from digitnet import runs
+from digitnet import atomic, runs
 from digitnet.datasets import Dataset, load
 from digitnet.errors import DigitnetError
 from digitnet.evaluate import Evaluation, evaluate_sums, from_sums
@@ -275,7 +275,7 @@ class Trainer:
             self.position = resume(self.run_dir, self.config, setup, learner, self.steps)
             self.reporter.resume(self.position.epoch, self.position.step, self.steps)
         elif setup.ctx.is_main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
+            atomic.make_folder(self.run_dir)
             runs.write_config(self.run_dir, self.config, dataset_sha256=ds.sha256,
                               parameters=count_parameters(learner.model),
                               world_size=setup.ctx.world_size, precision=setup.precision,

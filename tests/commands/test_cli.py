@@ -81,6 +81,14 @@ def test_python_dash_m_entry_point():
     assert result.stdout.startswith("digitnet ")
 
 
+@pytest.mark.parametrize("command", ["predict", "read"])
+def test_an_empty_file_is_called_empty(cli, tmp_path, command):
+    (tmp_path / "empty.png").write_bytes(b"")
+    code, _, err = cli(command, tmp_path / "empty.png")
+    assert code == 2 and err.startswith(f"digitnet: error: {tmp_path / 'empty.png'}: empty file; use a PNG")
+    assert err.count("\n") == 1
+
+
 @pytest.mark.parametrize("shape", [(2, 2), (2, 40), (3, 4000)])
 def test_read_of_a_tiny_or_thin_image_answers_or_refuses_in_one_line(cli, tmp_path, shape):
     image = ((np.indices(shape).sum(axis=0) % 2) * 255).astype(np.uint8)

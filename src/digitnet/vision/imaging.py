@@ -141,6 +141,8 @@ def _header(data: bytes, source: str) -> tuple[str, int, int]:
     Pillow's ``Image.open`` is lazy: it parses only the header. Its own decompression-bomb
     check fires for huge sizes; both it and ours are reported as ``too_large``.
     """
+    if not data:
+        raise ImageError(f"{source}: empty file; {FORMATS_HINT}", "not_image")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # bomb warnings (checked below), odd EXIF
@@ -263,8 +265,6 @@ def decode(data: bytes, source: str = "image", min_side: int | None = None, gray
     (``_jpeg_pixels``); other formats by OpenCV with ``IMREAD_UNCHANGED`` (16-bit becomes 8-bit),
     at full size. The EXIF orientation is applied. ``source`` names the input in error messages.
     """
-    if not data:
-        raise ImageError(f"{source}: empty file; {FORMATS_HINT}", "not_image")
     fmt, width, height = _header(data, source)
     if fmt in ("JPEG", "MPO"):
         image = _jpeg_pixels(data, width, height, min_side, gray)

@@ -58,7 +58,7 @@ def test_workers_must_be_at_least_one(cli, trained_run):
 
 
 def test_workers_hand_the_bound_port_to_uvicorns_process_manager(cli, trained_run, monkeypatch,
-                                                                 tmp_path):
+                                                                 tmp_path, capsys):
     from digitnet.commands import serve
     from digitnet.web.app import SETTINGS_VARIABLE, Settings
 
@@ -80,7 +80,12 @@ def test_workers_hand_the_bound_port_to_uvicorns_process_manager(cli, trained_ru
     fd = int(argv[argv.index("--fd") + 1])
     with socket.socket(fileno=os.dup(fd)) as bound:  # the port bound and checked before
         assert os.get_inheritable(fd) and bound.getsockname()[0] == "127.0.0.1"
-    os.close(fd)
+        port = bound.getsockname()[1]
+    # fd itself stays open: it is the socket serve made, which closes it when freed (closing
+    # it here too would close whatever file took the number meanwhile: once, the event loop
+    # of a later test's client)
+    # --port 0 took a free port: the line says which, and the runtime in use
+    assert f"(tutorial_cnn, torch, 3 worker processes) at http://127.0.0.1:{port}/" in capsys.readouterr().out
     settings = Settings.from_json(env[SETTINGS_VARIABLE])
     assert settings.run_dir == trained_run.resolve() and settings.backend == "torch"
     assert settings.store == tmp_path / "store"  # every worker keeps corrections in one database

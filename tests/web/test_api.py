@@ -41,6 +41,13 @@ def test_health(client):
     assert r.status_code == 200 and r.json() == {"status": "ok"}
 
 
+def test_a_monitor_may_ask_for_the_page_and_the_health_with_head(client):
+    for path in ("/", "/api/health"):
+        got, head = client.get(path), client.head(path)
+        assert head.status_code == 200 and head.content == b"", path
+        assert head.headers["content-type"] == got.headers["content-type"], path
+
+
 def test_model_facts_come_from_the_run(client, trained_run):
     info = client.get("/api/model").json()
     assert info["run"] == trained_run.name

@@ -44,5 +44,7 @@ def add_backend_option(parser: argparse.ArgumentParser) -> None:
 
 
 def console() -> Console:
-    """Where commands print results: stdout, with colour only on a terminal."""
-    return Console(file=sys.stdout, highlight=False)
+    """Where commands print results: stdout, with colour only on a terminal. Lines are not
+    wrapped: a path or an address stays whole, to copy, however narrow the terminal (or a
+    pipe, which rich takes as 80 columns) is."""
+    return Console(file=sys.stdout, highlight=False, soft_wrap=True)

@@ -74,7 +74,7 @@ def show(args) -> int:
                       f"{r.image_bytes / 1024:.1f} KB")
     out = console()
     out.print(table)
-    out.print(f"{len(rows)} of {store.count(args.db)} corrections in {args.db}", soft_wrap=True)
+    out.print(f"{len(rows)} of {store.count(args.db)} corrections in {args.db}")
     return 0
 
 
@@ -87,8 +87,7 @@ def judge(args) -> int:
             found = store.review(args.db, status, ids, clients)
             missing = sorted(set(ids) - set(found))
             out.print(f"{status} {len(found)} corrections"
-                      + (f"; no correction {', '.join(map(str, missing))}" if missing else ""),
-                      soft_wrap=True)
+                      + (f"; no correction {', '.join(map(str, missing))}" if missing else ""))
             marked = True
     if marked:
         return 0
@@ -96,11 +95,11 @@ def judge(args) -> int:
         raise DigitnetError(f"--limit must be at least 1, got {args.limit}")
     pending = store.to_review(args.db, args.limit)
     if not pending:
-        out.print(f"nothing pending in {args.db}", soft_wrap=True)
+        out.print(f"nothing pending in {args.db}")
         return 0
     review.write_sheet(pending, args.sheet)
     out.print(f"{len(pending)} pending corrections on {args.sheet}; then 'digitnet corrections review "
-              "--accept ID...' or '--reject-client CLIENT'", soft_wrap=True)
+              "--accept ID...' or '--reject-client CLIENT'")
     return 0
 
 
@@ -109,7 +108,7 @@ def write(args) -> int:
     written = dataset_files.write(data, args.format, args.out)
     train, held = data.split()
     console().print(f"{len(data)} labelled images ({len(train)} to learn from, {len(held)} held "
-                    f"out) as {len(written)} {args.format.upper()} files in {args.out}", soft_wrap=True)
+                    f"out) as {len(written)} {args.format.upper()} files in {args.out}")
     return 0
 
 
@@ -119,6 +118,5 @@ def delete(args) -> int:
     found = store.delete(args.db, None if args.all else args.ids, args.client)
     missing = sorted(set(args.ids) - set(found))
     console().print(f"deleted {len(found)} corrections from {args.db}"
-                    + (f"; no correction {', '.join(map(str, missing))}" if missing else ""),
-                    soft_wrap=True)
+                    + (f"; no correction {', '.join(map(str, missing))}" if missing else ""))
     return 0

@@ -34,26 +34,25 @@ def run(args) -> int:
     exported, report = export_onnx(run, ds.x_test, ds.y_test, calibration=ds.x_train)
     run_dir, path = run.path, run.path / runs.ONNX_FILE
     out = console()
-    # soft_wrap: each result stays one line however narrow the terminal (or a pipe) is
     out.print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB): input float32 (batch, 1, 28, 28) "
-              f"in [0, 1], output probabilities (batch, {len(run.config.classes)})", soft_wrap=True)
+              f"in [0, 1], output probabilities (batch, {len(run.config.classes)})")
     out.print(f"checked against PyTorch on {report.images:,} {ds.name} test images: same class for "
               f"{report.agreement:.1%}, max probability difference {report.max_abs_diff:.1e}, "
-              f"accuracy {report.accuracy:.2%}", soft_wrap=True)
+              f"accuracy {report.accuracy:.2%}")
     export = exported.config_file["export"]
     int8 = export["int8"]
     agrees = (f"the same class as model.onnx for {int8['check']['agreement']:.1%} of the test "
               f"images, max probability difference {int8['check']['max_abs_diff']:.2f}")
     if int8["check"]["passed"]:
         out.print(f"wrote {run_dir / int8['file']}: int8 (--backend onnx-int8), ranges from "
-                  f"{int8['calibration_images']:,} training images; {agrees}", soft_wrap=True)
+                  f"{int8['calibration_images']:,} training images; {agrees}")
     else:
         out.print(f"no {int8['file']}: its answers are too far from the float model's ({agrees}; "
-                  f"at least {int8['check']['required']:.1%} needed)", soft_wrap=True)
+                  f"at least {int8['check']['required']:.1%} needed)")
     first = export["first_layer"]
     out.print(f"wrote {run_dir / first['file']}: the first layer ({first['layer']}) for what the "
               f"network sees on the page, checked on {first['check']['images']} images, max "
-              f"difference {first['check']['max_abs_diff']:.1e}", soft_wrap=True)
+              f"difference {first['check']['max_abs_diff']:.1e}")
     return 0
 
 
@@ -68,10 +67,8 @@ def run_web(args) -> int:
     how = "model.onnx (the run's own)" if site.reused else "model.onnx"
     out = console()
     out.print(f"wrote {site.path}: a static site reading digits with {run.path.name} in the browser "
-              f"({site.files} files, {site.bytes / 1e6:.1f} MB, {browser_runtime.NAME})", soft_wrap=True)
+              f"({site.files} files, {site.bytes / 1e6:.1f} MB, {browser_runtime.NAME})")
     out.print(f"{how} checked against PyTorch on {check['images']:,} {ds.name} test images: same class "
-              f"for {check['agreement']:.1%}, max probability difference {check['max_abs_diff']:.1e}",
-              soft_wrap=True)
-    out.print(f"try it: python -m http.server -d {site.path}, then open http://localhost:8000/",
-              soft_wrap=True)
+              f"for {check['agreement']:.1%}, max probability difference {check['max_abs_diff']:.1e}")
+    out.print(f"try it: python -m http.server -d {site.path}, then open http://localhost:8000/")
     return 0

@@ -62,8 +62,7 @@ def report(outcome: Outcome, start: Path) -> None:
     out = console()
     c = outcome.corrections
     skipped = f", {c['skipped']} of a class the model lacks left out" if c["skipped"] else ""
-    out.print(f"from {start}: {c['learnt']} corrections learnt, {c['held_out']} held out{skipped}",
-              soft_wrap=True)
+    out.print(f"from {start}: {c['learnt']} corrections learnt, {c['held_out']} held out{skipped}")
     for name, key in (("held-out corrections", "held_out"), ("MNIST test", "mnist_test")):
         out.print(f"  {name:21} {percent(outcome.before[key]):>7} -> {percent(outcome.after[key]):>7}")
     out.print(f"  {outcome.seconds:.0f} s in all, {outcome.train_seconds:.0f} s of it training")
@@ -89,11 +88,11 @@ def run(args) -> int:
         print(f"digitnet: not written: {outcome.refused}; review the corrections, or try fewer "
               "--steps or a lower --lr", file=sys.stderr)
         return 1
-    show.print(f"run saved in {out}", soft_wrap=True)
+    show.print(f"run saved in {out}")
     if args.swap:
         served.write(args.corrections.parent, out)
         show.print(f"named in {args.corrections.parent / served.FILE_NAME}: servers of that store "
-                   "serve it within a second", soft_wrap=True)
+                   "serve it within a second")
     else:
-        show.print(f"serve it: digitnet serve --run {out}  (or pass --swap next time)", soft_wrap=True)
+        show.print(f"serve it: digitnet serve --run {out}  (or pass --swap next time)")
     return 0

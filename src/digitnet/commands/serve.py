@@ -127,14 +127,13 @@ def run(args) -> int:
     shown_host = f"[{args.host}]" if ":" in args.host else args.host
     out = console()
     processes = f", {args.workers} worker processes" if args.workers > 1 else ""
-    out.print(f"serving {settings.run_dir} ({loaded.info.architecture}, {settings.backend}{processes}) "
+    out.print(f"serving {settings.run_dir} ({loaded.info.architecture}, {loaded.info.backend}{processes}) "
               f"at http://{shown_host}:{sock.getsockname()[1]}/  (API docs at /docs; Ctrl+C stops)")
     if settings.store is not None:
         admin_routes = "on" if settings.admin_token else f"off (set {admin.TOKEN_VARIABLE})"
-        out.print(f"corrections kept in {store.path_in(settings.store)}; admin routes {admin_routes}",
-                  soft_wrap=True)
+        out.print(f"corrections kept in {store.path_in(settings.store)}; admin routes {admin_routes}")
     if loaded.on_device.detail:
-        out.print(f"reading on the device is off: {loaded.on_device.detail}", soft_wrap=True)
+        out.print(f"reading on the device is off: {loaded.on_device.detail}")
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         out.print(f"note: listening on {args.host} makes the page reachable from other machines")
     open_files_for(LIMIT_CONCURRENCY)

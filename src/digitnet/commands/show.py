@@ -61,7 +61,7 @@ def run(args) -> int:
         fig = DRAW[args.kind](run, args, n)
         out = args.out or run.path / f"{args.kind}.png"
     atomic.write_bytes(out, figures.to_png(fig))
-    console().print(f"wrote {out}", soft_wrap=True, markup=False)
+    console().print(f"wrote {out}", markup=False)
     return 0
 
 

@@ -134,9 +134,9 @@ def run(args) -> int:
               f"  ({metrics['train_seconds']:.1f} s training, {metrics['precision']})")
     out.print(f"run saved in {run_dir}")
     if config.tensorboard:
-        out.print(f"TensorBoard: tensorboard --logdir {run_dir}", soft_wrap=True, markup=False)
+        out.print(f"TensorBoard: tensorboard --logdir {run_dir}", markup=False)
     written = write_pictures(run_dir, metrics, config)
-    out.print(f"pictures: {', '.join(map(str, written))}", soft_wrap=True, markup=False)
+    out.print(f"pictures: {', '.join(map(str, written))}", markup=False)
     return 0
 
 

@@ -39,5 +39,5 @@ def run(args) -> int:
     console().print(f"validation lines read exactly {metrics['val_exact']:.4f}, per digit "
                     f"{metrics['val_per_digit']:.4f} ({metrics['train_seconds']:.0f} s training, "
                     f"{metrics['precision']})")
-    console().print(f"line reader saved in {args.out}", soft_wrap=True, markup=False)
+    console().print(f"line reader saved in {args.out}", markup=False)
     return 0

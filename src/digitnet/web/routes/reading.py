@@ -13,6 +13,8 @@ from digitnet.web.schemas import Health, ModelInfo, Prediction, Reading
 router = APIRouter()
 
 
+# HEAD too: uptime monitors and link checkers ask for the page and the health without a body
+@router.head("/", include_in_schema=False)
 @router.get("/", include_in_schema=False)
 async def page(request: Request) -> FileResponse:
     return FileResponse(request.app.state.static / "index.html", headers=request.app.state.page_headers)
@@ -32,6 +34,7 @@ async def read(request: Request, model: Model) -> Reading:
     return await in_worker(request, service.read_image, data, source, model.line_reader)
 
 
+@router.head("/api/health", include_in_schema=False)  # the same answer, as its own operation
 @router.get("/api/health", response_model=Health)
 async def health() -> Health:
     return Health(status="ok")

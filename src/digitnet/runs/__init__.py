@@ -126,6 +126,13 @@ def update_config(run_dir: Path, **fields: Any) -> dict[str, Any]:
     return json.loads(json.dumps(data))  # tuples become lists, as in the file
 
 
+def refuse_taken(run_dir: Path) -> None:
+    """A new run never replaces an earlier one: a folder that already holds a run is refused."""
+    if (run_dir / CONFIG_FILE).exists():
+        raise DigitnetError(f"{run_dir} already holds a run; choose another --out, continue it with "
+                            f"--resume {run_dir}, or delete it first")
+
+
 def check_run_dir(run_dir: str | Path) -> Path:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():

@@ -273,6 +273,10 @@ class Trainer:
         setup, learner = self.setup, self.learner
         if resumed:
             self.position = resume(self.run_dir, self.config, setup, learner, self.steps)
+            if self.position.epoch >= self.config.epochs and (self.run_dir / runs.METRICS_FILE).exists():
+                # finished and saved: resuming would only test and save it again
+                raise DigitnetError(f"{self.run_dir} has finished its {self.config.epochs} epochs; "
+                                    "to train it further, resume with more --epochs")
             self.reporter.resume(self.position.epoch, self.position.step, self.steps)
         elif setup.ctx.is_main:
             atomic.make_folder(self.run_dir)
@@ -466,6 +470,11 @@ def fit(config: TrainConfig, run_dir: Path | None = None, *,
     reporter = (reporter or SilentReporter()) if setup.ctx.is_main else SilentReporter()
     if run_dir is None:
         run_dir = Path(distributed.broadcast_object(str(runs.new_run_dir(config.dataset)), setup.ctx))
+    elif not resume:
+        # judged by process 0 alone, before it writes: the others must not see its config.json
+        taken = distributed.broadcast_object((run_dir / runs.CONFIG_FILE).exists(), setup.ctx)
+        if taken:
+            runs.refuse_taken(run_dir)
     ds = dataset or load(config.dataset, data_dir)
     split = make_split(ds, config, setup.device, data_dir)
     check_shards(len(split.x_train), config.batch_size, setup.ctx.world_size)

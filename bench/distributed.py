@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -45,7 +46,8 @@ def worker(steps: int, batch: int, threads: int, out: Path) -> None:
 
 def measure(nproc: int, threads: int, steps: int, batch: int, folder: Path) -> float:
     """Seconds per step of one run with ``nproc`` processes of ``threads`` threads."""
-    folder.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(folder, ignore_errors=True)  # this bench's own run of an earlier invocation
+    folder.mkdir(parents=True)
     cmd = [sys.executable, __file__, "--worker", "--steps", str(steps), "--batch", str(batch),
            "--threads", str(threads), "--out", str(folder)]
     if nproc > 1:

@@ -49,7 +49,8 @@ def test_resuming_a_finished_run_asks_for_more_epochs(cli, tmp_path, short_mnist
     run_dir = tmp_path / "run"
     assert cli("train", "--limit", "64", "--batch-size", "32", "--out", run_dir)[0] == 0
     code, _, err = cli("train", "--resume", run_dir)
-    assert code == 2 and err.count("\n") == 1 and "has finished its 1 epochs" in err
+    assert code == 2 and err.count("\n") == 1
+    assert "has finished its 1 epoch; to train it further, resume with more --epochs" in err
     code, out, err = cli("train", "--resume", run_dir, "--epochs", "2")
     assert code == 0 and "resuming at epoch 2, step 0 of 2" in out + err
     assert len(runs.read_metrics(run_dir)["history"]["epochs"]) == 2

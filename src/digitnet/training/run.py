@@ -275,8 +275,9 @@ class Trainer:
             self.position = resume(self.run_dir, self.config, setup, learner, self.steps)
             if self.position.epoch >= self.config.epochs and (self.run_dir / runs.METRICS_FILE).exists():
                 # finished and saved: resuming would only test and save it again
-                raise DigitnetError(f"{self.run_dir} has finished its {self.config.epochs} epochs; "
-                                    "to train it further, resume with more --epochs")
+                epochs = f"{self.config.epochs} epoch" + ("s" if self.config.epochs > 1 else "")
+                raise DigitnetError(f"{self.run_dir} has finished its {epochs}; to train it further, "
+                                    "resume with more --epochs")
             self.reporter.resume(self.position.epoch, self.position.step, self.steps)
         elif setup.ctx.is_main:
             atomic.make_folder(self.run_dir)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -12,6 +13,8 @@ import numpy as np
 import pytest
 
 from digitnet import runs
+from digitnet.datasets import load, sources
+from digitnet.errors import DigitnetError
 
 
 def test_train_and_evaluate_end_to_end(cli, tmp_path, short_mnist_everywhere):
@@ -28,6 +31,28 @@ def test_train_and_evaluate_end_to_end(cli, tmp_path, short_mnist_everywhere):
     report = json.loads((run_dir / "evaluation.json").read_text())
     assert report["accuracy"] == pytest.approx(runs.read_metrics(run_dir)["test_accuracy"])
     assert len(report["per_class_accuracy"]) == 10
+
+
+def test_another_datasets_figures_go_beside_the_runs_own(cli, trained_run, tmp_path, monkeypatch):
+    real = sources.load_folder
+
+    def first_500(folder, spec, origin):  # the figure is not the point: 500 test images
+        ds = real(folder, spec, origin)
+        return dataclasses.replace(ds, x_test=ds.x_test[:500], y_test=ds.y_test[:500])
+
+    monkeypatch.setattr(sources, "load_folder", first_500)
+    try:
+        load("fashion-mnist")
+    except DigitnetError as e:
+        pytest.skip(f"Fashion-MNIST not available: {e}")
+    run_dir = tmp_path / "run"
+    shutil.copytree(trained_run, run_dir)
+    (run_dir / "evaluation.json").write_text('{"dataset": "mnist"}\n')  # the run's own figures
+    code, out, _ = cli("evaluate", "--run", run_dir, "--dataset", "fashion-mnist")
+    assert code == 0 and f"note: {run_dir} was trained on mnist; its answers are scored against" in out
+    report = json.loads((run_dir / "evaluation-fashion-mnist.json").read_text())
+    assert report["dataset"] == "fashion-mnist" and sum(map(sum, report["confusion"])) == 500
+    assert (run_dir / "evaluation.json").read_text() == '{"dataset": "mnist"}\n'
 
 
 def test_data_and_summary(cli, mnist):

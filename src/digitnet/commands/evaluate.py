@@ -1,4 +1,5 @@
-"""``digitnet evaluate``: measure a saved model on the test set; write evaluation.json."""
+"""``digitnet evaluate``: measure a saved model on the test set; write evaluation.json
+(evaluation-<dataset>.json for a dataset other than the run's own)."""
 
 from __future__ import annotations
 
@@ -29,9 +30,15 @@ def run(args) -> int:
     result = evaluate(model, input_tensor(ds.x_test), torch.from_numpy(ds.y_test).long())
     classes = config.class_names(ds.classes)
     report = {"dataset": ds.name, **result.to_dict(classes)}
-    atomic.write_json(args.run_dir / "evaluation.json", report)
+    # another dataset's figures go beside the run's own, never over them
+    own = ds.name == config.dataset
+    written = args.run_dir / ("evaluation.json" if own else f"evaluation-{ds.name}.json")
+    atomic.write_json(written, report)
 
     out = console()
+    if not own:
+        out.print(f"note: {args.run_dir} was trained on {config.dataset}; its answers are scored "
+                  f"against {ds.name}'s labels")
     out.print(f"{args.run_dir}: {ds.name} test set, {result.images} images")
     out.print(f"test loss {result.loss:.4f}  test accuracy {result.accuracy:.4f}")
     table = Table("class", "name", "images", "accuracy")
@@ -39,5 +46,5 @@ def run(args) -> int:
     for c, name in enumerate(classes):
         table.add_row(str(c), name, str(totals[c]), f"{result.per_class_accuracy[c]:.4f}")
     out.print(table)
-    out.print(f"wrote {args.run_dir / 'evaluation.json'}")
+    out.print(f"wrote {written}")
     return 0

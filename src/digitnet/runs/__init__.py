@@ -126,11 +126,15 @@ def update_config(run_dir: Path, **fields: Any) -> dict[str, Any]:
     return json.loads(json.dumps(data))  # tuples become lists, as in the file
 
 
-def refuse_taken(run_dir: Path) -> None:
-    """A new run never replaces an earlier one: a folder that already holds a run is refused."""
-    if (run_dir / CONFIG_FILE).exists():
-        raise DigitnetError(f"{run_dir} already holds a run; choose another --out, continue it with "
-                            f"--resume {run_dir}, or delete it first")
+def holds_run(run_dir: Path) -> bool:
+    """Whether ``run_dir`` already holds a run, which a new run must never replace."""
+    return (run_dir / CONFIG_FILE).exists()
+
+
+def taken(run_dir: Path) -> DigitnetError:
+    """The refusal of a new run into ``run_dir``, which ``holds_run``."""
+    return DigitnetError(f"{run_dir} already holds a run; choose another --out, continue it with "
+                         f"--resume {run_dir}, or delete it first")
 
 
 def check_run_dir(run_dir: str | Path) -> Path:

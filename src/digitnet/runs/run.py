@@ -142,15 +142,15 @@ class Run:
         record = export.get("int8") or {}
         path = self.path / runs.INT8_FILE
         check = record.get("check") or {}
-        if record.get("from_onnx_sha256") == export.get("onnx_sha256") and check.get("passed") is False:
+        of_this_onnx = record.get("from_onnx_sha256") == export.get("onnx_sha256")
+        if of_this_onnx and check.get("passed") is False:
             # exporting again would make the same copy: say why there is none, and what serves
             raise DigitnetError(
                 f"{self.path} has no int8 copy: made at export, it gave model.onnx's class on "
                 f"{check['agreement']:.1%} of {check['images']} test images, under the "
                 f"{check['required']:.1%} needed (this model's answers hang on a hair); use "
                 "--backend onnx")
-        if not (self._passed(record, runs.INT8_FILE)
-                and record.get("from_onnx_sha256") == export.get("onnx_sha256")):
+        if not (of_this_onnx and self._passed(record, runs.INT8_FILE)):
             raise DigitnetError(f"{path}: missing, unchecked or made from another model.onnx; run "
                                 f"'digitnet export --run {self.path}' to write it")
         return path

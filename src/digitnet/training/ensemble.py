@@ -41,7 +41,8 @@ def fit_ensemble(config: TrainConfig, k: int, run_dir: Path | None = None, *,
         raise DigitnetError(f"--ensemble needs at least 2 members, got {k}")
     ds = dataset or load(config.dataset, data_dir)
     run_dir = run_dir or runs.new_run_dir(config.dataset)
-    runs.refuse_taken(run_dir)
+    if runs.holds_run(run_dir):
+        raise runs.taken(run_dir)
     atomic.make_folder(run_dir)
     runs.write_config(run_dir, config, dataset_sha256=ds.sha256, parameters=0, ensemble=k)
     members = [fit(config.replace(seed=config.seed + i), member_dir(run_dir, i), dataset=ds,

@@ -471,11 +471,10 @@ def fit(config: TrainConfig, run_dir: Path | None = None, *,
     reporter = (reporter or SilentReporter()) if setup.ctx.is_main else SilentReporter()
     if run_dir is None:
         run_dir = Path(distributed.broadcast_object(str(runs.new_run_dir(config.dataset)), setup.ctx))
-    elif not resume:
-        # judged by process 0 alone, before it writes: the others must not see its config.json
-        taken = distributed.broadcast_object((run_dir / runs.CONFIG_FILE).exists(), setup.ctx)
-        if taken:
-            runs.refuse_taken(run_dir)
+    # a new run never replaces one; judged by process 0 alone, before it writes its config.json,
+    # which the others must not see
+    elif not resume and distributed.broadcast_object(runs.holds_run(run_dir), setup.ctx):
+        raise runs.taken(run_dir)
     ds = dataset or load(config.dataset, data_dir)
     split = make_split(ds, config, setup.device, data_dir)
     check_shards(len(split.x_train), config.batch_size, setup.ctx.world_size)

@@ -57,7 +57,7 @@ def test_most_confident_mistakes_are_wrong_and_sorted(test_predictions):
     assert len(mistakes.labels) == 20 and not mistakes.right.any()
     assert (np.diff(mistakes.confidence) <= 0).all()
     assert mistakes.confidence[0] == test_predictions.confidence[all_wrong].max()
-    captions = [ax.get_title() for ax in figures.errors(mistakes, tuple("0123456789"), "t").axes]
+    captions = [t.get_text() for t in figures.errors(mistakes, tuple("0123456789"), "t").axes[0].texts]
     y, p = mistakes.labels[0], mistakes.predicted[0]
     assert captions[0] == f"{y} → {p}\n{mistakes.confidence[0]:.1%}"
 
@@ -66,7 +66,7 @@ def test_predictions_grid_colours_right_and_wrong(test_predictions):
     index = np.concatenate([np.flatnonzero(test_predictions.right)[:5],
                             np.flatnonzero(~test_predictions.right)[:5]])
     fig = figures.predictions(test_predictions.take(index), tuple("0123456789"), "t")
-    colours = [ax.title.get_color() for ax in fig.axes]
+    colours = [t.get_color() for t in fig.axes[0].texts]
     assert colours == [figures.RIGHT] * 5 + [figures.WRONG] * 5
     assert "5 of 10 right" in fig.get_suptitle()
 

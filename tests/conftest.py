@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import fcntl
+import json
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,7 +21,6 @@ import pytest
 # runs in a subprocess, so it is told to use its cache only.
 os.environ["NPM_CONFIG_OFFLINE"] = "true"  # npm reads its config case-insensitively
 
-from digitnet import runs
 from digitnet.datasets import Dataset, load, sources
 from digitnet.datasets.sources import find_files
 from digitnet.errors import DigitnetError
@@ -136,27 +137,34 @@ def train_small(run_dir: Path, mnist: Dataset) -> None:
         dataset=mnist)
 
 
+def made_once(tmp_path_factory, worker_id: str, name: str, make: Callable[[Path], object]
+              ) -> tuple[Path, object]:
+    """A folder filled by ``make(folder)``, and what ``make`` returned (JSON): made once for all
+    workers, and each worker gets its own copy (tests may write beside it).
+
+    Under pytest-xdist the first worker to ask makes it in the run's common temporary folder,
+    under a file lock, and the others wait for it: each would otherwise spend the same seconds
+    of the two cores making the same files."""
+    own = tmp_path_factory.mktemp(name) / "small"
+    if worker_id == "master":
+        return own, make(own)
+    shared = tmp_path_factory.getbasetemp().parent  # this run's folder, above each worker's own
+    made, done = shared / name / "small", shared / f"{name}.json"
+    with open(shared / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # the first worker makes it, the others wait
+        if not done.is_file():
+            shutil.rmtree(made, ignore_errors=True)  # what a failed try left
+            done.write_text(json.dumps(make(made)))
+    shutil.copytree(made, own)
+    return own, json.loads(done.read_text())
+
+
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory, mnist, worker_id) -> Path:
     """The tutorial's network trained on 6,000 images for one epoch with a one-cycle schedule
     (94.1% on the test set): the one model that tests of prediction, export, pictures and
-    serving share.
-
-    Under pytest-xdist it is trained once for all workers, in the run's common temporary
-    folder under a file lock, and each worker gets its own copy (tests may write beside it)."""
-    run_dir = tmp_path_factory.mktemp("runs") / "small"
-    if worker_id == "master":
-        train_small(run_dir, mnist)
-        return run_dir
-    shared = tmp_path_factory.getbasetemp().parent  # this run's folder, above each worker's own
-    trained = shared / "trained_run" / run_dir.name
-    with open(shared / "trained_run.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # the first worker trains, the others wait for it
-        if not (trained / runs.METRICS_FILE).is_file():
-            shutil.rmtree(trained, ignore_errors=True)  # what a failed try left
-            train_small(trained, mnist)
-    shutil.copytree(trained, run_dir)
-    return run_dir
+    serving share, trained once for all workers (``made_once``)."""
+    return made_once(tmp_path_factory, worker_id, "trained_run", lambda d: train_small(d, mnist))[0]
 
 
 @pytest.fixture
@@ -206,21 +214,25 @@ def count_reads(monkeypatch):
 
 
 @pytest.fixture(scope="session")
-def exported_run(tmp_path_factory, trained_run) -> tuple[Path, int, str, str]:
-    """A copy of ``trained_run`` exported to ONNX once through ``digitnet export``.
+def exported_run(tmp_path_factory, trained_run, worker_id) -> tuple[Path, int, str, str]:
+    """A copy of ``trained_run`` exported to ONNX once through ``digitnet export``, for all
+    workers (``made_once``).
 
     Returns (run_dir, exit code, stdout, stderr); the export takes seconds, so tests that alter
     the run copy this directory instead of exporting again.
     """
     import contextlib
     import io
-    import shutil
 
     from digitnet.cli import main
 
-    run_dir = tmp_path_factory.mktemp("exported") / "small"
-    shutil.copytree(trained_run, run_dir)
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(["export", "--run", str(run_dir), "--format", "onnx"])
-    return run_dir, code, out.getvalue(), err.getvalue()
+    def export(run_dir: Path) -> list:
+        shutil.copytree(trained_run, run_dir)
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(["export", "--run", str(run_dir), "--format", "onnx"])
+        return [str(run_dir), code, out.getvalue(), err.getvalue()]
+
+    run_dir, (made, code, out, err) = made_once(tmp_path_factory, worker_id, "exported_run", export)
+    # What the command said names the folder it exported: here, this worker's copy of it.
+    return run_dir, code, out.replace(made, str(run_dir)), err.replace(made, str(run_dir))

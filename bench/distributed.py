@@ -19,6 +19,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 PARAMETERS = 600_810  # the tutorial CNN
@@ -85,7 +86,8 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=32, help="global batch (32, the tutorial's)")
     p.add_argument("--repeats", type=int, default=3, help="runs per layout; the median is kept (3)")
     p.add_argument("--gbits", type=float, default=10.0, help="network bandwidth for the estimate")
-    p.add_argument("--out", type=Path, default=Path("bench-distributed"))
+    p.add_argument("--out", type=Path, help="keep each measurement's run here (default: a "
+                   "temporary folder, removed at the end)")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -96,10 +98,12 @@ def main() -> None:
     layouts = {"1 process x 2 threads": (1, 2), "2 processes x 1 thread": (2, 1),
                "1 process x 1 thread (reference)": (1, 1)}
     times: dict[str, list[float]] = {name: [] for name in layouts}
-    for i in range(args.repeats):  # interleaved, so a change in the machine's load hits all alike
-        for name, (nproc, threads) in layouts.items():
-            folder = args.out / f"{nproc}x{threads}-{i}"
-            times[name].append(measure(nproc, threads, args.steps, args.batch, folder))
+    with tempfile.TemporaryDirectory(prefix="digitnet-bench-distributed-") as scratch:
+        out = args.out or Path(scratch)
+        for i in range(args.repeats):  # interleaved, so a change in the machine's load hits all alike
+            for name, (nproc, threads) in layouts.items():
+                folder = out / f"{nproc}x{threads}-{i}"
+                times[name].append(measure(nproc, threads, args.steps, args.batch, folder))
     medians = {name: statistics.median(t) for name, t in times.items()}
     for name, t in times.items():
         print(f"{name}: {medians[name] * 1e3:.1f} ms/step (median of "

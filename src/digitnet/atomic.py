@@ -25,10 +25,26 @@ def make_folder(folder: str | os.PathLike) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         on_the_way = next((p for p in [folder, *folder.parents] if p.exists() and not p.is_dir()), None)
-        reason = f"{on_the_way} is a file, not a folder" if on_the_way else e.strerror or str(e)
-        raise DigitnetError(f"cannot make the folder {folder}: {reason}; choose a folder you may "
-                            "write to") from e
+        raise cannot_make(folder, f"{on_the_way} is a file, not a folder" if on_the_way
+                          else e.strerror or str(e)) from e
     return folder
+
+
+def check_folder(folder: str | os.PathLike) -> None:
+    """Refuse now, in one line, a folder that ``make_folder`` could only refuse after long work
+    (a file on its way, a folder this user may not write); makes nothing."""
+    folder = Path(folder)
+    nearest = next((p for p in [folder, *folder.parents] if p.exists()), None)
+    if nearest is None:
+        return
+    if not nearest.is_dir():
+        raise cannot_make(folder, f"{nearest} is a file, not a folder")
+    if not os.access(nearest, os.W_OK | os.X_OK):
+        raise cannot_make(folder, f"{nearest} is not writable")
+
+
+def cannot_make(folder: Path, reason: str) -> DigitnetError:
+    return DigitnetError(f"cannot make the folder {folder}: {reason}; choose a folder you may write to")
 
 
 def check_writable(path: str | os.PathLike) -> None:

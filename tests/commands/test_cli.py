@@ -76,12 +76,16 @@ def test_bad_input_gives_one_line(cli, argv, message):
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
 
-def test_an_unwritable_output_is_one_line(cli, tmp_path):
-    """Outputs under a plain file: the folder cannot be made, whoever runs the test."""
+def test_an_unwritable_output_is_one_line(cli, tmp_path, monkeypatch):
+    """Outputs under a plain file: the folder cannot be made, whoever runs the test. Training
+    says so before it loads a dataset, not seconds later."""
     (tmp_path / "plain-file").write_text("not a folder")
     blocked = tmp_path / "plain-file"
     for argv in (["show", "samples", "--out", blocked / "samples.png"],
-                 ["train", "--limit", "64", "--out", blocked / "run"]):
+                 ["train", "--limit", "64", "--out", blocked / "run"],
+                 ["train-lines", "--epochs", "1", "--out", blocked / "lines"]):
+        if argv[0] != "show":
+            monkeypatch.setattr(sources, "load_folder", lambda *a, **k: pytest.fail("data loaded first"))
         code, _, err = cli(*argv)
         assert code == 2 and f"{blocked} is a file, not a folder; choose a folder" in err, (argv, err)
         assert len(err.strip().splitlines()) == 1 and "Traceback" not in err

@@ -34,6 +34,17 @@ def test_a_folder_that_cannot_be_made_is_one_line_naming_the_file(tmp_path):
         atomic.write_json(target, {"x": 1})
 
 
+def test_a_folder_is_checked_before_the_work_and_nothing_is_made(tmp_path, monkeypatch):
+    atomic.check_folder(tmp_path / "a" / "b")  # may be made: nothing to say, nothing made yet
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "plain-file").write_text("not a folder")
+    with pytest.raises(DigitnetError, match="plain-file is a file, not a folder; choose a folder"):
+        atomic.check_folder(tmp_path / "plain-file" / "run")
+    monkeypatch.setattr(os, "access", lambda *a: False)  # as for a user without write permission
+    with pytest.raises(DigitnetError, match=f"{tmp_path} is not writable; choose a folder"):
+        atomic.check_folder(tmp_path / "run")
+
+
 def test_a_full_disk_keeps_the_previous_file_and_says_so(tmp_path):
     path = tmp_path / "a.json"
     atomic.write_json(path, {"x": 1})

@@ -111,6 +111,8 @@ def run(args) -> int:
     if args.dry_run:
         console().print_json(json.dumps(config.to_dict()))
         return 0
+    if run_dir is not None and args.resume is None:
+        atomic.check_folder(run_dir)  # before the data is loaded, not after
     reporter = ConsoleReporter()
     main = distributed.launched_rank() == 0  # under torchrun only process 0 prints
     try:

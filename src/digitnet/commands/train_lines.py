@@ -7,6 +7,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
+from digitnet import atomic
 from digitnet.commands.common import console
 from digitnet.models import LineNet
 from digitnet.runs.config import PRECISIONS
@@ -34,6 +35,7 @@ def register(sub) -> None:
 
 def run(args) -> int:
     config = dataclasses.replace(LineConfig(), **{name: getattr(args, name) for name in TUNABLE})
+    atomic.check_folder(args.out)  # before the data is loaded, not after
     metrics = fit_lines(config, args.out, data_dir=args.data_dir,
                         report=lambda line: print(line, file=sys.stderr, flush=True))
     console().print(f"validation lines read exactly {metrics['val_exact']:.4f}, per digit "

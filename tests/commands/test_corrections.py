@@ -63,6 +63,16 @@ def test_list_export_and_delete(cli, tmp_path):
     assert code == 0 and "deleted 4" in out and store.count(db) == 0
 
 
+def test_the_store_folder_names_its_database(cli, tmp_path):
+    """--db takes the folder given to 'digitnet serve --store' as well as the file in it."""
+    add(store.create(tmp_path / "store" / store.FILE_NAME), 3, 2)
+    code, out, _ = cli("corrections", "list", "--db", tmp_path / "store")
+    assert code == 0 and "2 of 2 corrections" in out
+    (tmp_path / "empty").mkdir()
+    code, _, err = cli("corrections", "list", "--db", tmp_path / "empty")
+    assert code == 2 and f"'digitnet serve --store {tmp_path / 'empty'}' makes one" in err
+
+
 @pytest.mark.parametrize(("argv", "words"), [
     (["corrections", "list", "--db", "{tmp}/none.sqlite"], "no corrections database"),
     (["corrections", "delete", "--db", "{db}"], "--all"),

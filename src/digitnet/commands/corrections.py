@@ -54,7 +54,8 @@ def register(sub) -> None:
 
     for action in (listing, check, out, gone):
         action.add_argument("--db", type=Path, default=DEFAULT_DB,
-                            help=f"the corrections database (default {DEFAULT_DB})")
+                            help=f"the corrections database, or the store folder holding it "
+                                 f"(default {DEFAULT_DB})")
     p.set_defaults(run=run)
 
 

@@ -26,7 +26,8 @@ def register(sub) -> None:
                                    f"{DEFAULTS.max_class_drop:.0%}, at most {DEFAULTS.max_moved:.0%} "
                                    "of answers changed.")
     p.add_argument("--corrections", type=Path, required=True, metavar="DB",
-                   help="the corrections database, e.g. store/corrections.sqlite")
+                   help="the corrections database, e.g. store/corrections.sqlite, or the store "
+                        "folder holding it")
     p.add_argument("--include-pending", action="store_true",
                    help="also learn from corrections nobody reviewed yet (only for a store whose "
                         "every client you trust)")

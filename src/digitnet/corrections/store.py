@@ -245,8 +245,11 @@ def create(path: str | Path) -> Path:
 
 @contextlib.contextmanager
 def connect(path: str | Path) -> Iterator[sqlite3.Connection]:
-    """A checked connection to an existing database; SQLite errors become ``StoreError``."""
+    """A checked connection to an existing database (its file, or the store folder holding
+    it, as given to ``digitnet serve --store``); SQLite errors become ``StoreError``."""
     path = Path(path)
+    if path.is_dir():
+        path = path / FILE_NAME
     if not path.is_file():
         raise StoreError(f"{path}: no corrections database here; 'digitnet serve --store "
                          f"{path.parent}' makes one, or pass the right file")

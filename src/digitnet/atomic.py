@@ -24,8 +24,8 @@ def make_folder(folder: str | os.PathLike) -> Path:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        on_the_way = next((p for p in [folder, *folder.parents] if p.exists() and not p.is_dir()), None)
-        raise cannot_make(folder, f"{on_the_way} is a file, not a folder" if on_the_way
+        nearest = nearest_existing(folder)
+        raise cannot_make(folder, f"{nearest} is a file, not a folder" if nearest and not nearest.is_dir()
                           else e.strerror or str(e)) from e
     return folder
 
@@ -34,13 +34,18 @@ def check_folder(folder: str | os.PathLike) -> None:
     """Refuse now, in one line, a folder that ``make_folder`` could only refuse after long work
     (a file on its way, a folder this user may not write); makes nothing."""
     folder = Path(folder)
-    nearest = next((p for p in [folder, *folder.parents] if p.exists()), None)
+    nearest = nearest_existing(folder)
     if nearest is None:
         return
     if not nearest.is_dir():
         raise cannot_make(folder, f"{nearest} is a file, not a folder")
     if not os.access(nearest, os.W_OK | os.X_OK):
         raise cannot_make(folder, f"{nearest} is not writable")
+
+
+def nearest_existing(folder: Path) -> Path | None:
+    """``folder`` or its nearest ancestor that exists: where making ``folder`` would start."""
+    return next((p for p in [folder, *folder.parents] if p.exists()), None)
 
 
 def cannot_make(folder: Path, reason: str) -> DigitnetError:

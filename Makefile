@@ -55,7 +55,7 @@ run: $(VENV)/.installed
 	@echo "then e.g. 'digitnet show predictions', 'digitnet serve' or 'digitnet --help'."
 	@echo "(Or call it as $(BIN)/digitnet without activating.)"
 
-# make reader: train the reader recipe (917 s of training in fp32 on 2 AVX2 cores; its 12 epochs
+# make reader: train the reader recipe (880-917 s of training in fp32 on 2 AVX2 cores; its 12 epochs
 # before took 494 s with native bf16) into runs/, check it and make it the reader bundled in the package
 # (src/digitnet/bundled/reader), the default of predict, read and serve. Commit the files it
 # writes (weights, config, metrics, model.onnx, model-int8.onnx, first-layer.onnx).

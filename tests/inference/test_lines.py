@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import shutil
 
 import numpy as np
@@ -10,6 +12,7 @@ import pytest
 from digitnet.errors import DigitnetError
 from digitnet.models import LineNet
 from digitnet.runs.line_reading import BUNDLED, WEIGHTS_FILE, LineReader, decode, string_probability
+from digitnet.training.line_reader import LineConfig
 
 BLANK = LineNet.BLANK
 
@@ -65,3 +68,11 @@ def test_what_is_not_a_line_reader_is_refused_in_one_line(tmp_path, trained_run)
         with pytest.raises(DigitnetError, match=words) as e:
             LineReader.load(source)
         assert "\n" not in str(e.value)
+
+
+def test_the_bundled_line_reader_is_what_make_line_reader_trains_now():
+    """``make line-reader`` runs ``digitnet train-lines`` with its defaults and ships the run's
+    metrics.json beside the weights: both must say the defaults of today's ``LineConfig``."""
+    metrics = json.loads((BUNDLED.parent / "metrics.json").read_text())
+    assert metrics["config"] == json.loads(json.dumps(dataclasses.asdict(LineConfig())))
+    assert LineReader.load().frame == LineConfig().frame

@@ -5,7 +5,7 @@ from digitnet (checked files, no download needed). The model is the tutorial's, 
 pooling, dropout and Flatten layers its final listing forgot. Keras 3 runs it on its torch
 backend: ``pip install 'digitnet[keras]'`` then
 
-    python examples/keras_tutorial.py [--limit N] [--test-limit N] [--epochs 1]
+    python examples/keras_tutorial.py [--limit N] [--test-limit N] [--epochs 1] [--seed S]
 """
 
 import argparse
@@ -13,6 +13,7 @@ import os
 
 os.environ.setdefault("KERAS_BACKEND", "torch")  # must be set before keras is imported
 
+import keras  # noqa: E402
 from keras.layers import Conv2D, Dense, Dropout, Flatten, Input, MaxPooling2D  # noqa: E402
 from keras.models import Sequential  # noqa: E402
 
@@ -23,7 +24,11 @@ parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--limit", type=int, default=60000, help="train on the first N images")
 parser.add_argument("--test-limit", type=int, default=10000, help="test on the first N test images")
 parser.add_argument("--epochs", type=int, default=1)
+parser.add_argument("--seed", type=int, default=None,
+                    help="seed Python, numpy and the backend: the same weights and result each run")
 args = parser.parse_args()
+if args.seed is not None:
+    keras.utils.set_random_seed(args.seed)
 
 # Step 1: load the data.
 (X_train, y_train), (X_test, y_test) = mnist.load_data()

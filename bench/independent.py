@@ -100,11 +100,12 @@ def font_digits(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarra
     return out, labels, blank
 
 
-def font_numbers(n: int, rng: np.random.Generator, lengths: tuple[int, int] = (2, 7)
-                 ) -> list[tuple[str, str, np.ndarray]]:
+def font_numbers(n: int, rng: np.random.Generator, lengths: tuple[int, int] = (2, 7),
+                 fonts: tuple[Path, ...] | None = None) -> list[tuple[str, str, np.ndarray]]:
     """(spacing, true text, uint8 BGR photo) of ``n`` numbers, each in one typeface (as one
-    person writes a number), the spacings of ``render.SPACINGS`` taking turns."""
-    fonts = handwriting_fonts()
+    person writes a number), the spacings of ``render.SPACINGS`` taking turns; the typefaces
+    are ``fonts`` (default: the handwriting-style ones)."""
+    fonts = handwriting_fonts() if fonts is None else fonts
     if not fonts:
         raise FileNotFoundError(FONTS_HINT)
     kinds = list(render.SPACINGS)

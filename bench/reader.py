@@ -22,6 +22,8 @@ report (from MNIST **test** digits, for the final report only; never used for ch
                                  run with another seed (``negatives.render``: not a hold-out)
   calibration                    ECE over all hold-out digits, and over scans and photos alone
   numbers (MNIST test)           composed, photographed, read whole: exact by spacing
+  printed numbers                numbers set in print typefaces training never sets (matplotlib's
+                                 STIX and Computer Modern), photographed, read whole
   speed                          ms per digit (network), ms per 6-digit number (``digitnet read``)
 independent checks (``independent.py``: data never trained, tuned or evaluated on)
   load_digits                    scikit-learn's digits as a user's tiny scans
@@ -49,6 +51,7 @@ import cv2
 import derived_sets
 import holdouts
 import independent
+import matplotlib
 import numpy as np
 import torch
 
@@ -66,7 +69,12 @@ from digitnet.vision import numbers, render
 READER_FILES = ("config.json", "model.safetensors", "metrics.json")
 # Images per set at --scale 1: about 3 minutes of CPU per reader (2-core AMD EPYC).
 SIZES = {"mnist": 10_000, "photos": 2000, "lowres": 5000, "writers": 5000, "per_kind": 300, "fashion": 2000,
-         "numbers": 600, "font_digits": 1000, "font_numbers": 600, "timing": 200}
+         "numbers": 600, "printed": 300, "font_digits": 1000, "font_numbers": 600, "timing": 200}
+# Print typefaces matplotlib ships besides DejaVu, which training sets its letters and its
+# printed lines in: a page number, a price or a house number the reader has never seen set so.
+PRINT_FONTS = tuple(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / name for name in (
+    "STIXGeneral.ttf", "STIXGeneralBol.ttf", "STIXGeneralItalic.ttf", "STIXGeneralBolIta.ttf",
+    "cmr10.ttf", "cmb10.ttf", "cmss10.ttf", "cmtt10.ttf"))
 
 
 def from_git(ref: str, what: str, folder: Path) -> Path:
@@ -167,6 +175,7 @@ def report_sets(sizes: dict[str, int], seed: int) -> dict[str, dict]:
             "held-out generators": holdouts.held_out(sizes["per_kind"], rng, sizes["fashion"]),
             "training's generators, other seed": holdouts.training_generators(sizes["per_kind"], rng),
             "numbers": number_figures.compose(ds.x_test, ds.y_test, sizes["numbers"], rng),
+            "printed numbers": independent.font_numbers(sizes["printed"], rng, fonts=PRINT_FONTS),
             "six-digit pngs": [cv2.imencode(".png", image)[1].tobytes() for image in six]}
 
 
@@ -214,8 +223,10 @@ def measure(predictor: Predictor, lines: LineReader, sets: dict, digits: bool = 
 
 
 def number_rows(lines: LineReader, sets: dict) -> dict[str, dict]:
-    """The line reader's figures: numbers composed from MNIST test digits, and typeface numbers."""
-    out = {"numbers (MNIST test)": number_figures.summarise(number_figures.read_all(lines, sets["numbers"]))}
+    """The line reader's figures: numbers composed from MNIST test digits, printed numbers and
+    typeface numbers."""
+    out = {name: number_figures.summarise(number_figures.read_all(lines, sets[key]))
+           for name, key in (("numbers (MNIST test)", "numbers"), ("printed numbers", "printed numbers"))}
     if sets.get("independent numbers"):
         out["typeface numbers (independent)"] = number_figures.summarise(
             number_figures.read_all(lines, sets["independent numbers"]))
@@ -285,6 +296,7 @@ def table(results: dict[str, dict], models: dict[str, str]) -> str:
                 + [r["per_digit"], r["number_ece"]])
 
     numbers_rows("numbers (MNIST test)")
+    numbers_rows("printed numbers")
     header("\nspeed (ms, median, one thread)", ("per digit", "per 6-digit"))
     for m in names:
         row("", m, list(results[m]["speed"].values()))

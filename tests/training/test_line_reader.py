@@ -83,6 +83,8 @@ def test_edit_distance():
 def test_bad_settings_are_one_line():
     with pytest.raises(DigitnetError, match="--epochs must be at least 1"):
         LineConfig(epochs=0)
+    with pytest.raises(DigitnetError, match=r"--crisp must be in \[0, 1\), got 1.5"):
+        LineConfig(crisp=1.5)
 
 
 def test_frame_4_reads_half_as_many_columns_from_weights_of_the_same_shapes(mnist, tmp_path):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from digitnet.inference import bundled
+from digitnet.inference.predictor import Predictor
 from digitnet.training import synthetic_lines
 
 
@@ -46,3 +48,33 @@ def test_skeletons_thinned_once_give_the_same_lines(mnist):
     for (a, la, wa), (b, lb, wb) in zip(*made, strict=True):
         assert np.array_equal(a, b) and wa == wb
         assert all(np.array_equal(p, q) for p, q in zip(la, lb, strict=True))
+
+
+def test_printed_lines_are_their_digits_set_in_one_typeface():
+    labels = np.arange(10)
+    printed = synthetic_lines.typeset_digits(labels, np.random.default_rng(5))
+    assert printed.shape == (10, 28, 28) and printed.dtype == np.uint8
+    for digit in printed:  # fitted into MNIST's 20-pixel box, as a photo's digit is
+        rows, cols = np.nonzero(digit)
+        assert max(np.ptp(rows), np.ptp(cols)) + 1 in (19, 20, 21)
+    # legible as what they are: the package's digit reader reads every one
+    reader = Predictor.from_run(bundled.READER_DIR)
+    assert (reader.probabilities(printed).argmax(1) == labels).all()
+
+
+def test_printed_and_crisp_lines_are_drawn_only_when_asked(mnist):
+    """At 0 (validation) neither option draws from the generator: the lines are the same as
+    without them; asked for, they change lines and keep each line's digits."""
+    x, y = mnist.x_train[:120], mnist.y_train[:120]
+    groups = synthetic_lines.epoch_lines(120, np.random.default_rng(6))
+
+    def made(**shares) -> list:
+        return list(synthetic_lines.line_batches(x, y, groups, 8, np.random.default_rng(7), **shares))
+
+    plain, off, on = made(), made(typeset=0.0, crisp=0.0), made(typeset=0.5, crisp=0.5)
+    assert all(np.array_equal(a[0], b[0]) for a, b in zip(plain, off, strict=True))
+    assert any(a[0].shape != b[0].shape or not np.array_equal(a[0], b[0])
+               for a, b in zip(plain, on, strict=True))
+    written = {tuple(y[g].tolist()) for g in groups}
+    assert all(len(digits) == 0 or tuple(digits.tolist()) in written
+               for _, labels, _ in on for digits in labels)

@@ -14,7 +14,7 @@ from digitnet.runs.config import PRECISIONS
 from digitnet.training.line_reader import LineConfig, fit_lines
 
 TUNABLE = ("epochs", "batch_size", "lr", "ema", "limit", "validation", "seed", "threads", "precision",
-           "test_numbers", "frame")
+           "test_numbers", "frame", "typeset", "crisp")
 
 
 def register(sub) -> None:

@@ -42,8 +42,8 @@ Batch = tuple[np.ndarray, list[np.ndarray], list[int]]  # lines, their labels, t
 @dataclass(frozen=True)
 class LineConfig:
     """How the line reader is trained; the defaults made the reader shipped in the package
-    (1695 s on two threads of a 2-core AMD EPYC, about 41 s an epoch where no other job ran;
-    94.2% of the validation lines read exactly, 99.02% of their digits: its metrics.json)."""
+    (2831 s in fp32 on two threads of a 2-core AMD EPYC with AVX2 only, 90-100 s an epoch;
+    93.8% of the validation lines read exactly, 98.87% of their digits: its metrics.json)."""
 
     epochs: int = 30  # an epoch writes every training digit once, in lines of 1-12 digits
     batch_size: int = 64  # lines per step
@@ -60,6 +60,13 @@ class LineConfig:
     width: tuple[int, int, int, int] = (32, 64, 96, 96)  # LineNet's convolution widths
     hidden: int = 96  # LineNet's LSTM units per direction
     frame: int = 2  # input columns per output column (2 or 4): 2 separates narrow touching digits
+    # Shares of the training lines printed in a typeface rather than handwritten, and with ink
+    # of two levels (a drawing canvas, a scanner's threshold, a screenshot). The marks it learns
+    # to read as no digit include typeset letters with sharp edges, while every digit it saw had
+    # MNIST's soft ones: a reader trained without these read most numbers typed on white as no
+    # number (6.7% exact), and the same numbers blurred by 1.5 px right.
+    typeset: float = 0.08
+    crisp: float = 0.2
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "validation"):
@@ -74,6 +81,9 @@ class LineConfig:
             raise DigitnetError(f"--lr must be positive, got {self.lr}")
         if not 0 <= self.ema < 1:
             raise DigitnetError(f"--ema must be in [0, 1), got {self.ema}")
+        for name in ("typeset", "crisp"):
+            if not 0 <= getattr(self, name) < 1:
+                raise DigitnetError(f"--{name} must be in [0, 1), got {getattr(self, name)}")
         if self.frame not in LineNet.FRAMES:
             raise DigitnetError(f"--frame must be {' or '.join(map(str, LineNet.FRAMES))}, got {self.frame}")
 
@@ -188,8 +198,10 @@ def refit(out: Path, data_dir: str | None = None) -> dict[str, Any]:
     reader = LineReader.load(out)
     _, metadata = runs.read_safetensors(out / WEIGHTS_FILE, "line reader")
     # the frame the weights read with: a file written before frames were recorded has none
-    # in its config, and its reader reads 4-pixel columns, not LineConfig's default
-    config = LineConfig(**{**{k: tuple(v) if k == "width" else v
+    # in its config, and its reader reads 4-pixel columns, not LineConfig's default; one
+    # written before printed lines were drawn learnt from none
+    config = LineConfig(**{"typeset": 0.0, "crisp": 0.0,
+                           **{k: tuple(v) if k == "width" else v
                               for k, v in json.loads(metadata["config"]).items()},
                            "frame": reader.frame})
     model = reader.model
@@ -244,7 +256,8 @@ def train_line_reader(config: LineConfig, out: Path, data_dir: str | None,
     atomic.make_folder(out)
     history, started = [], time.perf_counter()
     for epoch, groups in enumerate(epochs):
-        batches = synthetic_lines.line_batches(x, y, groups, config.batch_size, rng, thinned=thinned)
+        batches = synthetic_lines.line_batches(x, y, groups, config.batch_size, rng, thinned=thinned,
+                                               typeset=config.typeset, crisp=config.crisp)
         loss = train_line_epoch(model, average, optimizer, schedule, batches, precision)
         history.append({"epoch": epoch + 1, "train_loss": loss,
                         **{f"val_{k}": v for k, v in line_figures(

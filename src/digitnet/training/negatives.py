@@ -54,13 +54,19 @@ def _font(name: str, size: int) -> ImageFont.FreeTypeFont:
     return ImageFont.truetype(str(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / name), size)
 
 
-def glyph(rng: np.random.Generator, fonts: Sequence[str] = TRAIN_FONTS,
-          max_rotation: float = 15.0) -> np.ndarray:
-    """One letter or symbol in a random font, size and rotation, float32 (112, 112)."""
+def typeset(text: str, font: str, size: int) -> Image.Image:
+    """``text`` set in the matplotlib-bundled ``font`` at ``size`` px, white on black, centred
+    on a 112x112 canvas (8-bit grey)."""
     canvas = Image.new("L", (112, 112))
-    font = _font(str(rng.choice(fonts)), int(rng.integers(40, 81)))
-    ImageDraw.Draw(canvas).text((56, 56), str(rng.choice(list(GLYPHS))), fill=255, font=font,
-                                anchor="mm")
+    ImageDraw.Draw(canvas).text((56, 56), text, fill=255, font=_font(font, size), anchor="mm")
+    return canvas
+
+
+def glyph(rng: np.random.Generator, fonts: Sequence[str] = TRAIN_FONTS,
+          max_rotation: float = 15.0) -> Image.Image:
+    """One letter or symbol in a random font, size and rotation (112x112, 8-bit grey)."""
+    font, size = str(rng.choice(fonts)), int(rng.integers(40, 81))
+    canvas = typeset(str(rng.choice(list(GLYPHS))), font, size)
     return canvas.rotate(float(rng.uniform(-max_rotation, max_rotation)), Image.BILINEAR)
 
 

@@ -40,6 +40,7 @@ LENGTHS = (1, 12)
 # writers' digits touching each other, where cutting them apart is no help.
 LINE_STYLE = Restyle(p_redraw=0.5)
 PLAIN = Restyle(p_redraw=0.0)  # the digits as MNIST's writers wrote them
+TYPESET_SIZES = (40, 81)  # px, as ``negatives.glyph`` sets its letters
 
 
 def _digit(d28: np.ndarray, size: float, slant: float) -> np.ndarray:
@@ -148,6 +149,16 @@ def compose(digits: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:
     return canvas
 
 
+def typeset_digits(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The digits ``labels`` set in one print typeface (one of those ``negatives`` sets its
+    letters in), each as an MNIST-style uint8 (28, 28) picture, as a printed number's digits are
+    read: a line of them goes through ``compose`` as a handwritten one does."""
+    font, size = str(rng.choice(negatives.TRAIN_FONTS)), int(rng.integers(*TYPESET_SIZES))
+    fields = [negatives.to_field(np.asarray(negatives.typeset(str(int(d)), font, size), np.float32))
+              for d in labels]
+    return np.stack(fields) if fields else np.zeros((0, 28, 28), np.uint8)
+
+
 def junk_line(rng: np.random.Generator) -> np.ndarray:
     """A line of 1-3 non-digits side by side: float32 coverage, to be read as no digit."""
     pieces = _junk(rng)
@@ -156,13 +167,21 @@ def junk_line(rng: np.random.Generator) -> np.ndarray:
     return np.concatenate(parts[:-1] or [np.zeros((28 * SCALE, 8), np.float32)], axis=1)
 
 
-def make_line(digits: np.ndarray, labels: np.ndarray, rng: np.random.Generator
-              ) -> tuple[np.ndarray, np.ndarray]:
-    """One training line: uint8 (32, W) as the reader sees it, and its digit labels."""
+def make_line(digits: np.ndarray, labels: np.ndarray, rng: np.random.Generator, typeset: float = 0.0,
+              crisp: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """One training line: uint8 (32, W) as the reader sees it, and its digit labels. A share
+    ``typeset`` of the lines are printed (``typeset_digits``) instead of handwritten, and a share
+    ``crisp`` of them has its ink cut to two levels at half coverage, as a drawing canvas, a
+    scanner's threshold or a screenshot of typed digits gives it. (No draw for either at 0: the
+    validation lines stay as they were.)"""
     if rng.random() < P_JUNK:
         coverage, labels = junk_line(rng), labels[:0]
     else:
+        if typeset and rng.random() < typeset:
+            digits = typeset_digits(labels, rng)
         coverage = compose(list(digits), rng)
+        if crisp and rng.random() < crisp:
+            coverage = (coverage >= 0.5).astype(np.float32)
     line = to_line(coverage if coverage.max() > 0 else np.ones((1, 1), np.float32))
     if rng.random() < 0.3:  # grain on the strokes: what noise leaves after a photo's threshold
         strokes = line > 0
@@ -199,7 +218,7 @@ def epoch_lines(n: int, rng: np.random.Generator) -> list[np.ndarray]:
 
 def line_batches(x: np.ndarray, y: np.ndarray, groups: list[np.ndarray], batch_size: int,
                  rng: np.random.Generator, window: int = 8, style: Restyle = LINE_STYLE,
-                 thinned: torch.Tensor | None = None,
+                 thinned: torch.Tensor | None = None, typeset: float = 0.0, crisp: float = 0.0,
                  ) -> Iterator[tuple[np.ndarray, list[np.ndarray], list[int]]]:
     """Batches of the lines written with the digits ``x[g]`` (uint8 (28, 28), labels ``y[g]``)
     of each group ``g``: uint8 (B, 32, W) lines padded with black on the right (read as blanks),
@@ -208,12 +227,13 @@ def line_batches(x: np.ndarray, y: np.ndarray, groups: list[np.ndarray], batch_s
     Lines are made ``window`` batches at a time and batched by width, so padding costs little
     (over half of the columns were padding in random batches); the batches of a window come
     in random order. ``thinned``: ``skeletons(x)``, to thin each digit once rather than every
-    epoch."""
+    epoch; ``typeset`` and ``crisp``: the shares of printed lines and of lines with two-level
+    ink (``make_line``)."""
     for start in range(0, len(groups), batch_size * window):
         chunk = groups[start : start + batch_size * window]
         styled = restyled(x, y, np.concatenate(chunk), rng, style, thinned)  # uint8 (k, 28, 28)
         ends = np.cumsum([len(g) for g in chunk])
-        made = [make_line(styled[end - len(g) : end], y[g], rng)
+        made = [make_line(styled[end - len(g) : end], y[g], rng, typeset, crisp)
                 for g, end in zip(chunk, ends, strict=True)]
         made.sort(key=lambda m: m[0].shape[1])
         batches = [made[i : i + batch_size] for i in range(0, len(made), batch_size)]

@@ -64,7 +64,7 @@ class LineConfig:
     # of two levels (a drawing canvas, a scanner's threshold, a screenshot). The marks it learns
     # to read as no digit include typeset letters with sharp edges, while every digit it saw had
     # MNIST's soft ones: a reader trained without these read most numbers typed on white as no
-    # number (6.7% exact), and the same numbers blurred by 1.5 px right.
+    # number (6.7% exact; one of them, blurred by 1.5 px, read right).
     typeset: float = 0.08
     crisp: float = 0.2
 

@@ -33,6 +33,7 @@ MIX = {"fashion": 0.42, "glyph": 0.28, "scribble": 0.14, "shape": 0.12, "specks"
 # ' " ; (1 once scaled up), Z z (2), } (3), S s $ (5), G b (6), B & (8), g q a (9), and T Y y
 # (7, 4 when written quickly).
 GLYPHS = "ACEFHJKLMNPRUVWXcdefhkmnprtuvwx+-*=?#@%<>~^"
+GLYPH_SIZES = (40, 81)  # px, the range a letter is set at (upper bound excluded)
 
 
 def to_field(ink: np.ndarray) -> np.ndarray | None:
@@ -65,7 +66,7 @@ def typeset(text: str, font: str, size: int) -> Image.Image:
 def glyph(rng: np.random.Generator, fonts: Sequence[str] = TRAIN_FONTS,
           max_rotation: float = 15.0) -> Image.Image:
     """One letter or symbol in a random font, size and rotation (112x112, 8-bit grey)."""
-    font, size = str(rng.choice(fonts)), int(rng.integers(40, 81))
+    font, size = str(rng.choice(fonts)), int(rng.integers(*GLYPH_SIZES))
     canvas = typeset(str(rng.choice(list(GLYPHS))), font, size)
     return canvas.rotate(float(rng.uniform(-max_rotation, max_rotation)), Image.BILINEAR)
 

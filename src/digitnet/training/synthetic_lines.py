@@ -40,7 +40,6 @@ LENGTHS = (1, 12)
 # writers' digits touching each other, where cutting them apart is no help.
 LINE_STYLE = Restyle(p_redraw=0.5)
 PLAIN = Restyle(p_redraw=0.0)  # the digits as MNIST's writers wrote them
-TYPESET_SIZES = (40, 81)  # px, as ``negatives.glyph`` sets its letters
 
 
 def _digit(d28: np.ndarray, size: float, slant: float) -> np.ndarray:
@@ -153,10 +152,9 @@ def typeset_digits(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """The digits ``labels`` set in one print typeface (one of those ``negatives`` sets its
     letters in), each as an MNIST-style uint8 (28, 28) picture, as a printed number's digits are
     read: a line of them goes through ``compose`` as a handwritten one does."""
-    font, size = str(rng.choice(negatives.TRAIN_FONTS)), int(rng.integers(*TYPESET_SIZES))
-    fields = [negatives.to_field(np.asarray(negatives.typeset(str(int(d)), font, size), np.float32))
-              for d in labels]
-    return np.stack(fields) if fields else np.zeros((0, 28, 28), np.uint8)
+    font, size = str(rng.choice(negatives.TRAIN_FONTS)), int(rng.integers(*negatives.GLYPH_SIZES))
+    return np.stack([negatives.to_field(np.asarray(negatives.typeset(str(int(d)), font, size), np.float32))
+                     for d in labels])
 
 
 def junk_line(rng: np.random.Generator) -> np.ndarray:
